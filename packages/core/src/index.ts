@@ -1,0 +1,18 @@
+export { tf, initBackend, type BackendChoice, type BackendInfo } from './backend.js';
+export * from './errors.js';
+export { assertShape, dimOf, type Dim } from './shapes.js';
+export type { FrameFeatures, QuestionTokens, FrameSelection, MergedFrames, SpatialTokens, VisualEmbeds } from './tensor-types.js';
+export { StageRegistry, configErrorFrom, type Stage, type StageContext, type StageDefinition, type StageDependencies } from './stage.js';
+export { Rng, philox4x32, type RngState } from './random.js';
+export { ParameterStore, type Init } from './parameter-store.js';
+export { mapKey, applyKeyRules, type KeyRule } from './key-rules.js';
+export { readHfConfig } from './hf-config.js';
+export { SafetensorsFile, readSafetensors, validateHeader, MAX_HEADER_BYTES, type TensorInfo } from './safetensors/safetensors-file.js';
+export { serializeSafetensors, writeSafetensors, type WritableTensor, type WriteOptions } from './safetensors/write.js';
+export { TensorSource } from './safetensors/sharded.js';
+export { dtypeBytes, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, type SafetensorsDtype } from './safetensors/dtypes.js';
+export { Linear, linear, type LinearLike } from './layers/linear.js';
+export { LayerNorm, layerNorm, RMSNorm, rmsNorm } from './layers/norms.js';
+export { gelu, geluTanh, silu, quickGelu, activation, type ActivationName } from './layers/activations.js';
+export { attention, splitHeads, mergeHeads, paddingBias, causalBias, repeatKvHeads } from './layers/attention.js';
+export { rotaryTables, applyRotary } from './layers/rotary.js';

@@ -1,0 +1,202 @@
+/**
+ * A bounds-checked safetensors reader. The header is read and validated on its own (length, JSON, dtypes, shapes,
+ * offsets that must tile the data region exactly), so a hostile file is refused before any tensor-sized allocation,
+ * and one tensor is read with a positioned read, never the whole file.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { SafetensorsFormatError } from '../errors.js';
+import { bf16ToF32, dtypeBytes, f16ToF32, isSafetensorsDtype, type SafetensorsDtype } from './dtypes.js';
+
+/** The upstream Rust implementation refuses headers over 100 MB; so do we. */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface TensorInfo {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Byte range inside the data region (after the header). */
+  begin: number;
+  end: number;
+}
+
+/** Validates a header object against a data region of `dataBytes`; throws with the first problem found. */
+export function validateHeader(file: string, header: unknown, dataBytes: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  const fail = (reason: string): never => {
+    throw new SafetensorsFormatError(file, reason);
+  };
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object');
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>))
+        if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`);
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    if (typeof raw !== 'object' || raw === null) fail(`tensor "${name}" has no entry object`);
+    const entry = raw as Record<string, unknown>;
+    if (!isSafetensorsDtype(entry.dtype)) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(entry.dtype)}`);
+    const dtype = entry.dtype as SafetensorsDtype;
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+    const offsets = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0))
+      fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(offsets)}`);
+    const [begin, end] = offsets as [number, number];
+    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(numel * dtypeBytes[dtype])) fail(`tensor "${name}" is too large`);
+    if (end < begin) fail(`tensor "${name}" ends (${end}) before it begins (${begin})`);
+    if (end > dataBytes) fail(`tensor "${name}" ends at ${end}, past the data region of ${dataBytes} bytes (truncated file?)`);
+    if (end - begin !== numel * dtypeBytes[dtype])
+      fail(`tensor "${name}" spans ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${numel * dtypeBytes[dtype]}`);
+    tensors.set(name, { dtype, shape: shape as number[], begin, end });
+  }
+  // Tensors must tile the data region without gaps or overlaps, as the reference implementation requires.
+  const spans = [...tensors.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  let cursor = 0;
+  for (const [name, info] of spans) {
+    if (info.begin < cursor) fail(`tensor "${name}" overlaps the tensor before it (offset ${info.begin} < ${cursor})`);
+    if (info.begin > cursor) fail(`gap in the data region before tensor "${name}" (offset ${info.begin}, expected ${cursor})`);
+    cursor = info.end;
+  }
+  if (cursor !== dataBytes) fail(`data region is ${dataBytes} bytes but tensors cover ${cursor} (truncated or padded file)`);
+  return { tensors, metadata };
+}
+
+/** Converts raw little-endian bytes to the values tfjs can hold: float32 for floats, int32 for integers. */
+export function decodeTensorBytes(file: string, name: string, dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array | Int32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.byteLength / dtypeBytes[dtype];
+  switch (dtype) {
+    case 'F32': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+      return out;
+    }
+    case 'F64': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
+      return out;
+    }
+    case 'F16': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(i * 2, true));
+      return out;
+    }
+    case 'BF16': {
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = bf16ToF32(view.getUint16(i * 2, true));
+      return out;
+    }
+    case 'I64': {
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = view.getBigInt64(i * 8, true);
+        if (v > 2147483647n || v < -2147483648n) throw new SafetensorsFormatError(file, `tensor "${name}" holds ${v}, outside int32 (tfjs has no int64)`);
+        out[i] = Number(v);
+      }
+      return out;
+    }
+    case 'I32': {
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) out[i] = view.getInt32(i * 4, true);
+      return out;
+    }
+    case 'U8':
+    case 'BOOL':
+      return Int32Array.from(bytes);
+  }
+}
+
+/** An open safetensors file. Close it when done (or use {@link readSafetensors} for a one-shot read). */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private fd: number | undefined,
+    private readonly dataStart: number,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (cause) {
+      throw new SafetensorsFormatError(path, `cannot open (${(cause as Error).message})`);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < 8) throw new SafetensorsFormatError(path, `file is ${size} bytes, shorter than the 8-byte header length`);
+      const lenBytes = Buffer.alloc(8);
+      readSync(fd, lenBytes, 0, 8, 0);
+      const headerLength = lenBytes.readBigUInt64LE(0);
+      if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsFormatError(path, `header length ${headerLength} exceeds ${MAX_HEADER_BYTES} bytes`);
+      if (headerLength > BigInt(size - 8)) throw new SafetensorsFormatError(path, `header length ${headerLength} exceeds the file size ${size} (truncated file?)`);
+      const n = Number(headerLength);
+      const headerBytes = Buffer.alloc(n);
+      readSync(fd, headerBytes, 0, n, 8);
+      let header: unknown;
+      try {
+        header = JSON.parse(headerBytes.toString('utf8'));
+      } catch (cause) {
+        throw new SafetensorsFormatError(path, `header is not valid JSON (${(cause as Error).message})`);
+      }
+      const { tensors, metadata } = validateHeader(path, header, size - 8 - n);
+      return new SafetensorsFile(path, fd, 8 + n, tensors, metadata);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  keys(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsFormatError(this.path, `no tensor named "${name}"`);
+    return info;
+  }
+
+  /** The raw little-endian bytes of one tensor. */
+  readBytes(name: string): Uint8Array {
+    if (this.fd === undefined) throw new SafetensorsFormatError(this.path, 'file is closed');
+    const info = this.info(name);
+    const bytes = Buffer.alloc(info.end - info.begin);
+    const got = readSync(this.fd, bytes, 0, bytes.length, this.dataStart + info.begin);
+    if (got !== bytes.length) throw new SafetensorsFormatError(this.path, `short read of "${name}" (${got} of ${bytes.length} bytes)`);
+    return bytes;
+  }
+
+  /** One tensor's values (float32 for float dtypes, int32 for integer ones). */
+  readValues(name: string): Float32Array | Int32Array {
+    return decodeTensorBytes(this.path, name, this.info(name).dtype, this.readBytes(name));
+  }
+
+  /** One tensor as a tfjs tensor the caller owns. */
+  readTensor(name: string): tf.Tensor {
+    const info = this.info(name);
+    const values = this.readValues(name);
+    return tf.tensor(values, info.shape, values instanceof Int32Array ? 'int32' : 'float32');
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/** Reads every tensor of a file (optionally only those `filter` keeps) and closes it. */
+export function readSafetensors(path: string, filter: (name: string) => boolean = () => true): Map<string, tf.Tensor> {
+  const file = SafetensorsFile.open(path);
+  try {
+    return new Map(file.keys().filter(filter).map((k) => [k, file.readTensor(k)]));
+  } finally {
+    file.close();
+  }
+}
