@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, Rng, WeightsError, initBackend, tf } from '@bvllm/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Qwen2Model, disposeKvCache } from './qwen2-model.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../../shared/fixtures/${name}/`, import.meta.url));
+interface Expected {
+  input_ids: number[];
+  last_logits: number[];
+  argmax_per_pos: number[];
+}
+const expected = (name: string): Expected => JSON.parse(readFileSync(`${fixture(name)}expected.json`, 'utf8'));
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+function runFixture(model: Qwen2Model, ids: number[]) {
+  return tf.tidy(() => {
+    const embeds = model.embed([ids]);
+    const { logits } = model.forward({ inputsEmbeds: embeds, attentionMask: tf.ones([1, ids.length], 'int32') });
+    const last = tf.slice(logits, [0, ids.length - 1, 0], [1, 1, -1]);
+    return { last: Array.from(last.dataSync()), argmax: Array.from(tf.argMax(logits, -1).dataSync()) };
+  });
+}
+
+describe('Qwen2Model against the fixtures (float64 numpy reference)', () => {
+  for (const name of ['qwen2-tiny-s2', 'qwen2-tiny-s3']) {
+    it(`${name}: last logits within 1e-4 and greedy argmax per position exact`, () => {
+      const e = expected(name);
+      const model = Qwen2Model.load(fixture(name));
+      const { last, argmax } = runFixture(model, e.input_ids);
+      const maxErr = Math.max(...last.map((v, i) => Math.abs(v - e.last_logits[i])));
+      expect(maxErr).toBeLessThan(1e-4);
+      expect(argmax).toEqual(e.argmax_per_pos);
+      model.dispose();
+    });
+  }
+
+  it('s3 is tied (no lm_head parameter), s2 is not', () => {
+    const tied = Qwen2Model.load(fixture('qwen2-tiny-s3'));
+    const untied = Qwen2Model.load(fixture('qwen2-tiny-s2'));
+    expect(tied.store.has('lm_head.weight')).toBe(false);
+    expect(tied.lmHead).toBe(tied.embedTokens);
+    expect(untied.store.has('lm_head.weight')).toBe(true);
+    tied.dispose();
+    untied.dispose();
+  });
+
+  it('a checkpoint of another shape is a WeightsError naming the keys', () => {
+    const model = Qwen2Model.create({ vocabSize: 300, hiddenSize: 64, numLayers: 2, numHeads: 8, numKvHeads: 2, intermediateSize: 160, tieWordEmbeddings: false }, Rng.fromSeed(1));
+    const source = Qwen2Model.load(fixture('qwen2-tiny-s2'));
+    const snapshot = source.store.snapshot();
+    let error: unknown;
+    try {
+      model.loadWeights(snapshot);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(WeightsError);
+    expect((error as WeightsError).unexpected).toContain('model.layers.2.mlp.down_proj.weight');
+    model.dispose();
+    source.dispose();
+  });
+
+  it('a missing tensor is a WeightsError', () => {
+    const model = Qwen2Model.create({ vocabSize: 300, hiddenSize: 64, numLayers: 3, numHeads: 8, numKvHeads: 2, intermediateSize: 160, tieWordEmbeddings: false }, Rng.fromSeed(1));
+    const source = Qwen2Model.load(fixture('qwen2-tiny-s2'));
+    const snapshot = source.store.snapshot((k) => k !== 'model.norm.weight');
+    expect(() => model.loadWeights(snapshot)).toThrow(/missing 1 key\(s\): model\.norm\.weight/);
+    model.dispose();
+    source.dispose();
+  });
+
+  it('rejects a config that is not Qwen2', () => {
+    expect(() => Qwen2Model.create({ vocabSize: 10, hiddenSize: 30, numHeads: 4 }, Rng.fromSeed(0))).toThrow(ConfigError);
+  });
+});
+
+describe('KV cache', () => {
+  it('prefill then one token at a time equals the full forward (right-padded batch of 2)', () => {
+    const model = Qwen2Model.load(fixture('qwen2-tiny-s2'));
+    const ids = expected('qwen2-tiny-s2').input_ids;
+    const before = tf.memory().numTensors;
+    const [full, stepped] = tf.tidy(() => {
+      const batch = [ids, ids.map((t, i) => (i < 12 ? (t + 7) % 300 : 0))];
+      const mask = tf.tensor2d([ids.map(() => 1), ids.map((_, i) => (i < 12 ? 1 : 0))], undefined, 'int32');
+      const embeds = model.embed(batch);
+      const whole = model.forward({ inputsEmbeds: embeds, attentionMask: mask }).logits;
+      let out = model.forward({ inputsEmbeds: tf.slice(embeds, [0, 0, 0], [2, 9, -1]), attentionMask: tf.slice(mask, [0, 0], [2, 9]), useCache: true });
+      const parts = [out.logits];
+      for (let i = 9; i < ids.length; i++) {
+        const next = model.forward({ inputsEmbeds: tf.slice(embeds, [0, i, 0], [2, 1, -1]), attentionMask: tf.slice(mask, [0, i], [2, 1]), cache: out.cache, useCache: true });
+        disposeKvCache(out.cache);
+        out = next;
+        parts.push(out.logits);
+      }
+      disposeKvCache(out.cache);
+      // Row 1's padded positions are never attended to by real ones; compare real positions only.
+      return [tf.slice(whole, [0, 0, 0], [2, 12, -1]), tf.slice(tf.concat(parts, 1), [0, 0, 0], [2, 12, -1])];
+    });
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(full, stepped))).dataSync()[0]);
+    expect(diff).toBeLessThan(1e-4);
+    tf.dispose([full, stepped]);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it('padding in row 1 does not change row 0', () => {
+    const model = Qwen2Model.load(fixture('qwen2-tiny-s3'));
+    const e = expected('qwen2-tiny-s3');
+    const argmax = tf.tidy(() => {
+      const batch = [e.input_ids, [...e.input_ids.slice(0, 5), ...e.input_ids.slice(5).map(() => 0)]];
+      const mask = tf.tensor2d([e.input_ids.map(() => 1), e.input_ids.map((_, i) => (i < 5 ? 1 : 0))], undefined, 'int32');
+      return Array.from(tf.argMax(tf.slice(model.forward({ inputsEmbeds: model.embed(batch), attentionMask: mask }).logits, [0, 0, 0], [1, -1, -1]), -1).dataSync());
+    });
+    expect(argmax).toEqual(e.argmax_per_pos);
+    model.dispose();
+  });
+});
+
+describe('memory', () => {
+  it('embed and forward (with and without cache) do not leak tensors', () => {
+    const model = Qwen2Model.create({ vocabSize: 50, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 48 }, Rng.fromSeed(3));
+    const run = () => {
+      const embeds = model.embed([[1, 2, 3]]);
+      const a = model.forward({ inputsEmbeds: embeds, useCache: true, logitsFor: 'last' });
+      const lastEmbed = tf.slice(embeds, [0, 2, 0], [1, 1, -1]);
+      const b = model.forward({ inputsEmbeds: lastEmbed, cache: a.cache, useCache: true });
+      disposeKvCache(a.cache);
+      disposeKvCache(b.cache);
+      tf.dispose([embeds, lastEmbed, a.logits, b.logits]);
+    };
+    run();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) run();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
