@@ -111,11 +111,19 @@ export function decodeTensorBytes(file: string, name: string, dtype: Safetensors
   }
 }
 
+/** Positioned reads from a file descriptor or a buffer, so both share one validating parser. */
+interface ByteSource {
+  readonly size: number;
+  /** Fills `target` from `position`; returns the bytes read. */
+  read(target: Uint8Array, position: number): number;
+  close(): void;
+}
+
 /** An open safetensors file. Close it when done (or use {@link readSafetensors} for a one-shot read). */
 export class SafetensorsFile {
   private constructor(
     readonly path: string,
-    private fd: number | undefined,
+    private source: ByteSource | undefined,
     private readonly dataStart: number,
     readonly tensors: ReadonlyMap<string, TensorInfo>,
     readonly metadata: Readonly<Record<string, string>>,
@@ -128,17 +136,40 @@ export class SafetensorsFile {
     } catch (cause) {
       throw new SafetensorsFormatError(path, `cannot open (${(cause as Error).message})`);
     }
+    const source: ByteSource = {
+      size: fstatSync(fd).size,
+      read: (target, position) => readSync(fd, target, 0, target.length, position),
+      close: () => closeSync(fd),
+    };
+    return SafetensorsFile.fromSource(path, source);
+  }
+
+  /** Parses an in-memory file (a download, a fuzz case) with the same checks as {@link SafetensorsFile.open}. */
+  static fromBytes(bytes: Uint8Array, name = '<bytes>'): SafetensorsFile {
+    const source: ByteSource = {
+      size: bytes.byteLength,
+      read: (target, position) => {
+        const chunk = bytes.subarray(position, position + target.length);
+        target.set(chunk);
+        return chunk.length;
+      },
+      close: () => {},
+    };
+    return SafetensorsFile.fromSource(name, source);
+  }
+
+  private static fromSource(path: string, source: ByteSource): SafetensorsFile {
     try {
-      const size = fstatSync(fd).size;
+      const size = source.size;
       if (size < 8) throw new SafetensorsFormatError(path, `file is ${size} bytes, shorter than the 8-byte header length`);
       const lenBytes = Buffer.alloc(8);
-      readSync(fd, lenBytes, 0, 8, 0);
+      source.read(lenBytes, 0);
       const headerLength = lenBytes.readBigUInt64LE(0);
       if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsFormatError(path, `header length ${headerLength} exceeds ${MAX_HEADER_BYTES} bytes`);
       if (headerLength > BigInt(size - 8)) throw new SafetensorsFormatError(path, `header length ${headerLength} exceeds the file size ${size} (truncated file?)`);
       const n = Number(headerLength);
       const headerBytes = Buffer.alloc(n);
-      readSync(fd, headerBytes, 0, n, 8);
+      source.read(headerBytes, 8);
       let header: unknown;
       try {
         header = JSON.parse(headerBytes.toString('utf8'));
@@ -146,9 +177,9 @@ export class SafetensorsFile {
         throw new SafetensorsFormatError(path, `header is not valid JSON (${(cause as Error).message})`);
       }
       const { tensors, metadata } = validateHeader(path, header, size - 8 - n);
-      return new SafetensorsFile(path, fd, 8 + n, tensors, metadata);
+      return new SafetensorsFile(path, source, 8 + n, tensors, metadata);
     } catch (error) {
-      closeSync(fd);
+      source.close();
       throw error;
     }
   }
@@ -165,10 +196,10 @@ export class SafetensorsFile {
 
   /** The raw little-endian bytes of one tensor. */
   readBytes(name: string): Uint8Array {
-    if (this.fd === undefined) throw new SafetensorsFormatError(this.path, 'file is closed');
+    if (this.source === undefined) throw new SafetensorsFormatError(this.path, 'file is closed');
     const info = this.info(name);
     const bytes = Buffer.alloc(info.end - info.begin);
-    const got = readSync(this.fd, bytes, 0, bytes.length, this.dataStart + info.begin);
+    const got = this.source.read(bytes, this.dataStart + info.begin);
     if (got !== bytes.length) throw new SafetensorsFormatError(this.path, `short read of "${name}" (${got} of ${bytes.length} bytes)`);
     return bytes;
   }
@@ -186,8 +217,8 @@ export class SafetensorsFile {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.source?.close();
+    this.source = undefined;
   }
 }
 

@@ -2,12 +2,13 @@ import { renameSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { dtypeBytes, f32ToBf16, f32ToF16, type SafetensorsDtype } from './dtypes.js';
 
-/** A tensor to write: a tfjs tensor, or raw values with their shape. */
+/** A tensor to write: a tfjs tensor, or raw values with their shape (an Int32Array is written as integers). */
 export type WritableTensor = tf.Tensor | { values: ArrayLike<number>; shape: number[] };
 
-/** Float tensors are stored as `floatDtype` (F32 by default); int32 tensors as I64, as PyTorch stores indices. */
+/** Float tensors are stored as `floatDtype` (F32 by default); integer ones as `intDtype` (I64, as PyTorch stores indices). */
 export interface WriteOptions {
   floatDtype?: Extract<SafetensorsDtype, 'F32' | 'F16' | 'BF16'>;
+  intDtype?: Extract<SafetensorsDtype, 'I64' | 'I32'>;
   metadata?: Record<string, string>;
 }
 
@@ -51,7 +52,8 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, WritableTensor
     const t = tensors.get(name)!;
     const isTensor = t instanceof tf.Tensor;
     const values = isTensor ? t.dataSync() : t.values;
-    const dtype: SafetensorsDtype = isTensor && (t.dtype === 'int32' || t.dtype === 'bool') ? 'I64' : (options.floatDtype ?? 'F32');
+    const isInt = isTensor ? t.dtype === 'int32' || t.dtype === 'bool' : t.values instanceof Int32Array;
+    const dtype: SafetensorsDtype = isInt ? (options.intDtype ?? 'I64') : (options.floatDtype ?? 'F32');
     const bytes = encode(values, dtype);
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);
