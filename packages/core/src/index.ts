@@ -16,3 +16,5 @@ export { LayerNorm, layerNorm, RMSNorm, rmsNorm } from './layers/norms.js';
 export { gelu, geluTanh, silu, quickGelu, activation, type ActivationName } from './layers/activations.js';
 export { attention, splitHeads, mergeHeads, paddingBias, causalBias, repeatKvHeads } from './layers/attention.js';
 export { rotaryTables, applyRotary } from './layers/rotary.js';
+export { saveCheckpoint, loadCheckpoint, readCheckpointManifest, saveStage, loadStage, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, type Checkpoint, type CheckpointManifest } from './checkpoint.js';
+export { measureMatmul, type MatmulThroughput } from './matmul-throughput.js';
