@@ -1,1 +1,8 @@
-export {};
+export {
+  bipartiteMerge,
+  multiLayerMerge,
+  multiLayerMergeSchedule,
+  planBipartiteMerge,
+  type BipartitePlan,
+  type TokenTensor,
+} from './bipartite-merge.js';
