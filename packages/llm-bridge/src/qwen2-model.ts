@@ -222,7 +222,7 @@ export class Qwen2Model {
       return input.useCache ? { logits: reshaped, keys, values, mask: tf.cast(mask, 'int32') as tf.Tensor2D } : { logits: reshaped };
     });
     const output: Qwen2ForwardOutput = { logits: result.logits };
-    if ('keys' in result) output.cache = { keys: result.keys, values: result.values, mask: result.mask };
+    if (result.keys && result.values && result.mask) output.cache = { keys: result.keys, values: result.values, mask: result.mask };
     return output;
   }
 
