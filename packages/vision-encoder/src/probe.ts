@@ -1,0 +1,79 @@
+/**
+ * What a video is before any frame is decoded: size, frame rate, duration and the exact frame count. Read from
+ * `ffmpeg -i` diagnostics (ffprobe is not shipped by @ffmpeg-installer), then a stream-copy pass that counts
+ * packets without decoding them, as decord's `len(VideoReader)` counts its index.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { VideoDecodeError } from './errors.js';
+import { runFfmpeg } from './ffmpeg.js';
+
+export interface VideoInfo {
+  path: string;
+  width: number;
+  height: number;
+  /** Average frame rate, frames per second (decord `get_avg_fps`). */
+  fps: number;
+  /** Container duration in seconds (0 when ffmpeg reports N/A, as for a single image). */
+  durationSec: number;
+  /** Frames in the first video stream, counted exactly. */
+  numFrames: number;
+  /** ffmpeg's codec name of the video stream (`h264`, `vp9`, `mjpeg`, …). */
+  codec: string;
+}
+
+export interface ProbeOptions {
+  /** Frames larger than this many pixels are refused before decoding, so a hostile file cannot exhaust memory. */
+  maxPixels?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** 8192 × 8192: larger than any real video frame, small enough that one RGB frame stays under 200 MB. */
+/** ffmpeg's wording for a damaged container or stream. */
+export const CORRUPT = /partial file|Invalid data found|corrupt|Error while decoding|error reading header/i;
+
+export const DEFAULT_MAX_PIXELS = 8192 * 8192;
+
+/** Reads size, frame rate, duration and frame count of `path`; throws {@link VideoDecodeError} for anything unusable. */
+export async function probeVideo(path: string, options: ProbeOptions = {}): Promise<VideoInfo> {
+  if (!existsSync(path)) throw new VideoDecodeError(path, 'file does not exist');
+  if (!statSync(path).isFile()) throw new VideoDecodeError(path, 'not a regular file');
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const header = await runFfmpeg(['-i', path], { timeoutMs, signal: options.signal });
+  if (header.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${header.spawnError.message})`, '', { cause: header.spawnError });
+  if (header.timedOut) throw new VideoDecodeError(path, `ffmpeg did not finish reading the header within ${timeoutMs} ms`, header.stderr);
+  const info = parseHeader(path, header.stderr);
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (info.width * info.height > maxPixels)
+    throw new VideoDecodeError(path, `resolution ${info.width}x${info.height} exceeds the limit of ${maxPixels} pixels`);
+  const count = await runFfmpeg(['-i', path, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { timeoutMs, signal: options.signal });
+  if (count.timedOut) throw new VideoDecodeError(path, `counting frames took longer than ${timeoutMs} ms`, count.stderr);
+  const frames = [...count.stderr.matchAll(/frame=\s*(\d+)/g)].at(-1);
+  const numFrames = frames ? Number(frames[1]) : 0;
+  if (count.code !== 0 && numFrames === 0) throw new VideoDecodeError(path, 'the video stream cannot be read', count.stderr);
+  if (numFrames === 0) throw new VideoDecodeError(path, 'the video stream has zero frames', count.stderr);
+  // The copy pass reads every packet, so a file cut off mid-way (or with a broken index) shows up here, before
+  // any frame is decoded, even when the frames a sampling needs happen to lie before the damage.
+  if (CORRUPT.test(count.stderr)) throw new VideoDecodeError(path, `the stream is corrupt or truncated (${numFrames} readable frames)`, count.stderr);
+  return { ...info, numFrames };
+}
+
+/** Size, rate, duration and codec from `ffmpeg -i` stderr; throws when it shows no decodable video stream. */
+export function parseHeader(path: string, stderr: string): Omit<VideoInfo, 'numFrames'> {
+  if (/Invalid data found when processing input|moov atom not found|could not find codec parameters/i.test(stderr))
+    throw new VideoDecodeError(path, 'not a video (the container cannot be parsed)', stderr);
+  const stream = /Stream #\d+:\d+[^:]*: Video: ([^\n]*)/.exec(stderr);
+  if (!stream) throw new VideoDecodeError(path, /Input #0/.test(stderr) ? 'the file has no video stream (or it has zero frames)' : 'not a video', stderr);
+  const line = stream[1];
+  const codec = /^([\w-]+)/.exec(line)?.[1] ?? 'unknown';
+  // The size is the first WxH after the pixel format; "0x31637661" style codec tags have no digits before the x.
+  const size = /,\s*(\d{1,6})x(\d{1,6})[\s,[]/.exec(`${line} `);
+  if (!size) throw new VideoDecodeError(path, 'the video stream has no frame size (unsupported or broken codec)', stderr);
+  const width = Number(size[1]);
+  const height = Number(size[2]);
+  if (width === 0 || height === 0) throw new VideoDecodeError(path, `the video stream has an empty frame size ${width}x${height}`, stderr);
+  const fps = Number(/([\d.]+) fps/.exec(line)?.[1] ?? /([\d.]+) tbr/.exec(line)?.[1] ?? 0);
+  const d = /Duration: (\d+):(\d+):([\d.]+)/.exec(stderr);
+  const durationSec = d ? Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3]) : 0;
+  return { path, width, height, fps, durationSec, codec };
+}
