@@ -7,6 +7,8 @@
  * downloads libtensorflow from outside the npm registry; where that worked for a user, we use them.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core registers no gradients by itself (the union package @tensorflow/tfjs does this); training needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { BackendUnavailableError } from './errors.js';
