@@ -5,4 +5,7 @@ export const IMAGE_TOKEN_INDEX = -200;
 /** Placeholder id of `<video>` in a tokenized prompt (`bvlm/constants.py`, spec §1.2). */
 export const VIDEO_TOKEN_INDEX = -201;
 /** The literal placeholders in prompt text and the ids they become. */
-export const MODAL_TOKENS: Readonly<Record<string, number>> = { '<image>': IMAGE_TOKEN_INDEX, '<video>': VIDEO_TOKEN_INDEX };
+export const MODAL_TOKENS: ReadonlyMap<string, number> = new Map([
+  ['<image>', IMAGE_TOKEN_INDEX],
+  ['<video>', VIDEO_TOKEN_INDEX],
+]);
