@@ -47,9 +47,15 @@ export class AdamW {
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
     this.decay = options.decay ?? (() => true);
+    const zeros = (p: tf.Variable) => {
+      const initial = tf.zerosLike(p);
+      const variable = tf.variable(initial, false);
+      initial.dispose();
+      return variable;
+    };
     for (const [key, p] of params) {
-      this.expAvg.set(key, tf.variable(tf.zerosLike(p), false));
-      this.expAvgSq.set(key, tf.variable(tf.zerosLike(p), false));
+      this.expAvg.set(key, zeros(p));
+      this.expAvgSq.set(key, zeros(p));
     }
   }
 
