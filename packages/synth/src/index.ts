@@ -1,1 +1,13 @@
-export {};
+export { synthConfigSchema, TASKS, FORMS, LONG_DURATIONS_SEC, type SynthConfig, type SynthConfigInput, type TaskName, type QuestionForm } from './config.js';
+export { SHAPES, COLOURS, PALETTE, DIRECTIONS, COUNTS, OPTION_LETTERS, type ShapeName, type ColourName, type Direction } from './vocabulary.js';
+export { centreAt, isVisible, frameTimeSec, oneFpsFrameIndices, uniformFrameIds, BOUNDING_RADIUS_FACTOR, type Scene, type SceneObject, type Point } from './scene.js';
+export { renderFrame, renderVideoFrames, shapeContains } from './render.js';
+export { placeObjects, type ObjectRequest, type Canvas } from './placement.js';
+export { QUESTION_FAMILIES, generateQuestion, type GeneratedQuestion } from './questions/generate-question.js';
+export type { FamilyContext, FamilyDraw, QuestionFamily } from './questions/family.js';
+export { mcqaPrompt, VIDEO_TAG, type McqaPromptStyle } from './prompts.js';
+export { buildItem, itemSamples, SPLITS, type SplitName, type SynthItem } from './build-item.js';
+export { benchmarkSampleSchema, benchmarkSplitSchema, conversationTurnSchema, type BenchmarkSample } from './sample-schema.js';
+export { encodeMp4, ffmpegPath, type EncodeOptions } from './encode-mp4.js';
+export { VideoEncodeError } from './errors.js';
+export { generateBenchmark, parseSynthConfig, GENERATOR_VERSION, type GenerateOptions, type SynthProgress, type SynthSummary } from './generate.js';
