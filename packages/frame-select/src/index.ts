@@ -1,1 +1,8 @@
-export {};
+export { qformerGumbelConfig, uniformSelectConfig, allSelectConfig } from './config.js';
+export type { QFormerGumbelConfig, UniformSelectConfig, AllSelectConfig, FrameSelectConfig } from './config.js';
+export type { FrameSelectInput, FrameSelectStage } from './types.js';
+export { QFormerGumbelSelect, createQFormerGumbelSelect } from './qformer-gumbel-select.js';
+export { UniformSelect, AllSelect, uniformFrameIndices } from './fixed-select.js';
+export { frameWeightsFromScores, type FrameWeightOptions } from './gumbel-softmax.js';
+export { frameSelectRegistry } from './registry.js';
+export { bvllmTemporalKeys, instructBlipTemporalKeys } from './temporal-keys.js';
