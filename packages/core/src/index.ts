@@ -21,3 +21,4 @@ export { measureMatmul, type MatmulThroughput } from './matmul-throughput.js';
 export { QFormer, qformerConfigFromHf, instructBlipQFormerConfig, type QFormerConfig, type QFormerInputs, type QFormerOutputs } from './layers/qformer.js';
 export { lavisQFormerKeys, hfQFormerKeys } from './layers/qformer-keys.js';
 export { QuestionTokenizer, TokenizerError, wordPieceTokenizerJson, QUESTION_MAX_LENGTH } from './question-tokenizer.js';
+export { tensorGrowth } from './memory.js';

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtypes.js';
+
+describe('IEEE half (F16)', () => {
+  it('decodes normals, signed zeros, subnormals, infinities and NaN', () => {
+    expect(f16ToF32(0x3c00)).toBe(1);
+    expect(f16ToF32(0xc000)).toBe(-2);
+    expect(f16ToF32(0x7bff)).toBe(65504);
+    expect(f16ToF32(0x0400)).toBe(2 ** -14);
+    expect(f16ToF32(0x0001)).toBe(2 ** -24);
+    expect(f16ToF32(0x03ff)).toBe(1023 * 2 ** -24);
+    expect(Object.is(f16ToF32(0x0000), 0)).toBe(true);
+    expect(Object.is(f16ToF32(0x8000), -0)).toBe(true);
+    expect(f16ToF32(0x7c00)).toBe(Infinity);
+    expect(f16ToF32(0xfc00)).toBe(-Infinity);
+    expect(f16ToF32(0x7e00)).toBeNaN();
+    expect(f16ToF32(0xfc01)).toBeNaN();
+  });
+
+  it('every half value survives half → float → half exactly (NaN stays NaN)', () => {
+    for (let h = 0; h < 0x10000; h++) {
+      const back = f32ToF16(f16ToF32(h));
+      if (Number.isNaN(f16ToF32(h))) expect(Number.isNaN(f16ToF32(back))).toBe(true);
+      else if (back !== h) expect.fail(`0x${h.toString(16)} came back as 0x${back.toString(16)}`);
+    }
+  });
+
+  it('rounds to nearest, ties to even, in normals and subnormals', () => {
+    expect(f32ToF16(1 + 2 ** -11)).toBe(0x3c00); // tie between 1 and 1 + 2⁻¹⁰: even is 1
+    expect(f32ToF16(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie between mantissas 1 and 2: even is 2
+    expect(f32ToF16(1 + 2 ** -11 + 2 ** -20)).toBe(0x3c01); // just above the tie rounds up
+    expect(f32ToF16(2 - 2 ** -12)).toBe(0x4000); // rounding carries into the exponent
+    expect(f32ToF16(2 ** -25)).toBe(0x0000); // half the smallest subnormal: tie to even 0
+    expect(f32ToF16(3 * 2 ** -25)).toBe(0x0002); // tie between subnormals 1 and 2: even is 2
+    expect(f32ToF16(1.5 * 2 ** -25)).toBe(0x0001); // above the tie rounds up to the smallest subnormal
+    expect(f32ToF16(2 ** -14 - 2 ** -25)).toBe(0x0400); // largest subnormal + half a step: up to the smallest normal
+    expect(f32ToF16(1e-8)).toBe(0x0000);
+    expect(f32ToF16(-1e-8)).toBe(0x8000);
+  });
+
+  it('overflows to infinity past the largest half, keeps signs, infinities and NaN', () => {
+    expect(f32ToF16(65519)).toBe(0x7bff);
+    expect(f32ToF16(65520)).toBe(0x7c00); // the tie between 65504 and 65536 rounds to even, which is infinity
+    expect(f32ToF16(1e6)).toBe(0x7c00);
+    expect(f32ToF16(-1e6)).toBe(0xfc00);
+    expect(f32ToF16(Infinity)).toBe(0x7c00);
+    expect(f32ToF16(-Infinity)).toBe(0xfc00);
+    expect(f32ToF16(-0)).toBe(0x8000);
+    expect(Number.isNaN(f16ToF32(f32ToF16(NaN)))).toBe(true);
+  });
+});
+
+describe('bfloat16 (BF16)', () => {
+  it('decodes as the top half of a float32', () => {
+    expect(bf16ToF32(0x3f80)).toBe(1);
+    expect(bf16ToF32(0xc040)).toBe(-3);
+    expect(bf16ToF32(0x7f80)).toBe(Infinity);
+    expect(bf16ToF32(0xff80)).toBe(-Infinity);
+    expect(bf16ToF32(0x7fc0)).toBeNaN();
+    expect(bf16ToF32(0x0001)).toBe(Math.fround(2 ** -133)); // smallest subnormal
+    expect(Object.is(bf16ToF32(0x8000), -0)).toBe(true);
+  });
+
+  it('every bf16 value survives bf16 → float → bf16 exactly (NaN stays NaN)', () => {
+    for (let b = 0; b < 0x10000; b++) {
+      const back = f32ToBf16(bf16ToF32(b));
+      if (Number.isNaN(bf16ToF32(b))) expect(Number.isNaN(bf16ToF32(back))).toBe(true);
+      else if (back !== b) expect.fail(`0x${b.toString(16)} came back as 0x${back.toString(16)}`);
+    }
+  });
+
+  it('rounds to nearest, ties to even; NaN never rounds into infinity', () => {
+    expect(f32ToBf16(1 + 2 ** -8)).toBe(0x3f80);
+    expect(f32ToBf16(1 + 3 * 2 ** -8)).toBe(0x3f82);
+    expect(f32ToBf16(1 + 2 ** -8 + 2 ** -20)).toBe(0x3f81);
+    expect(f32ToBf16(3.4028234663852886e38)).toBe(0x7f80); // FLT_MAX rounds up to infinity, as PyTorch does
+    expect(f32ToBf16(1.5 * 2 ** -133)).toBe(0x0002); // subnormal tie between 1 and 2: even is 2
+    // A NaN whose payload sits only in the low bits would truncate to infinity; it must stay NaN.
+    const f = new Float32Array(1);
+    new Uint32Array(f.buffer)[0] = 0x7f800001;
+    expect(Number.isNaN(bf16ToF32(f32ToBf16(f[0])))).toBe(true);
+    expect(f32ToBf16(-Infinity)).toBe(0xff80);
+  });
+});
