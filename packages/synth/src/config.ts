@@ -33,11 +33,11 @@ export const synthConfigSchema = z
       })
       .strict()
       .default({}),
-    /** Frame width and height in pixels (square frames). Even, because yuv420p halves the chroma planes. Default 64. */
+    /** Frame width and height in pixels (square frames). Even, because yuv420p halves the chroma planes; at least 32 so shapes stay recognisable. Default 64. */
     size: z
       .number()
       .int()
-      .min(16)
+      .min(32)
       .max(1024)
       .refine((n) => n % 2 === 0, 'must be even (yuv420p)')
       .default(64),

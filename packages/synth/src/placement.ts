@@ -26,6 +26,8 @@ export interface Canvas {
 
 /** Radius range as a fraction of the frame: 5–7 px at 64 px, large enough to survive yuv420p. */
 const RADIUS_RANGE = [0.08, 0.11] as const;
+/** Below 3 px a shape is a blob of a few pixels whose kind is lost to chroma subsampling. */
+const MIN_RADIUS_PX = 3;
 /** A moving object travels this fraction of the frame, so its direction is plain at 1 fps. */
 const TRAVEL_RANGE = [0.35, 0.55] as const;
 /** Pixels kept free between the bounding circles of co-visible objects. */
@@ -52,7 +54,7 @@ export function placeObjects(rng: Rng, canvas: Canvas, requests: readonly Object
 
 function drawPath(rng: Rng, canvas: Canvas, request: ObjectRequest): SceneObject {
   const { size } = canvas;
-  const radiusPx = uniformIn(rng, RADIUS_RANGE[0] * size, RADIUS_RANGE[1] * size);
+  const radiusPx = Math.max(MIN_RADIUS_PX, uniformIn(rng, RADIUS_RANGE[0] * size, RADIUS_RANGE[1] * size));
   const margin = BOUNDING_RADIUS_FACTOR * radiusPx + 1;
   const motion = request.motion === 'any' ? (['still', ...DIRECTIONS] as const)[rng.int(5)] : request.motion;
   const base = { shape: request.shape, colour: request.colour, radiusPx, startSec: request.startSec, endSec: request.endSec };

@@ -58,6 +58,6 @@ export function generateQuestion(task: TaskName, rng: Rng, context: FamilyContex
   }
   throw new InvalidArgumentError(
     'size',
-    `could not lay out a "${task}" scene without overlaps in ${ATTEMPTS} attempts at ${context.size}×${context.size} px; use larger frames`,
+    `could not lay out a scene for "${task}" without overlaps in ${ATTEMPTS} attempts at ${context.size}×${context.size} px; use larger frames`,
   );
 }
