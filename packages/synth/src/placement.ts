@@ -18,10 +18,10 @@ export interface ObjectRequest {
   motion: 'still' | 'any' | Direction;
 }
 
+/** Frame size in pixels and the frame rate that decides at which instants objects must keep apart. */
 export interface Canvas {
   size: number;
   fps: number;
-  numFrames: number;
 }
 
 /** Radius range as a fraction of the frame: 5–7 px at 64 px, large enough to survive yuv420p. */

@@ -7,6 +7,8 @@ import type { ColourName, ShapeName } from '../vocabulary.js';
 /** What a question family may use: the canvas, the video length and the configured vocabulary. */
 export interface FamilyContext extends Canvas {
   durationSec: number;
+  /** `durationSec × fps`. */
+  numFrames: number;
   shapes: readonly ShapeName[];
   colours: readonly ColourName[];
   briefMinSec: number;
