@@ -1,0 +1,78 @@
+/**
+ * B-VLLM's text-conditioned spatial sampling (spec §1.1 (c), (d), `bvlm_arch.py:464-529`):
+ *   Z  = QFormer_s(question ×K', queries = Qs ×K', encoder states = merged)[:, :R]     [K', R, Cq]
+ *   Z  = multi_layer_merge(Z, N')   only when N' < R (the budget θ, D12)             [K', N', Cq]
+ * Each kept frame is one batch row, so frames never see each other here.
+ */
+import { ParameterStore, QFormer, assertShape, tf, type SpatialTokens, type StageContext, type StageDependencies } from '@bvllm/core';
+import { multiLayerMerge } from '@bvllm/token-merge';
+import { budgetTokensPerFrame } from './budget.js';
+import type { QFormerSampleConfig } from './config.js';
+import { checkMergedFrames, visionWidthOf } from './merged-frames.js';
+import type { SpatialSampleInput, SpatialSampleStage } from './types.js';
+
+export class QFormerSample implements SpatialSampleStage<QFormerSampleConfig> {
+  readonly kind = 'qformer';
+  /** Cq: the projector takes the Q-Former's width. */
+  readonly outDim: number;
+  readonly visionWidth: number;
+  private readonly store: ParameterStore;
+  /** `vlm_att_query_spatial` [1, R, Cq]. */
+  private readonly queries: tf.Variable;
+  private readonly qformer: QFormer;
+
+  constructor(
+    readonly config: Readonly<QFormerSampleConfig>,
+    deps: StageDependencies,
+  ) {
+    this.visionWidth = visionWidthOf(deps.dims);
+    this.outDim = config.qformer.hiddenSize;
+    this.store = new ParameterStore('spatial-sample', deps.rng);
+    // InstructBLIP initialises query_tokens from N(0, initializer_range = 0.02).
+    this.queries = this.store.create('vlm_att_query_spatial', [1, config.numQueries, this.outDim], { kind: 'normal', std: 0.02 });
+    // The official model also builds `vlm_att_ln_spatial` but never calls it (spec §7.10), so it is not ported.
+    this.qformer = new QFormer(this.store, 'vlm_att_encoder_spatial.', { ...config.qformer, encoderHiddenSize: this.visionWidth });
+  }
+
+  tokensPerFrame(numFrames: number): number {
+    const r = this.config.numQueries;
+    return this.config.tokenBudget === null ? r : Math.min(r, budgetTokensPerFrame(this.config.tokenBudget, r, numFrames));
+  }
+
+  /** The spatial Q-Former's query outputs before any budget merge: `[K', R, Cq]`. */
+  queryOutput(input: SpatialSampleInput): tf.Tensor3D {
+    const { merged, question } = input;
+    const { numFrames } = checkMergedFrames(merged, this.visionWidth);
+    assertShape('question.inputIds', question.inputIds, [1, 'Lt']);
+    return tf.tidy(() =>
+      this.qformer.queryOutput({
+        queryEmbeds: this.queries,
+        // The same question conditions every frame (spec §1.1 (c): `ids[:1].repeat(k', 1)`).
+        inputIds: tf.tile(question.inputIds, [numFrames, 1]),
+        attentionMask: tf.tile(question.attentionMask, [numFrames, 1]),
+        encoderHiddenStates: merged.merged,
+      }),
+    );
+  }
+
+  apply(input: SpatialSampleInput, _context: StageContext): SpatialTokens {
+    const z = this.queryOutput(input);
+    const target = this.tokensPerFrame(z.shape[0]);
+    if (target >= this.config.numQueries) return { spatialTokens: z };
+    const spatialTokens = multiLayerMerge(z, target);
+    z.dispose();
+    return { spatialTokens };
+  }
+
+  variables(): ReadonlyMap<string, tf.Variable> {
+    return new Map(this.store.entries());
+  }
+
+  loadWeights(tensors: ReadonlyMap<string, tf.Tensor>): void {
+    this.store.load(tensors);
+  }
+
+  dispose(): void {
+    this.store.dispose();
+  }
+}
