@@ -92,7 +92,7 @@ function referenceForward(w: Weights, pixels: Float32Array, family: 'clip' | 'si
   const act = family === 'clip' ? quickGeluRef : geluTanhRef;
   const cls = family === 'clip' ? 1 : 0;
   const L = g * g + cls;
-  let x = new Float32Array(L * C);
+  let x: Float32Array = new Float32Array(L * C);
   const pw = get(w, 'embeddings.patch_embedding.weight');
   for (let gy = 0; gy < g; gy++) for (let gx = 0; gx < g; gx++) for (let d = 0; d < C; d++) {
     let s = family === 'siglip' ? get(w, 'embeddings.patch_embedding.bias')[d] : 0;

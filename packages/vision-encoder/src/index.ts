@@ -3,3 +3,24 @@ export { ffmpegPath } from './ffmpeg.js';
 export { probeVideo, DEFAULT_MAX_PIXELS, type VideoInfo, type ProbeOptions } from './probe.js';
 export { sampleFrameIndices, samplingOptionsSchema, type SamplingOptions, type SamplingInput } from './sampling.js';
 export { decodeVideo, decodeImage, FRAME_FOLDER_FPS, type DecodedVideo, type DecodeOptions } from './decode.js';
+export {
+  preprocessClip,
+  resizeAndCrop,
+  resizeBicubic,
+  expandToSquare,
+  preprocessOptionsSchema,
+  CLIP_MEAN,
+  CLIP_STD,
+  type PreprocessOptions,
+  type PreprocessInput,
+} from './preprocess.js';
+export { interpolatePositions, bicubicMatrix } from './pos-interp.js';
+export { VisionTransformer, vitConfigSchema, type VitConfig, type VitConfigInput, type VitOutput } from './vit.js';
+export { vitConfigFromHf, familyOf, type VitLayout } from './hf-vit-config.js';
+export { loadVisionTransformer, keyTables, type LoadVitOptions } from './load-vit.js';
+export { instructBlipVisionKeys } from './instructblip-keys.js';
+export { lavisVisionKeys, fuseLavisQkvBias } from './lavis-keys.js';
+export { clipVisionKeys } from './clip-keys.js';
+export { siglipVisionKeys } from './siglip-keys.js';
+export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type EncoderIdentity, type FeatureOutput } from './vision-encoder.js';
+export { FeatureCache, extractFeatures, contentHash, type CacheEntryMeta } from './feature-cache.js';
