@@ -63,3 +63,4 @@ export {
   type JudgeVerdict,
   type AnswerJudge,
 } from './eval-report.js';
+export { runMcqa, type McqaBenchmarkItem, type McqaAnswerFn, type McqaRunResult } from './mcqa-runner.js';

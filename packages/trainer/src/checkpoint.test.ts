@@ -1,0 +1,80 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointFormatError, initBackend, tf } from '@bvllm/core';
+import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+function checkpoint(step: number, value: number): Checkpoint {
+  return {
+    weights: new Map([['head.weight', tf.tensor2d([[value, 2]])]]),
+    optimizer: { step, expAvg: new Map([['head.weight', tf.tensor2d([[0.5, -1]])]]), expAvgSq: new Map([['head.weight', tf.tensor2d([[0.25, 1]])]]) },
+    state: {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      stage: 'stage1',
+      step,
+      totalSteps: 10,
+      cursor: 2 * step,
+      rng: { seed: 42, stream: 7, counter: 13 },
+      lossHistory: [2.5, 2.25],
+      skipped: 1,
+      run: { seed: 42, microBatchSize: 2, gradientAccumulationSteps: 2, datasetLength: 10 },
+    },
+  };
+}
+
+const dispose = (c: Checkpoint) => tf.dispose([...c.weights.values(), ...c.optimizer.expAvg.values(), ...c.optimizer.expAvgSq.values()]);
+
+describe('trainer checkpoints', () => {
+  it('round-trips weights, moments and state exactly; leaves no temporary folder', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-ckpt-'));
+    const original = checkpoint(3, 1 / 3);
+    const path = saveCheckpoint(dir, original);
+    expect(path).toBe(join(dir, 'step-00000003'));
+    expect(readdirSync(dir)).toEqual(['step-00000003']);
+    const loaded = loadCheckpoint(path);
+    expect(loaded.state).toEqual(original.state);
+    expect(loaded.weights.get('head.weight')!.arraySync()).toEqual(original.weights.get('head.weight')!.arraySync());
+    expect(loaded.optimizer.step).toBe(3);
+    expect(loaded.optimizer.expAvg.get('head.weight')!.arraySync()).toEqual([[0.5, -1]]);
+    expect(loaded.optimizer.expAvgSq.get('head.weight')!.arraySync()).toEqual([[0.25, 1]]);
+    dispose(original);
+    dispose(loaded);
+  });
+
+  it('replaces a checkpoint of the same step and finds the latest by step', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-ckpt-'));
+    for (const [step, value] of [
+      [2, 1],
+      [10, 2],
+      [10, 3],
+    ]) {
+      const c = checkpoint(step, value);
+      saveCheckpoint(dir, c);
+      dispose(c);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['step-00000002', 'step-00000010']);
+    expect(latestCheckpoint(dir)).toBe(join(dir, checkpointName(10)));
+    const loaded = loadCheckpoint(latestCheckpoint(dir)!);
+    expect(loaded.weights.get('head.weight')!.arraySync()).toEqual([[3, 2]]);
+    dispose(loaded);
+    expect(latestCheckpoint(join(dir, 'absent'))).toBeUndefined();
+  });
+
+  it('refuses a folder that is not a checkpoint or of another version, saying which', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-ckpt-'));
+    expect(() => loadCheckpoint(dir)).toThrow(CheckpointFormatError);
+    const c = checkpoint(1, 1);
+    const path = saveCheckpoint(dir, c);
+    dispose(c);
+    const statePath = join(path, 'trainer-state.json');
+    writeFileSync(statePath, JSON.stringify({ ...JSON.parse(readFileSync(statePath, 'utf8')), version: 99 }));
+    expect(() => loadCheckpoint(path)).toThrow(/version 99, this trainer reads version 1/);
+    expect(existsSync(join(path, 'trainable.safetensors'))).toBe(true);
+  });
+});
