@@ -83,6 +83,14 @@ describe('encodeMp4', () => {
     await expect(encodeMp4(file, [frame(32, 0), frame(30, 0)], { width: 32, height: 32, fps: 4, crf: 18 })).rejects.toThrow(InvalidArgumentError);
   });
 
+  it('stops ffmpeg and passes on the error when the frame source throws', async () => {
+    function* failing() {
+      yield frame(32, 0);
+      throw new RangeError('renderer broke');
+    }
+    await expect(encodeMp4(join(dir, 'broken.mp4'), failing(), { width: 32, height: 32, fps: 4, crf: 18 })).rejects.toThrow('renderer broke');
+  });
+
   it('stops and rejects when aborted', async () => {
     const controller = new AbortController();
     function* endless() {

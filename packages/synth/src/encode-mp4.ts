@@ -72,7 +72,6 @@ export async function encodeMp4(file: string, frames: Iterable<Uint8Array>, opti
     for (const frame of frames) {
       if (ended || signal?.aborted) break;
       if (frame.length !== frameBytes) {
-        child.kill('SIGKILL');
         throw new InvalidArgumentError('frames', `${file}: a frame has ${frame.length} bytes, expected ${width}×${height}×3 = ${frameBytes}`);
       }
       if (!child.stdin.write(frame)) {
@@ -84,6 +83,10 @@ export async function encodeMp4(file: string, frames: Iterable<Uint8Array>, opti
     if (signal?.aborted) throw new AbortedError(`encoding ${file}`);
     if (spawnError) throw new VideoEncodeError(file, `cannot start ffmpeg (${bin}): ${spawnError.message}`, '', { cause: spawnError });
     if (code !== 0) throw new VideoEncodeError(file, `ffmpeg (${bin}) exited with ${code === null ? 'a signal' : `code ${code}`}`, stderr);
+  } catch (error) {
+    // A bad frame or a throwing frame source must not leave ffmpeg waiting on its stdin.
+    if (!ended) child.kill('SIGKILL');
+    throw error;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '@bvllm/core';
+import { AbortedError, ConfigError } from '@bvllm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildItem } from './build-item.js';
 import { generateBenchmark, parseSynthConfig, type SynthProgress, type SynthSummary } from './generate.js';
@@ -104,6 +104,24 @@ describe('generateBenchmark', () => {
     expect(rendered(buildItem(config, 'val', 1).scene)).toBe(rendered(buildItem(config, 'val', 1).scene));
     const other = parseSynthConfig({ ...settings, outDir: 'x', seed: 6 });
     expect(rendered(buildItem(other, 'val', 1).scene)).not.toBe(rendered(buildItem(config, 'val', 1).scene));
+  });
+});
+
+describe('generateBenchmark cancellation', () => {
+  it('rejects with AbortedError once the signal fires', async () => {
+    const controller = new AbortController();
+    const run = generateBenchmark({
+      ...settings,
+      counts: { train: 20, val: 0, test: 0 },
+      concurrency: 1,
+      outDir: join(root, 'aborted'),
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.done === 2) controller.abort();
+      },
+    });
+    await expect(run).rejects.toThrow(AbortedError);
+    expect(existsSync(join(root, 'aborted', 'meta.json'))).toBe(false);
   });
 });
 

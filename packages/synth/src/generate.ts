@@ -41,7 +41,7 @@ export interface SynthSummary {
   videos: number;
   /** Samples per split: videos × forms. */
   samples: Record<SplitName, number>;
-  /** Absolute paths of the files written besides the videos. */
+  /** The files written besides the videos, as paths under `outDir`. */
   files: { train: string; val: string; test: string; scenes: string; meta: string };
   elapsedSec: number;
   videosPerSec: number;
