@@ -1,0 +1,72 @@
+import { availableParallelism } from 'node:os';
+import { initBackend, measureMatmul, type BackendInfo, type MatmulThroughput } from '@bvllm/core';
+import { InvalidArgumentError as FlagError, type Command } from 'commander';
+import type { CliOutput } from '../run-cli.js';
+
+/** What `bvllm doctor --json` prints; field names are a stable interface for scripts and bug reports. */
+export interface DoctorReport {
+  backend: Pick<BackendInfo, 'choice' | 'tfjsBackend' | 'forced' | 'skipped'>;
+  tfjsVersion: string;
+  nodeVersion: string;
+  platform: string;
+  /** Threads the backend computes with, and the CPUs the machine offers. */
+  threads: number;
+  cpus: number;
+  simd: boolean;
+  matmul: MatmulThroughput & { warmup: number };
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new FlagError('expected a positive integer');
+  return n;
+}
+
+export function registerDoctor(program: Command, output: CliOutput): void {
+  program
+    .command('doctor')
+    .description('report the tensor backend (and why faster ones were skipped), versions, and measured matmul speed')
+    .option('--json', 'print the report as JSON')
+    .option('--size <n>', 'matmul size n (n × n · n × n, float32)', positiveInt, 1024)
+    .option('--reps <n>', 'timed repetitions after one warm-up', positiveInt, 3)
+    .action(async (options: { json?: boolean; size: number; reps: number }) => {
+      const report = await doctor(options.size, options.reps);
+      output.out(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    });
+}
+
+async function doctor(size: number, reps: number): Promise<DoctorReport> {
+  const info = await initBackend();
+  const warmup = 1;
+  const matmul = await measureMatmul(size, { warmup, reps });
+  return {
+    backend: { choice: info.choice, tfjsBackend: info.tfjsBackend, forced: info.forced, skipped: info.skipped },
+    tfjsVersion: info.tfjsVersion,
+    nodeVersion: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+    threads: info.threads,
+    cpus: availableParallelism(),
+    simd: info.simd,
+    matmul: { ...matmul, warmup },
+  };
+}
+
+function formatReport(report: DoctorReport): string {
+  const { backend, matmul } = report;
+  const how = backend.forced ? 'forced by BVLLM_BACKEND' : 'auto';
+  const lines = [
+    ['backend', `${backend.choice} (tfjs "${backend.tfjsBackend}", ${how})`],
+    ...backend.skipped.map((s) => [`  skipped ${s.choice}`, s.reason]),
+    ['tfjs', report.tfjsVersion],
+    ['node', `${report.nodeVersion} (${report.platform})`],
+    ['threads', `${report.threads} of ${report.cpus} CPUs`],
+    ['simd', report.simd ? 'yes' : 'no'],
+    [
+      'matmul',
+      `${matmul.gflops.toFixed(2)} GFLOP/s (${matmul.size}³ float32, ${(matmul.secondsPerRep * 1000).toFixed(1)} ms each, ` +
+        `mean of ${matmul.reps} after ${matmul.warmup} warm-up)`,
+    ],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}\n`).join('');
+}
