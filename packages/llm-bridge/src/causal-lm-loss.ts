@@ -21,7 +21,7 @@ export function causalLmLoss(logits: tf.Tensor, labels: tf.Tensor | number[][]):
     // Ignored positions get class 0 and weight 0, so oneHot never sees a negative index.
     const classes = tf.mul(targets, tf.cast(supervised, 'int32'));
     const logProbs = tf.logSoftmax(predictions);
-    const negLogLikelihood = tf.neg(tf.sum(tf.mul(logProbs, tf.oneHot(classes, v)), 1));
+    const negLogLikelihood = tf.neg(tf.sum(tf.mul(logProbs, tf.cast(tf.oneHot(classes, v), 'float32')), 1));
     return tf.div(tf.sum(tf.mul(negLogLikelihood, supervised)), tf.maximum(tf.sum(supervised), 1)) as tf.Scalar;
   });
 }

@@ -120,6 +120,59 @@ describe('KV cache', () => {
   });
 });
 
+describe('training', () => {
+  const tiny = () => Qwen2Model.create({ vocabSize: 11, hiddenSize: 8, numLayers: 1, numHeads: 4, numKvHeads: 2, intermediateSize: 12 }, Rng.fromSeed(9));
+
+  it('the embedding gradient adds dy into each looked-up row (repeated ids accumulate)', () => {
+    const model = tiny();
+    const ids = [[3, 5, 3]];
+    const dy = tf.tidy(() => tf.reshape(tf.range(1, 25), [1, 3, 8]));
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.embed(ids), dy)) as tf.Scalar, [model.embedTokens]);
+    const g = grads[model.embedTokens.name];
+    value.dispose();
+    const rows = g.arraySync() as number[][];
+    const dyRows = (dy.arraySync() as number[][][])[0];
+    expect(rows[3]).toEqual(dyRows[0].map((v, i) => v + dyRows[2][i]));
+    expect(rows[5]).toEqual(dyRows[1]);
+    expect(rows[0]).toEqual(Array(8).fill(0));
+    tf.dispose([dy, g]);
+    model.dispose();
+  });
+
+  it('parameter gradients match central finite differences (GQA, all positions)', () => {
+    const model = tiny();
+    const ids = [[1, 4, 2, 7, 9]];
+    const loss = () => tf.tidy(() => {
+      const logits = model.forward({ inputsEmbeds: model.embed(ids) }).logits;
+      return tf.sum(tf.mul(logits, tf.sin(tf.reshape(tf.range(0, logits.size), logits.shape))));
+    });
+    const { grads, value } = tf.variableGrads(loss as () => tf.Scalar);
+    for (const key of ['model.layers.0.self_attn.k_proj.weight', 'model.layers.0.self_attn.q_proj.bias', 'model.embed_tokens.weight', 'model.norm.weight']) {
+      const variable = model.store.get(key);
+      const analytic = grads[variable.name].dataSync();
+      const values = variable.dataSync().slice();
+      // Probe the entry with the largest analytic gradient, where float32 differences are most reliable.
+      let index = 0;
+      for (let i = 1; i < analytic.length; i++) if (Math.abs(analytic[i]) > Math.abs(analytic[index])) index = i;
+      const eps = 1e-2;
+      const at = (delta: number) => {
+        const copy = values.slice();
+        copy[index] += delta;
+        variable.assign(tf.tensor(copy, variable.shape));
+        const l = loss();
+        const out = l.dataSync()[0];
+        l.dispose();
+        return out;
+      };
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      variable.assign(tf.tensor(values, variable.shape));
+      expect(Math.abs(numeric - analytic[index])).toBeLessThan(2e-2 * Math.max(1, Math.abs(analytic[index])));
+    }
+    tf.dispose([value, ...Object.values(grads)]);
+    model.dispose();
+  });
+});
+
 describe('memory', () => {
   it('embed and forward (with and without cache) do not leak tensors', () => {
     const model = Qwen2Model.create({ vocabSize: 50, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 48 }, Rng.fromSeed(3));

@@ -100,7 +100,11 @@ export class Qwen2Block {
       k = tf.concat([past.key, k], 2);
       v = tf.concat([past.value, v], 2);
     }
-    const attended = attention(q, k, v, { bias, scale: 1 / Math.sqrt(headDimOf(this.config)) });
+    // Query head i reads KV head ⌊i / groups⌋ (HF `repeat_kv`). Split and concat rather than core's 5-D tile,
+    // because tfjs has no gradient for rank-5 tile and the decoder must train.
+    const groups = numHeads / numKvHeads;
+    const expand = (t: tf.Tensor) => (groups === 1 ? t : tf.concat(tf.split(t, numKvHeads, 1).flatMap((head) => Array<tf.Tensor>(groups).fill(head)), 1));
+    const attended = attention(q, expand(k), expand(v), { bias, scale: 1 / Math.sqrt(headDimOf(this.config)) });
     const afterAttention = tf.add(x, p.o_proj.apply(mergeHeads(attended)));
     const m = this.postAttentionNorm.apply(afterAttention);
     const mlp = p.down_proj.apply(tf.mul(silu(p.gate_proj.apply(m)), p.up_proj.apply(m)));
@@ -185,11 +189,28 @@ export class Qwen2Model {
     }
   }
 
-  /** Token ids `[B, L]` (int32 tensor or nested arrays) → embeddings `[B, L, D]`. */
+  /**
+   * Token ids `[B, L]` (int32 tensor or nested arrays) → embeddings `[B, L, D]`. Differentiable with respect to the
+   * embedding table through a scatter of the touched rows (tfjs-wasm lacks the segment sum `gather`'s gradient needs).
+   */
   embed(ids: tf.Tensor | number[][]): tf.Tensor3D {
+    const { vocabSize, hiddenSize } = this.config;
     return tf.tidy(() => {
       const t = Array.isArray(ids) ? tf.tensor2d(ids, undefined, 'int32') : tf.cast(ids, 'int32');
-      return tf.gather(this.embedTokens, t) as tf.Tensor3D;
+      // The ids as plain numbers: `t` is disposed when this tidy ends, before any backward pass runs.
+      const flat = t.dataSync();
+      const lookup = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+        value: tf.gather(inputs[0] as tf.Tensor, t),
+        gradFunc: (dy: tf.Tensor) => {
+          const rows = [...new Set(flat)];
+          const slot = new Map(rows.map((id, i) => [id, i]));
+          // oneHot's float32 output is wrong on tfjs-wasm 4.22 (it writes int bits); cast the int32 one instead.
+          const assign = tf.cast(tf.oneHot(tf.tensor1d(Array.from(flat, (id) => slot.get(id)!), 'int32'), rows.length), 'float32') as tf.Tensor2D;
+          const updates = tf.matMul(assign, tf.reshape(dy, [-1, hiddenSize]) as tf.Tensor2D, true, false);
+          return tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), updates, [vocabSize, hiddenSize]);
+        },
+      }));
+      return lookup(this.embedTokens) as tf.Tensor3D;
     });
   }
 
