@@ -51,9 +51,19 @@ describe.each(TASKS)('%s questions', (task) => {
           if (!visibleAt(o, f, ctx.fps)) continue;
           const c = centreAt(o, f / ctx.fps);
           expect(pixelAt(frame, 64, c.x, c.y)).toEqual([...PALETTE[o.colour]]);
-          expect(c.x).toBeGreaterThan(1.25 * o.radiusPx - 1e-9);
-          expect(c.x).toBeLessThan(64 - 1.25 * o.radiusPx + 1e-9);
+          for (const v of [c.x, c.y]) {
+            expect(v).toBeGreaterThan(1.25 * o.radiusPx - 1e-9);
+            expect(v).toBeLessThan(64 - 1.25 * o.radiusPx + 1e-9);
+          }
         }
+        // Bounding circles (1.25 r covers every shape) of co-visible objects do not meet.
+        const shown = q.objects.filter((o) => visibleAt(o, f, ctx.fps));
+        for (let i = 0; i < shown.length; i++)
+          for (let j = i + 1; j < shown.length; j++) {
+            const a = centreAt(shown[i], f / ctx.fps);
+            const b = centreAt(shown[j], f / ctx.fps);
+            expect(Math.hypot(a.x - b.x, a.y - b.y)).toBeGreaterThan(1.25 * (shown[i].radiusPx + shown[j].radiusPx));
+          }
       }
     }
   });
@@ -107,6 +117,7 @@ describe('answers computed independently from the scene', () => {
       const ofColour = q.objects.filter((o) => o.colour === colour);
       expect(q.answer).toBe(String(ofColour.length));
       expect(COUNTS).toContain(q.answer);
+      expect(q.objects.length).toBeGreaterThan(ofColour.length);
       const middle = Math.floor(ctx.numFrames / 2);
       for (const o of ofColour) expect(visibleAt(o, middle, ctx.fps)).toBe(true);
       seen.add(q.answer);
