@@ -2,8 +2,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointFormatError, initBackend, tf } from '@bvllm/core';
-import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.js';
+import { CheckpointFormatError, ParameterStore, Rng, WeightsError, initBackend, tf } from '@bvllm/core';
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  checkpointName,
+  latestCheckpoint,
+  loadCheckpoint,
+  loadTrainedWeights,
+  saveCheckpoint,
+  type Checkpoint,
+} from './checkpoint.js';
 
 beforeAll(async () => {
   await initBackend();
@@ -76,5 +85,35 @@ describe('trainer checkpoints', () => {
     writeFileSync(statePath, JSON.stringify({ ...JSON.parse(readFileSync(statePath, 'utf8')), version: 99 }));
     expect(() => loadCheckpoint(path)).toThrow(/version 99, this trainer reads version 1/);
     expect(existsSync(join(path, 'trainable.safetensors'))).toBe(true);
+  });
+});
+
+describe('loadTrainedWeights (stage 1 → stage 2 hand-off, spec §10 D8)', () => {
+  it('loads the kept keys, leaves the others, and rejects keys the model lacks', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-ckpt-'));
+    const c = checkpoint(4, 9);
+    c.weights.set('head.bias', tf.tensor1d([7]));
+    const path = saveCheckpoint(dir, c);
+    dispose(c);
+    const store = new ParameterStore('stage2', Rng.fromSeed(0));
+    store.create('head.weight', [1, 2], { kind: 'zeros' });
+    store.create('head.bias', [1], { kind: 'zeros' });
+    store.create('lora.A', [2, 2], { kind: 'ones' });
+    expect(loadTrainedWeights(store, path, (k) => k !== 'head.bias')).toEqual(['head.weight']);
+    expect(store.get('head.weight').arraySync()).toEqual([[9, 2]]);
+    expect(store.get('head.bias').arraySync()).toEqual([0]); // the "official reset" style: not carried
+    expect(store.get('lora.A').arraySync()).toEqual([
+      [1, 1],
+      [1, 1],
+    ]);
+    expect(loadTrainedWeights(store, path)).toEqual(['head.bias', 'head.weight']);
+    expect(store.get('head.bias').arraySync()).toEqual([7]);
+    const small = new ParameterStore('other', Rng.fromSeed(0));
+    small.create('head.weight', [1, 2], { kind: 'zeros' });
+    const before = tf.memory().numTensors;
+    expect(() => loadTrainedWeights(small, path)).toThrow(WeightsError);
+    expect(tf.memory().numTensors).toBe(before);
+    store.dispose();
+    small.dispose();
   });
 });

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointFormatError, readSafetensors, writeSafetensors, type RngState, type tf } from '@bvllm/core';
+import { CheckpointFormatError, readSafetensors, tf, writeSafetensors, type ParameterStore, type RngState } from '@bvllm/core';
 import type { AdamWState } from './adamw.js';
 
 export const CHECKPOINT_FORMAT = 'bvllm-trainer-checkpoint';
@@ -102,4 +102,21 @@ export function latestCheckpoint(outDir: string): string | undefined {
     .filter((n) => /^step-\d{8}$/.test(n) && existsSync(join(outDir, n, STATE)))
     .sort();
   return names.length ? join(outDir, names[names.length - 1]) : undefined;
+}
+
+/**
+ * Copies a checkpoint's trained weights into `store`: the keys passing `keep` are loaded, every other key keeps its
+ * value. Stage 2 starts this way from stage 1 (all `vlm_att_*` weights, spec §10 D8, or only the queries and norms
+ * to reproduce the official reset, §2), and evaluation loads a finished run. A checkpoint key the store lacks or a
+ * mis-shaped one throws WeightsError. Returns the keys loaded.
+ */
+export function loadTrainedWeights(store: ParameterStore, dir: string, keep: (key: string) => boolean = () => true): string[] {
+  const all = readSafetensors(join(dir, WEIGHTS));
+  const kept = new Map([...all].filter(([k]) => keep(k)));
+  try {
+    store.load(kept, { allowMissing: (k) => !kept.has(k) });
+  } finally {
+    tf.dispose([...all.values()]);
+  }
+  return [...kept.keys()].sort();
 }

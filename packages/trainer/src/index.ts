@@ -7,6 +7,7 @@ export {
   saveCheckpoint,
   loadCheckpoint,
   latestCheckpoint,
+  loadTrainedWeights,
   checkpointName,
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,

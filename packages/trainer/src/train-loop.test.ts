@@ -207,6 +207,12 @@ describe('train', () => {
     model.store.dispose();
   });
 
+  it('rejects an empty dataset', async () => {
+    const model = new TinyClassifier(1);
+    await expect(train({ model, dataset: dataset([]), collate, config, outDir: tempDir(), progress: quiet().sink })).rejects.toThrow(/at least one sample/);
+    model.store.dispose();
+  });
+
   it('refuses to resume a checkpoint of a different run', async () => {
     const outDir = tempDir();
     const model = new TinyClassifier(1);

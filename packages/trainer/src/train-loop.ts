@@ -4,7 +4,7 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbortedError, CheckpointFormatError, Rng, tf, type StageContext } from '@bvllm/core';
+import { AbortedError, CheckpointFormatError, InvalidArgumentError, Rng, tf, type StageContext } from '@bvllm/core';
 import { AdamW } from './adamw.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type TrainerState } from './checkpoint.js';
 import { GradientAccumulator, clipGradNorm } from './gradients.js';
@@ -104,6 +104,7 @@ export class DataOrder {
 
 export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>): Promise<TrainResult> {
   const { model, dataset, collate, config, outDir } = options;
+  if (dataset.length === 0) throw new InvalidArgumentError('dataset', 'a training run needs at least one sample');
   mkdirSync(outDir, { recursive: true });
   const isTrainable = model.trainable(config.stage);
   // The filter is the single source of truth: frozen variables get no gradient tape and are not saved.
