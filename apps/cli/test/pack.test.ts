@@ -1,0 +1,30 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installPacked } from '../../../test/pack/pack-install.js';
+import { packedPackages } from '../../../test/pack/packages.js';
+
+/** Published tarballs, installed with npm outside the workspace, work as users will use them. */
+const probes = join(dirname(fileURLToPath(import.meta.url)), '../../../test/pack/probes');
+let scratch: string;
+
+beforeAll(() => {
+  scratch = installPacked(packedPackages.map((p) => p.dir)).scratch;
+}, 300_000);
+
+afterAll(() => {
+  if (scratch) rmSync(dirname(scratch), { recursive: true, force: true });
+});
+
+describe('packed packages', () => {
+  it.each(packedPackages)('$dir works from its tarball ($probe)', ({ probe }) => {
+    // The probe is copied in, so its imports resolve from the scratch project's node_modules only.
+    copyFileSync(join(probes, probe), join(scratch, probe));
+    const env = { ...process.env, BVLLM_BACKEND: '' };
+    const stdout = execFileSync(process.execPath, [probe], { cwd: scratch, encoding: 'utf8', env });
+    const result = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect(result.backend).toBe('wasm');
+  });
+});
