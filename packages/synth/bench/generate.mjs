@@ -19,10 +19,10 @@ try {
     for (const concurrency of [1, 2]) {
       const outDir = join(root, `${name.length}-${concurrency}`);
       const s = await generateBenchmark({ outDir, seed: 0, concurrency, ...settings });
-      const bytes = JSON.parse(readFileSync(s.files.scenes, 'utf8')).reduce((n, x) => n + x.scene.numFrames, 0);
+      const totalFrames = JSON.parse(readFileSync(s.files.scenes, 'utf8')).reduce((n, x) => n + x.scene.numFrames, 0);
       console.log(
         `${name.padEnd(36)} concurrency ${concurrency}: ${s.videos} videos in ${s.elapsedSec.toFixed(2)} s = ` +
-          `${s.videosPerSec.toFixed(2)} videos/s, ${(bytes / s.elapsedSec).toFixed(0)} frames/s`,
+          `${s.videosPerSec.toFixed(2)} videos/s, ${(totalFrames / s.elapsedSec).toFixed(0)} frames/s`,
       );
     }
   }
