@@ -1,3 +1,4 @@
+export { IGNORE_INDEX, IMAGE_TOKEN_INDEX, VIDEO_TOKEN_INDEX, MODAL_TOKENS } from './constants.js';
 export { qwen2Config, parseQwen2Config, qwen2ConfigFromHf, headDimOf, type Qwen2Config, type Qwen2ConfigInput } from './qwen2-config.js';
 export { qwen2KeyRules } from './qwen2-keys.js';
 export {
@@ -10,3 +11,36 @@ export {
   type Qwen2ForwardOutput,
   type Qwen2ProjectionName,
 } from './qwen2-model.js';
+export { causalLmLoss } from './causal-lm-loss.js';
+export {
+  Projector,
+  projectorRegistry,
+  projectorConfig,
+  linear2ProjectorConfig,
+  mlp2xGeluProjectorConfig,
+  PROJECTOR_KEYS,
+  type ProjectorConfig,
+} from './projector.js';
+export { Qwen2Tokenizer, TokenizerError, type TokenizerConfigJson } from './tokenizer.js';
+export { ChatTemplate, QWEN2_DEFAULT_CHAT_TEMPLATE, multimodalUserContent, type ChatMessage } from './chat-template.js';
+export { tokenizeMultimodal } from './multimodal-tokens.js';
+export { chatExample, plainExample, type TrainingExample } from './training-examples.js';
+export { spliceVisual, PlaceholderMismatchError, type SpliceInput, type SpliceOutput } from './splice-visual.js';
+export { samplingConfig, sampleNextToken, candidateDistribution, applyRepetitionPenalty, argmax, type SamplingConfig } from './sampling.js';
+export { TextDeltaDecoder, StopStringMatcher } from './text-deltas.js';
+export {
+  generate,
+  generateTokens,
+  generateText,
+  streamText,
+  checkPromptLength,
+  generationConfig,
+  PromptTooLongError,
+  type GenerationConfig,
+  type GenerationConfigInput,
+  type GenerationPrompt,
+  type GenerationRuntime,
+  type FinishReason,
+} from './generate.js';
+export { LoraAdapter, loraConfig, peftKey, type LoraConfig, type LoraConfigInput } from './lora.js';
+export { loadLoraAdapter, saveLoraAdapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './lora-peft.js';
