@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AbortedError, CheckpointFormatError, Linear, ParameterStore, Rng, initBackend, readSafetensors, tf, type StageContext } from '@bvllm/core';
+import { AbortedError, BvllmError, CheckpointFormatError, Linear, ParameterStore, Rng, initBackend, readSafetensors, tf, type StageContext } from '@bvllm/core';
 import { DataOrder, totalStepsFor, train, type LoopConfig } from './train-loop.js';
 import type { TrainableModel, TrainDataset } from './trainable-model.js';
 
@@ -188,12 +188,41 @@ describe('train', () => {
     const { sink, lines } = quiet();
     const result = await train({ model, dataset: dataset(samples, new Set([3])), collate, config, outDir, progress: sink });
     expect(result.step).toBe(6);
-    expect(result.skipped).toBe(3); // sample 3 comes up once per epoch
+    const order = new DataOrder(config.seed, 10, 2);
+    const appearances = Array.from({ length: 12 }, (_, c) => order.microBatch(c).indices.filter((i) => i === 3).length).reduce((a, b) => a + b);
+    expect(appearances).toBeGreaterThan(0);
+    expect(result.skipped).toBe(appearances);
     const skipped = readFileSync(join(outDir, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(skipped).toHaveLength(3);
+    expect(skipped).toHaveLength(appearances);
     expect(skipped[0]).toMatchObject({ index: 3, id: 'sample-3', reason: 'missing media file clip-3.mp4' });
     expect(lines.some((l) => l.includes('skipped sample sample-3'))).toBe(true);
     expect(result.lossHistory.every(Number.isFinite)).toBe(true);
+    model.store.dispose();
+  });
+
+  it('skips a sample whose collation fails (an undecodable video), keeping the rest of its micro-batch', async () => {
+    const model = new TinyClassifier(1);
+    const outDir = tempDir();
+    const decoding = (s: Sample[]): Batch => {
+      if (s.includes(samples[5])) throw new BvllmError('VIDEO_DECODE', 'clip-5.mp4: truncated moov atom');
+      return collate(s);
+    };
+    const tensorsBefore = tf.memory().numTensors;
+    const result = await train({ model, dataset: dataset(samples), collate: decoding, config, outDir, progress: quiet().sink });
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(result.step).toBe(6);
+    // 6 updates × 2 micro-batches read 12 micro-batches of the stream; count where sample 5 falls in them.
+    const order = new DataOrder(config.seed, 10, 2);
+    const appearances = Array.from({ length: 12 }, (_, c) => order.microBatch(c).indices.filter((i) => i === 5).length).reduce((a, b) => a + b);
+    expect(appearances).toBeGreaterThan(0);
+    expect(result.skipped).toBe(appearances);
+    const skipped = readFileSync(join(outDir, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(skipped.map((s) => s.id)).toEqual(Array(appearances).fill('sample-5'));
+    // Other errors are bugs, not bad samples: they stop the run.
+    const broken = () => {
+      throw new TypeError('cannot read properties of undefined');
+    };
+    await expect(train({ model, dataset: dataset(samples), collate: broken, config, outDir: tempDir(), progress: quiet().sink })).rejects.toThrow(TypeError);
     model.store.dispose();
   });
 

@@ -4,7 +4,7 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbortedError, CheckpointFormatError, InvalidArgumentError, Rng, tf, type StageContext } from '@bvllm/core';
+import { AbortedError, BvllmError, CheckpointFormatError, InvalidArgumentError, Rng, tf, type StageContext } from '@bvllm/core';
 import { AdamW } from './adamw.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type TrainerState } from './checkpoint.js';
 import { GradientAccumulator, clipGradNorm } from './gradients.js';
@@ -37,7 +37,10 @@ export interface LoopConfig {
 export interface TrainOptions<Sample, Batch> {
   model: TrainableModel<Batch>;
   dataset: TrainDataset<Sample>;
-  /** Builds one micro-batch from its samples (padding, masks). Tensors in the batch are disposed after the step. */
+  /**
+   * Builds one micro-batch from its samples (padding, masks, decoded frames). Tensors in the batch are disposed after
+   * the step. A DatasetError or VIDEO_DECODE error skips the samples that cause it, not the run.
+   */
   collate: (samples: Sample[]) => Batch;
   config: LoopConfig;
   /** Checkpoints (`step-N/`), `metrics.jsonl`, `skipped.jsonl` and `loss.png` go here. */
@@ -100,6 +103,11 @@ export class DataOrder {
     const start = (cursor % this.microPerEpoch) * this.microBatchSize;
     return { epoch, indices: this.order.slice(start, start + this.microBatchSize) };
   }
+}
+
+/** Errors that condemn one sample, not the run: bad data or an undecodable video. */
+function isSampleError(error: unknown): boolean {
+  return BvllmError.isInstance(error) && (error.code === 'DATASET' || error.code === 'VIDEO_DECODE');
 }
 
 export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>): Promise<TrainResult> {
@@ -191,21 +199,41 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
         const slot = order.microBatch(state.cursor);
         epoch = slot.epoch;
         state.cursor += 1;
-        const samples: Sample[] = [];
+        const skip = (index: number, error: unknown) => {
+          // The official loader swaps in a random other sample (spec §2); we skip, count and log it instead.
+          state.skipped += 1;
+          const id = dataset.idOf?.(index) ?? String(index);
+          const reason = error instanceof Error ? error.message : String(error);
+          appendFileSync(skippedPath, `${JSON.stringify({ step: state.step, index, id, reason })}\n`);
+          reporter.note(`skipped sample ${id}: ${reason}`);
+        };
+        let loaded: { index: number; sample: Sample }[] = [];
         for (const index of slot.indices) {
           try {
-            samples.push(dataset.get(index));
+            loaded.push({ index, sample: dataset.get(index) });
           } catch (error) {
-            // The official loader swaps in a random other sample (spec §2); we skip, count and log it instead.
-            state.skipped += 1;
-            const id = dataset.idOf?.(index) ?? String(index);
-            const reason = (error as Error).message ?? String(error);
-            appendFileSync(skippedPath, `${JSON.stringify({ step: state.step, index, id, reason })}\n`);
-            reporter.note(`skipped sample ${id}: ${reason}`);
+            skip(index, error);
           }
         }
-        if (samples.length === 0) continue;
-        const batch = collate(samples);
+        let batch: Batch | undefined;
+        try {
+          if (loaded.length) batch = collate(loaded.map((l) => l.sample));
+        } catch (error) {
+          if (!isSampleError(error)) throw error;
+          // A collate that decodes media fails for the whole micro-batch; find the culprit(s) one sample at a time.
+          loaded = loaded.filter(({ index, sample }) => {
+            try {
+              tf.dispose(collate([sample]) as unknown as tf.TensorContainer);
+              return true;
+            } catch (single) {
+              if (!isSampleError(single)) throw single;
+              skip(index, single);
+              return false;
+            }
+          });
+          if (loaded.length) batch = collate(loaded.map((l) => l.sample));
+        }
+        if (batch === undefined) continue;
         try {
           const context: StageContext = { training: true, rng: noise };
           const { value, grads } = tf.variableGrads(() => model.loss(batch, context), variables);
@@ -217,7 +245,7 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
         } finally {
           tf.dispose(batch as unknown as tf.TensorContainer);
         }
-        samplesSeen += samples.length;
+        samplesSeen += loaded.length;
       }
       let gradNorm = 0;
       const lr = schedule.lrAt(state.step);
