@@ -11,3 +11,4 @@ export { benchmarkSampleSchema, benchmarkSplitSchema, conversationTurnSchema, ty
 export { encodeMp4, ffmpegPath, type EncodeOptions } from './encode-mp4.js';
 export { VideoEncodeError } from './errors.js';
 export { generateBenchmark, parseSynthConfig, GENERATOR_VERSION, type GenerateOptions, type SynthProgress, type SynthSummary } from './generate.js';
+export { benchmarkCorpus } from './corpus.js';
