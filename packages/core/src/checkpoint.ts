@@ -136,7 +136,14 @@ export function loadCheckpoint(
           `tensor "${key}" is [${actual.join(', ')}] but ${CHECKPOINT_MANIFEST} says [${manifest.tensors[key].join(', ')}]`,
         );
     }
-    return { kind: manifest.kind, config: manifest.config, tensors: new Map(listed.map((k) => [k, file.readTensor(k)])) };
+    const tensors = new Map<string, tf.Tensor>();
+    try {
+      for (const key of listed) tensors.set(key, file.readTensor(key));
+    } catch (error) {
+      tf.dispose([...tensors.values()]);
+      throw error;
+    }
+    return { kind: manifest.kind, config: manifest.config, tensors };
   } finally {
     file.close();
   }
