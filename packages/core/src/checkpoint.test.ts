@@ -145,6 +145,25 @@ describe('checkpoints', () => {
     expect(() => loadCheckpoint(dir)).toThrow('cannot open');
   });
 
+  it('a tensor that cannot be read fails the load without leaking the ones read before it', () => {
+    const dir = join(root, 'unreadable');
+    saveCheckpoint(dir, {
+      kind: 'toy',
+      config: {},
+      tensors: new Map<string, { values: ArrayLike<number>; shape: number[] }>([
+        ['a', { values: [1, 2], shape: [2] }],
+        ['b', { values: Int32Array.of(0), shape: [1] }],
+      ]),
+    });
+    // Patch b's int64 to 2⁴⁰, which tfjs's int32 cannot hold.
+    const weights = readFileSync(join(dir, 'weights.safetensors'));
+    weights.writeBigInt64LE(2n ** 40n, weights.length - 8);
+    writeFileSync(join(dir, 'weights.safetensors'), weights);
+    const before = tf.memory().numTensors;
+    expect(() => loadCheckpoint(dir)).toThrow('tensor "b" holds 1099511627776, outside int32');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('save and load do not leak', () => {
     const dir = join(root, 'leak');
     const stage = toyStage('toy', 2);
