@@ -236,6 +236,30 @@ describe('train', () => {
     model.store.dispose();
   });
 
+  it('leaves batch tensors that outlive the step to a custom disposeBatch', async () => {
+    const model = new TinyClassifier(1);
+    const cached = samples.map((s) => tf.tensor1d(s.x));
+    // The batch carries the cached tensors themselves, which the default tf.dispose(batch) would free.
+    const cachedCollate = (s: Sample[]): Batch & { features: tf.Tensor[] } => ({ ...collate(s), features: s.map((one) => cached[samples.indexOf(one)]) });
+    const disposed: Batch[] = [];
+    const result = await train({
+      model,
+      dataset: dataset(samples),
+      collate: cachedCollate,
+      disposeBatch: (b) => {
+        disposed.push(b);
+        tf.dispose([b.x, b.y]);
+      },
+      config,
+      outDir: tempDir(),
+      progress: quiet().sink,
+    });
+    expect(disposed).toHaveLength(result.step * config.gradientAccumulationSteps);
+    expect(cached.every((t) => !t.isDisposed)).toBe(true);
+    tf.dispose(cached);
+    model.store.dispose();
+  });
+
   it('rejects an empty dataset', async () => {
     const model = new TinyClassifier(1);
     await expect(train({ model, dataset: dataset([]), collate, config, outDir: tempDir(), progress: quiet().sink })).rejects.toThrow(/at least one sample/);

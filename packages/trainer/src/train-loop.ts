@@ -38,10 +38,15 @@ export interface TrainOptions<Sample, Batch> {
   model: TrainableModel<Batch>;
   dataset: TrainDataset<Sample>;
   /**
-   * Builds one micro-batch from its samples (padding, masks, decoded frames). Tensors in the batch are disposed after
-   * the step. A DatasetError or VIDEO_DECODE error skips the samples that cause it, not the run.
+   * Builds one micro-batch from its samples (padding, masks, decoded frames). A DatasetError or VIDEO_DECODE error
+   * skips the samples that cause it, not the run.
    */
   collate: (samples: Sample[]) => Batch;
+  /**
+   * Frees a batch after its step. Default: `tf.dispose(batch)`, every tensor in it; pass your own when the batch
+   * holds tensors that outlive it (cached frame features).
+   */
+  disposeBatch?: (batch: Batch) => void;
   config: LoopConfig;
   /** Checkpoints (`step-N/`), `metrics.jsonl`, `skipped.jsonl` and `loss.png` go here. */
   outDir: string;
@@ -112,6 +117,7 @@ function isSampleError(error: unknown): boolean {
 
 export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>): Promise<TrainResult> {
   const { model, dataset, collate, config, outDir } = options;
+  const disposeBatch = options.disposeBatch ?? ((batch: Batch) => tf.dispose(batch as unknown as tf.TensorContainer));
   if (dataset.length === 0) throw new InvalidArgumentError('dataset', 'a training run needs at least one sample');
   mkdirSync(outDir, { recursive: true });
   const isTrainable = model.trainable(config.stage);
@@ -223,7 +229,7 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
           // A collate that decodes media fails for the whole micro-batch; find the culprit(s) one sample at a time.
           loaded = loaded.filter(({ index, sample }) => {
             try {
-              tf.dispose(collate([sample]) as unknown as tf.TensorContainer);
+              disposeBatch(collate([sample]));
               return true;
             } catch (single) {
               if (!isSampleError(single)) throw single;
@@ -243,7 +249,7 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
           accumulator.add(byKey);
           tf.dispose(Object.values(grads));
         } finally {
-          tf.dispose(batch as unknown as tf.TensorContainer);
+          disposeBatch(batch);
         }
         samplesSeen += loaded.length;
       }
