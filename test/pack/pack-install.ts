@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const workspaceRoot = fileURLToPath(new URL('../../', import.meta.url));
+const workspaceRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 interface WorkspacePackage {
   name: string;
