@@ -4,7 +4,7 @@
  * Parameters are named as PEFT saves them, `base_model.model.<base module>.lora_{A,B}.weight`, so an adapter
  * folder round-trips with the Python library (see `lora-peft.ts`).
  */
-import { ParameterStore, tf, type Linear, type LinearLike, type Rng } from '@bvllm/core';
+import { ParameterStore, linear, tf, type Linear, type LinearLike, type Rng } from '@bvllm/core';
 import { z } from 'zod';
 import { QWEN2_PROJECTIONS, type Qwen2Model, type Qwen2ProjectionName } from './qwen2-model.js';
 
@@ -50,8 +50,7 @@ class LoraLinear implements LinearLike {
     if (!this.adapter.enabled || this.adapter.merged) return this.base.apply(x);
     return tf.tidy(() => {
       const input = this.adapter.training ? this.adapter.dropout(x) : x;
-      const update = tf.matMul(tf.matMul(tf.reshape(input, [-1, this.inFeatures]) as tf.Tensor2D, this.a, false, true), this.b, false, true);
-      return tf.add(this.base.apply(x), tf.reshape(tf.mul(update, this.adapter.scaling), [...x.shape.slice(0, -1), this.outFeatures]));
+      return tf.add(this.base.apply(x), tf.mul(linear(linear(input, this.a), this.b), this.adapter.scaling));
     });
   }
 

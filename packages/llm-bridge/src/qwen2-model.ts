@@ -11,6 +11,7 @@ import {
   Rng,
   TensorSource,
   applyKeyRules,
+  linear,
   applyRotary,
   assertShape,
   attention,
@@ -22,6 +23,7 @@ import {
   silu,
   splitHeads,
   tf,
+  type Init,
   type LinearLike,
 } from '@bvllm/core';
 import { headDimOf, parseQwen2Config, qwen2ConfigFromHf, type Qwen2Config, type Qwen2ConfigInput } from './qwen2-config.js';
@@ -64,10 +66,10 @@ export class Qwen2Block {
     store: ParameterStore,
     readonly prefix: string,
     private readonly config: Qwen2Config,
+    init: Init,
   ) {
     const { hiddenSize: dim, intermediateSize: hidden, numHeads, numKvHeads } = config;
     const d = headDimOf(config);
-    const init = { kind: 'normal', std: INIT_STD } as const;
     const attn = `${prefix}.self_attn`;
     const mlp = `${prefix}.mlp`;
     // Qwen2 has biases on q, k, v only (modeling_qwen2.py `Qwen2Attention`).
@@ -142,41 +144,52 @@ export class Qwen2Model {
   /** `[V, D]`; the embedding itself when tied. */
   readonly lmHead: tf.Variable;
 
+  /** `init` fills the weight matrices: random for a new model, zeros as cheap placeholders before a load. */
   private constructor(
     readonly config: Qwen2Config,
     rng: Rng,
+    init: Init,
   ) {
     this.store = new ParameterStore('qwen2', rng);
     const { vocabSize, hiddenSize } = config;
-    this.embedTokens = this.store.create('model.embed_tokens.weight', [vocabSize, hiddenSize], { kind: 'normal', std: INIT_STD });
-    this.layers = Array.from({ length: config.numLayers }, (_, i) => new Qwen2Block(this.store, `model.layers.${i}`, config));
+    this.embedTokens = this.store.create('model.embed_tokens.weight', [vocabSize, hiddenSize], init);
+    this.layers = Array.from({ length: config.numLayers }, (_, i) => new Qwen2Block(this.store, `model.layers.${i}`, config, init));
     this.norm = new RMSNorm(this.store, 'model.norm', hiddenSize, config.rmsNormEps);
-    this.lmHead = config.tieWordEmbeddings
-      ? this.embedTokens
-      : this.store.create('lm_head.weight', [vocabSize, hiddenSize], { kind: 'normal', std: INIT_STD });
+    this.lmHead = config.tieWordEmbeddings ? this.embedTokens : this.store.create('lm_head.weight', [vocabSize, hiddenSize], init);
   }
 
   /** A randomly initialised model (HF `_init_weights`: normal(0, 0.02) weights, RMSNorm weights 1). */
   static create(config: Qwen2ConfigInput | Qwen2Config, rng: Rng): Qwen2Model {
-    return new Qwen2Model(parseQwen2Config(config), rng);
+    return new Qwen2Model(parseQwen2Config(config), rng, { kind: 'normal', std: INIT_STD });
+  }
+
+  /**
+   * A model holding `tensors` (HF names, consumed), without drawing random weights first: seeded normal draws
+   * in JavaScript take minutes for a 0.5B model. Throws WeightsError listing every key that does not fit.
+   */
+  static fromTensors(config: Qwen2ConfigInput | Qwen2Config, tensors: ReadonlyMap<string, tf.Tensor>): Qwen2Model {
+    const model = new Qwen2Model(parseQwen2Config(config), Rng.fromSeed(0), { kind: 'zeros' });
+    try {
+      model.loadWeights(tensors);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
   }
 
   /**
    * Loads a Hugging Face model folder: `config.json` plus `model.safetensors` or its sharded index (F32/F16/BF16).
    * Throws ConfigError for a config we cannot run and WeightsError listing every key that does not fit.
    */
-  static load(dir: string, rng: Rng = Rng.fromSeed(0)): Qwen2Model {
-    const model = new Qwen2Model(qwen2ConfigFromHf(readHfConfig(dir)), rng);
+  static load(dir: string): Qwen2Model {
+    const config = qwen2ConfigFromHf(readHfConfig(dir));
     const source = TensorSource.fromDir(dir);
     try {
-      model.loadWeights(source.readAll());
-    } catch (error) {
-      model.dispose();
-      throw error;
+      return Qwen2Model.fromTensors(config, source.readAll());
     } finally {
       source.close();
     }
-    return model;
   }
 
   /** Strict load of HF-named tensors (the key table drops only rotary buffers and a tied head). Consumes `tensors`. */
@@ -238,7 +251,7 @@ export class Qwen2Model {
         values.push(step.value);
       });
       if (input.logitsFor === 'last') x = tf.slice(x, [0, l - 1, 0], [b, 1, -1]);
-      const logits = tf.matMul(tf.reshape(this.norm.apply(x), [-1, this.config.hiddenSize]) as tf.Tensor2D, this.lmHead, false, true);
+      const logits = linear(tf.reshape(this.norm.apply(x), [-1, this.config.hiddenSize]), this.lmHead);
       const reshaped = tf.reshape(logits, [b, -1, this.config.vocabSize]) as tf.Tensor3D;
       return input.useCache ? { logits: reshaped, keys, values, mask: tf.cast(mask, 'int32') as tf.Tensor2D } : { logits: reshaped };
     });
