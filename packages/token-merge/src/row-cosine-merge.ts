@@ -93,18 +93,20 @@ export function checkSelection(selection: FrameSelection): [number, number, numb
 
 /**
  * Builds MergedFrames from groups of query indices, each output row the plain mean of its group's rows of `selected`
- * (`merge_wavg` with sizes 1, spec §1.1 (b) edge case (iii)), in the given group order. Rows are split out and
- * re-stacked, O(K·N·Cv), rather than multiplied by a [K', K] averaging matrix, O(K'·K·N·Cv); and not gathered,
- * because tf.gather's gradient needs UnsortedSegmentSum, which the WASM backend lacks.
+ * (`merge_wavg` with sizes 1, spec §1.1 (b) edge case (iii)), in the given group order, as one [K', K] averaging
+ * matrix times selected [K, N·Cv]. Measured on WASM (bench/row-cosine.mjs), that single matMul beats splitting
+ * `selected` into rows and re-stacking them several times over, since every row split allocates; tf.gather is no
+ * faster there, and its gradient needs UnsortedSegmentSum, which the WASM backend lacks.
  */
 export function mergeGroups(selection: FrameSelection, groups: readonly (readonly number[])[], perm: readonly number[]): MergedFrames {
-  checkSelection(selection);
+  const [K, , N, Cv] = checkSelection(selection);
   const ordered = perm.map((g) => groups[g]!);
   const heads = ordered.map((group) => group[0]!);
+  const matrix = new Float32Array(ordered.length * K);
+  ordered.forEach((group, row) => group.forEach((q) => (matrix[row * K + q] = 1 / group.length)));
   const merged = tf.tidy(() => {
-    const rows = tf.unstack(selection.selected);
-    const mean = (group: readonly number[]) => (group.length === 1 ? rows[group[0]!]! : tf.div(tf.addN(group.map((q) => rows[q]!)), group.length));
-    return tf.stack(ordered.map(mean)) as tf.Tensor3D;
+    const flat = tf.reshape(selection.selected, [K, N * Cv]);
+    return tf.reshape(tf.matMul(tf.tensor2d(matrix, [ordered.length, K]), flat), [ordered.length, N, Cv]) as tf.Tensor3D;
   });
   return {
     merged,
