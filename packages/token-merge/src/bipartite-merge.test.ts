@@ -89,7 +89,12 @@ describe('bipartiteMerge on hand-computed tokens (spec §1.1 (d))', () => {
     expect(() => bipartiteMerge(x, 3)).toThrow(InvalidArgumentError);
     expect(() => bipartiteMerge(x, -1)).toThrow(InvalidArgumentError);
     expect(() => bipartiteMerge(x, 1.5)).toThrow(InvalidArgumentError);
-    tf.dispose([x, flat]);
+    // A single token has no B token to merge into.
+    const single = tf.tensor2d([[1, 2]]);
+    expect(() => bipartiteMerge(single, 1)).toThrow(InvalidArgumentError);
+    const kept = multiLayerMerge(single, 1);
+    expect(kept.arraySync()).toEqual([[1, 2]]);
+    tf.dispose([x, flat, single, kept]);
   });
 });
 

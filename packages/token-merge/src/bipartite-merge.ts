@@ -27,6 +27,11 @@ function checkTokens(tokens: TokenTensor): { batch: number; length: number; chan
   throw new ShapeError('tokens', ['B?', 'L', 'C'], tokens.shape, 'rank must be 2 ([L, C]) or 3 ([B, L, C])');
 }
 
+/** The most tokens one step can remove: every A token, provided there is a B token to merge into. */
+function maxRemovable(length: number): number {
+  return length < 2 ? 0 : Math.ceil(length / 2);
+}
+
 function checkCount(name: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max)
     throw new InvalidArgumentError(name, `expected an integer in [${min}, ${max}], got ${value}`);
@@ -41,7 +46,7 @@ function checkCount(name: string, value: number, min: number, max: number): void
 export function planBipartiteMerge(x: ArrayLike<number>, length: number, channels: number, r: number): BipartitePlan {
   const numEven = Math.ceil(length / 2);
   const numOdd = Math.floor(length / 2);
-  checkCount('r', r, 0, numEven);
+  checkCount('r', r, 0, maxRemovable(length));
   const norms = new Float64Array(length);
   for (let t = 0; t < length; t++) {
     let s = 0;
@@ -73,7 +78,7 @@ export function planBipartiteMerge(x: ArrayLike<number>, length: number, channel
  * order], each B the plain mean of itself and the A rows merged into it (the reference resets sizes to 1 every
  * step, so this is not size-weighted). Used both on token values and on the running merge matrix.
  */
-export function applyBipartitePlan(x: ArrayLike<number>, length: number, width: number, plan: BipartitePlan): Float64Array {
+function applyBipartitePlan(x: ArrayLike<number>, length: number, width: number, plan: BipartitePlan): Float64Array {
   const numOdd = Math.floor(length / 2);
   const out = new Float64Array((plan.unmergedEven.length + numOdd) * width);
   plan.unmergedEven.forEach((a, row) => {
@@ -146,13 +151,14 @@ function mergeBySteps<T extends TokenTensor>(tokens: T, steps: readonly number[]
 }
 
 /**
- * One ToMe step (spec §1.1 (d)): removes `r` tokens per frame, 0 ≤ r ≤ ceil(L / 2). Tokens [L, C] → [L − r, C],
- * or [B, L, C] → [B, L − r, C] with each frame matched on its own. Output order: unmerged A tokens by descending
- * score, then all B tokens in index order. Differentiable w.r.t. `tokens`; returns a new tensor the caller owns.
+ * One ToMe step (spec §1.1 (d)): removes `r` tokens per frame, 0 ≤ r ≤ ceil(L / 2) (only 0 when L = 1).
+ * Tokens [L, C] → [L − r, C], or [B, L, C] → [B, L − r, C] with each frame matched on its own. Output order: unmerged
+ * A tokens by descending score, then all B tokens in index order. Differentiable w.r.t. `tokens`; returns a new
+ * tensor the caller owns.
  */
 export function bipartiteMerge<T extends TokenTensor>(tokens: T, r: number): T {
   const { length } = checkTokens(tokens);
-  checkCount('r', r, 0, Math.ceil(length / 2));
+  checkCount('r', r, 0, maxRemovable(length));
   return mergeBySteps(tokens, r === 0 ? [] : [r]);
 }
 
