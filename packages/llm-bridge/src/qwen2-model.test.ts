@@ -1,7 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, Rng, WeightsError, initBackend, tf } from '@bvllm/core';
+import { ConfigError, Rng, SafetensorsFile, WeightsError, bf16ToF32, f32ToBf16, initBackend, readHfConfig, readSafetensors, tf, writeSafetensors } from '@bvllm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { qwen2ConfigFromHf } from './qwen2-config.js';
 import { Qwen2Model, disposeKvCache } from './qwen2-model.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../../shared/fixtures/${name}/`, import.meta.url));
@@ -75,6 +78,52 @@ describe('Qwen2Model against the fixtures (float64 numpy reference)', () => {
 
   it('rejects a config that is not Qwen2', () => {
     expect(() => Qwen2Model.create({ vocabSize: 10, hiddenSize: 30, numHeads: 4 }, Rng.fromSeed(0))).toThrow(ConfigError);
+  });
+});
+
+describe('checkpoint layouts', () => {
+  it('loads a sharded folder (model.safetensors.index.json) to the same logits', () => {
+    const src = fixture('qwen2-tiny-s2');
+    const dir = mkdtempSync(join(tmpdir(), 'qwen2-sharded-'));
+    const tensors = readSafetensors(join(src, 'model.safetensors'));
+    const keys = [...tensors.keys()].sort();
+    const half = Math.floor(keys.length / 2);
+    const shards = [keys.slice(0, half), keys.slice(half)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((names, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeSafetensors(join(dir, file), new Map(names.map((k) => [k, tensors.get(k)!])));
+      for (const k of names) weightMap[k] = file;
+    });
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    copyFileSync(join(src, 'config.json'), join(dir, 'config.json'));
+    tf.dispose([...tensors.values()]);
+    const e = expected('qwen2-tiny-s2');
+    const model = Qwen2Model.load(dir);
+    const { last, argmax } = runFixture(model, e.input_ids);
+    expect(Math.max(...last.map((v, i) => Math.abs(v - e.last_logits[i])))).toBeLessThan(1e-4);
+    expect(argmax).toEqual(e.argmax_per_pos);
+    model.dispose();
+  });
+
+  it('loads BF16 weights as their float32 values', () => {
+    const src = fixture('qwen2-tiny-s3');
+    const dir = mkdtempSync(join(tmpdir(), 'qwen2-bf16-'));
+    const tensors = readSafetensors(join(src, 'model.safetensors'));
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { floatDtype: 'BF16' });
+    copyFileSync(join(src, 'config.json'), join(dir, 'config.json'));
+    const file = SafetensorsFile.open(join(dir, 'model.safetensors'));
+    expect(file.info('model.norm.weight').dtype).toBe('BF16');
+    file.close();
+    // The same weights rounded to bfloat16 by hand, loaded as float32.
+    const rounded = new Map([...tensors].map(([k, t]) => [k, tf.tensor(Float32Array.from(t.dataSync(), (v) => bf16ToF32(f32ToBf16(v))), t.shape)]));
+    tf.dispose([...tensors.values()]);
+    const reference = Qwen2Model.fromTensors(qwen2ConfigFromHf(readHfConfig(src)), rounded);
+    const model = Qwen2Model.load(dir);
+    const ids = expected('qwen2-tiny-s3').input_ids;
+    expect(runFixture(model, ids).last).toEqual(runFixture(reference, ids).last);
+    model.dispose();
+    reference.dispose();
   });
 });
 
