@@ -37,6 +37,29 @@ describe('sampling (spec §3)', () => {
     expect(candidateDistribution(logits(), { temperature: 1, topK: 0, topP: 0.01 }).ids).toEqual([1]);
   });
 
+  it('on a large vocabulary, pre-filtering gives the same candidates as the definition', () => {
+    const rng = Rng.fromSeed(4);
+    const big = Float32Array.from(rng.normalArray(5000), (v) => v * 3);
+    for (const config of [
+      { temperature: 1, topK: 0, topP: 0.9 },
+      { temperature: 0.2, topK: 0, topP: 0.9 },
+      { temperature: 1, topK: 40, topP: 1 },
+      { temperature: 50, topK: 0, topP: 1 },
+    ]) {
+      const { ids, probs } = candidateDistribution(big, config);
+      // The definition: sort everything, softmax over the top-k, cut at mass topP.
+      const order = Array.from(big.keys()).sort((a, b) => big[b] - big[a]);
+      const kept = config.topK > 0 ? order.slice(0, config.topK) : order;
+      const w = kept.map((id) => Math.exp((big[id] - big[order[0]]) / config.temperature));
+      const total = w.reduce((a, b) => a + b, 0);
+      let mass = 0;
+      let n = 0;
+      while (n < kept.length && (n === 0 || mass < config.topP)) mass += w[n++] / total;
+      expect(ids).toEqual(kept.slice(0, n));
+      probs.forEach((p, i) => expect(p).toBeCloseTo(w[i] / total / mass, 6));
+    }
+  });
+
   it('draws follow the distribution and repeat for a seed', () => {
     const config = samplingConfig.parse({ doSample: true, temperature: 1, topP: 1 });
     const draw = (seed: number) => {

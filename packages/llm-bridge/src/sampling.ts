@@ -42,26 +42,41 @@ export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<numb
   }
 }
 
+/** Tokens this many nats below the best have probability under e^-40 of it and cannot change a draw. */
+const NEGLIGIBLE_NATS = 40;
+
 /**
  * The kept candidates after temperature, top-k and top-p, most likely first, with their renormalised
- * probabilities. Always keeps at least one token.
+ * probabilities. Always keeps at least one token. Only tokens within {@link NEGLIGIBLE_NATS} of the best are
+ * sorted (a full sort of a 152k vocabulary costs more than a small model's decode step); when they cannot fill
+ * top-k or top-p, all tokens are.
  */
 export function candidateDistribution(logits: Float32Array, config: Pick<SamplingConfig, 'temperature' | 'topK' | 'topP'>): { ids: number[]; probs: number[] } {
-  const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
-  const kept = config.topK > 0 ? order.slice(0, config.topK) : order;
-  const top = logits[kept[0]] / config.temperature;
-  const weights = kept.map((id) => Math.exp(logits[id] / config.temperature - top));
-  const total = weights.reduce((a, b) => a + b, 0);
-  const ids: number[] = [];
-  const probs: number[] = [];
-  let mass = 0;
-  for (let i = 0; i < kept.length && (i === 0 || mass < config.topP); i++) {
-    const p = weights[i] / total;
-    ids.push(kept[i]);
-    probs.push(p);
-    mass += p;
-  }
-  return { ids, probs: probs.map((p) => p / mass) };
+  const scaled = (id: number) => logits[id] / config.temperature;
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  const top = scaled(best);
+  const near: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (top - scaled(i) < NEGLIGIBLE_NATS) near.push(i);
+  const select = (pool: number[]) => {
+    const order = pool.sort((a, b) => logits[b] - logits[a] || a - b);
+    const kept = config.topK > 0 ? order.slice(0, config.topK) : order;
+    const weights = kept.map((id) => Math.exp(scaled(id) - top));
+    const total = weights.reduce((a, b) => a + b, 0);
+    const ids: number[] = [];
+    const probs: number[] = [];
+    let mass = 0;
+    for (let i = 0; i < kept.length && (i === 0 || mass < config.topP); i++) {
+      ids.push(kept[i]);
+      probs.push(weights[i] / total);
+      mass += weights[i] / total;
+    }
+    return { ids, probs: probs.map((p) => p / mass), complete: kept.length === config.topK || mass >= config.topP };
+  };
+  const fast = select(near);
+  if (fast.complete || near.length === logits.length) return { ids: fast.ids, probs: fast.probs };
+  const full = select(Array.from(logits.keys()));
+  return { ids: full.ids, probs: full.probs };
 }
 
 /** The next token: argmax when greedy, else one draw from {@link candidateDistribution}. `logits` is consumed. */
