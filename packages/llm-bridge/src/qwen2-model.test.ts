@@ -106,6 +106,26 @@ describe('checkpoint layouts', () => {
     model.dispose();
   });
 
+  it('a folder whose config does not fit its weights is a WeightsError before anything is read', () => {
+    const src = fixture('qwen2-tiny-s2');
+    const dir = mkdtempSync(join(tmpdir(), 'qwen2-bad-'));
+    copyFileSync(join(src, 'model.safetensors'), join(dir, 'model.safetensors'));
+    const config = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 2, intermediate_size: 128 }));
+    const before = tf.memory().numTensors;
+    let error: unknown;
+    try {
+      Qwen2Model.load(dir);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(WeightsError);
+    const w = error as WeightsError;
+    expect(w.unexpected).toContain('model.layers.2.self_attn.q_proj.weight');
+    expect(w.misshaped).toContainEqual({ key: 'model.layers.0.mlp.up_proj.weight', expected: [128, 64], actual: [160, 64] });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('loads BF16 weights as their float32 values', () => {
     const src = fixture('qwen2-tiny-s3');
     const dir = mkdtempSync(join(tmpdir(), 'qwen2-bf16-'));

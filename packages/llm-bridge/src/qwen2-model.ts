@@ -10,8 +10,10 @@ import {
   RMSNorm,
   Rng,
   TensorSource,
+  WeightsError,
   applyKeyRules,
   linear,
+  mapKey,
   applyRotary,
   assertShape,
   attention,
@@ -183,12 +185,43 @@ export class Qwen2Model {
    * Throws ConfigError for a config we cannot run and WeightsError listing every key that does not fit.
    */
   static load(dir: string): Qwen2Model {
-    const config = qwen2ConfigFromHf(readHfConfig(dir));
+    const model = new Qwen2Model(qwen2ConfigFromHf(readHfConfig(dir)), Rng.fromSeed(0), { kind: 'zeros' });
     const source = TensorSource.fromDir(dir);
     try {
-      return Qwen2Model.fromTensors(config, source.readAll());
+      model.loadFromSource(source);
+      return model;
+    } catch (error) {
+      model.dispose();
+      throw error;
     } finally {
       source.close();
+    }
+  }
+
+  /**
+   * Checks every key and shape from the file headers first (one WeightsError lists all problems, nothing is
+   * assigned), then reads and assigns one tensor at a time, so loading never holds a second copy of the model.
+   */
+  private loadFromSource(source: TensorSource): void {
+    const rules = qwen2KeyRules(this.config.tieWordEmbeddings);
+    const fileKeyOf = new Map<string, string>();
+    for (const key of source.keys()) {
+      const mapped = mapKey(key, rules);
+      if (mapped) fileKeyOf.set(mapped.key, key);
+    }
+    const missing = this.store.keys().filter((k) => !fileKeyOf.has(k));
+    const unexpected = [...fileKeyOf.keys()].filter((k) => !this.store.has(k));
+    const misshaped = [...fileKeyOf]
+      .filter(([k, file]) => this.store.has(k) && !tf.util.arraysEqual(this.store.get(k).shape, source.info(file).shape))
+      .map(([k, file]) => ({ key: k, expected: this.store.get(k).shape, actual: source.info(file).shape }));
+    if (missing.length || unexpected.length || misshaped.length) throw new WeightsError(this.store.name, missing, unexpected, misshaped);
+    for (const [key, file] of fileKeyOf) {
+      const tensor = source.read(file);
+      try {
+        this.store.load(new Map([[key, tensor]]), { allowMissing: () => true });
+      } finally {
+        tensor.dispose();
+      }
     }
   }
 
