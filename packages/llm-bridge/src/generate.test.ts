@@ -107,6 +107,52 @@ describe('streamText', () => {
     expect(text).toBe(full.slice(0, full.indexOf(stop)));
   });
 
+  it('streams emoji and CJK split over several byte-level pieces whole, through the model and its cache', async () => {
+    // A one-layer "successor machine": embeddings are one-hot, every block weight is zero (the residual stream
+    // carries the embedding through), and the head maps token t to t + 1, so greedy decoding spells `pieces`.
+    const text = 'Hi 🫠 龘鬱 🧑‍🚀!';
+    const pieces = tok.encode(text);
+    const n = pieces.length;
+    const eos = n;
+    const start = n + 1;
+    const vocab = n + 2;
+    const d = 32;
+    const next = (t: number) => (t === start ? 0 : t + 1);
+    const head = Array.from({ length: vocab }, (_, row) => Array.from({ length: d }, (_, col) => (col < vocab && next(col) === row ? 1 : 0)));
+    const tensors = new Map<string, tf.Tensor>([
+      ['model.embed_tokens.weight', tf.eye(vocab, d)],
+      ['lm_head.weight', tf.tensor2d(head)],
+      ['model.norm.weight', tf.ones([d])],
+      ['model.layers.0.input_layernorm.weight', tf.ones([d])],
+      ['model.layers.0.post_attention_layernorm.weight', tf.ones([d])],
+    ]);
+    for (const [name, shape] of [
+      ['self_attn.q_proj.weight', [d, d]],
+      ['self_attn.q_proj.bias', [d]],
+      ['self_attn.k_proj.weight', [d / 2, d]],
+      ['self_attn.k_proj.bias', [d / 2]],
+      ['self_attn.v_proj.weight', [d / 2, d]],
+      ['self_attn.v_proj.bias', [d / 2]],
+      ['self_attn.o_proj.weight', [d, d]],
+      ['mlp.gate_proj.weight', [8, d]],
+      ['mlp.up_proj.weight', [8, d]],
+      ['mlp.down_proj.weight', [d, 8]],
+    ] as const)
+      tensors.set(`model.layers.0.${name}`, tf.zeros([...shape]));
+    const machine = Qwen2Model.fromTensors({ vocabSize: vocab, hiddenSize: d, numLayers: 1, numHeads: 2, numKvHeads: 1, intermediateSize: 8, tieWordEmbeddings: false }, tensors);
+    const pieceTokenizer = { eosTokenId: eos, decode: (ids: readonly number[], o?: { skipSpecialTokens?: boolean }) => tok.decode(ids.map((t) => (t === eos ? 151645 : pieces[t])), o) };
+    const prompt = machine.embed([[start]]);
+    const deltas: string[] = [];
+    for await (const delta of streamText(machine, pieceTokenizer, { inputsEmbeds: prompt }, { maxNewTokens: 50 })) deltas.push(delta);
+    expect(deltas.join('')).toBe(text);
+    // Fewer deltas than pieces: the partial pieces of 🫠, 龘, 鬱 and 🧑‍🚀 were held back, never shown as U+FFFD.
+    expect(deltas.length).toBeLessThan(n);
+    for (const delta of deltas) expect(delta).not.toContain('\uFFFD');
+    expect(deltas).toContain(' 🫠');
+    prompt.dispose();
+    machine.dispose();
+  });
+
   it('does not leak tensors, also when the consumer breaks early', async () => {
     const run = async () => {
       for await (const d of streamText(model, tok, { inputsEmbeds: embeds }, { maxNewTokens: 6 }, { eosTokenIds: [] })) if (d.length > 100) break;
