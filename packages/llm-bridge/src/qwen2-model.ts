@@ -91,7 +91,8 @@ export class Qwen2Block {
 
   /**
    * `x [B, L, D]`; `cos`, `sin` `[L, d]`; `bias` broadcasting to `[B, H, L, P+L]`; `past` `[B, Hkv, P, d]` each.
-   * Returns the block output `[B, L, D]` and this layer's keys/values over all `P + L` positions.
+   * Returns the block output `[B, L, D]` and this layer's keys/values over all `P + L` positions. Call inside a
+   * `tf.tidy` (the model's forward does): intermediates are left to the caller's scope.
    */
   apply(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, bias: tf.Tensor, past?: { key: tf.Tensor; value: tf.Tensor }) {
     const p = this.projections;
