@@ -227,14 +227,14 @@ describe('training', () => {
       const at = (delta: number) => {
         const copy = values.slice();
         copy[index] += delta;
-        variable.assign(tf.tensor(copy, variable.shape));
+        tf.tidy(() => variable.assign(tf.tensor(copy, variable.shape)));
         const l = loss();
         const out = l.dataSync()[0];
         l.dispose();
         return out;
       };
       const numeric = (at(eps) - at(-eps)) / (2 * eps);
-      variable.assign(tf.tensor(values, variable.shape));
+      tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
       expect(Math.abs(numeric - analytic[index])).toBeLessThan(2e-2 * Math.max(1, Math.abs(analytic[index])));
     }
     tf.dispose([value, ...Object.values(grads)]);
