@@ -40,6 +40,15 @@ export class ParameterStore {
     return variable;
   }
 
+  /**
+   * Registers a variable another store created, under `key`, so a model assembled from stages (each with its own
+   * store) exposes one store to an optimizer and a checkpoint. The owning stage still disposes it.
+   */
+  adopt(key: string, variable: tf.Variable): void {
+    if (this.params.has(key)) throw new Error(`${this.name}: parameter ${key} adopted twice (two stages share a key?)`);
+    this.params.set(key, variable);
+  }
+
   get(key: string): tf.Variable {
     const v = this.params.get(key);
     if (!v) throw new Error(`${this.name}: no parameter ${key}`);

@@ -1,1 +1,13 @@
-export {};
+export { BvllmModel, type BvllmAssets, type BvllmSample, type VisualPath } from './bvllm-model.js';
+export { pipelineConfigSchema, parsePipelineConfig, PIPELINE_FORMAT, PIPELINE_FORMAT_VERSION, type PipelineConfig, type PipelineConfigInput } from './pipeline-config.js';
+export { loadModel, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
+export { streamAnswer, answer, type ChatTurn, type AskOptions, type AskResult, type SelectionSummary } from './answer.js';
+export { VideoChat } from './video-chat.js';
+export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
+export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
+export { trainTinyModel, buildTinyAssets, tinyPipelineConfig, tinyAblation, TINY_SPECIAL_TOKENS, type TinyRecipeOptions } from './recipes/tiny-recipe.js';
+export { pretrainVision, type VisionPretrainOptions } from './recipes/vision-pretrain.js';
+export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode } from './recipes/byte-bpe.js';
+export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
+export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
+export { defaultModelDir } from './default-model.js';

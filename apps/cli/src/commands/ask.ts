@@ -1,0 +1,65 @@
+import { FeatureCache } from '@bvllm/vision-encoder';
+import { VideoChat, type AskResult } from '@bvllm/pipeline';
+import type { Command } from 'commander';
+import type { CliOutput } from '../run-cli.js';
+import { writeContactSheet } from '../contact-sheet.js';
+import { integer, loadModelOption, number } from './model-option.js';
+import { progressLine } from '../progress-line.js';
+
+interface AskFlags {
+  model?: string;
+  seed: number;
+  json?: boolean;
+  showFrames?: string;
+  maxNewTokens?: number;
+  temperature?: number;
+  cache?: string;
+}
+
+export function registerAsk(program: Command, output: CliOutput): void {
+  program
+    .command('ask')
+    .description('answer a question about a video (or image), streaming the answer')
+    .argument('<video>', 'a video file, an image, or a folder of frames')
+    .argument('<question>', 'the question')
+    .option('--model <dir>', 'a B-VLLM model folder (default: the shipped bvllm-tiny)')
+    .option('--seed <n>', 'seed of the frame-selection noise and sampling', integer, 0)
+    .option('--json', 'print one JSON object (answer, selected frames, timings) instead of streaming text')
+    .option('--show-frames <png>', 'write a contact sheet of the selected frames with their weights and timestamps')
+    .option('--max-new-tokens <n>', 'longest answer in tokens', integer)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', number)
+    .option('--cache <dir>', 'feature cache folder, so a second question never re-encodes the video')
+    .action(async (video: string, question: string, flags: AskFlags) => {
+      const started = performance.now();
+      const model = await loadModelOption(flags.model);
+      const chat = await VideoChat.open(model, video, {
+        cache: flags.cache ? new FeatureCache(flags.cache) : undefined,
+        onProgress: flags.json ? undefined : progressLine('encode', output),
+      });
+      const encodedAt = performance.now();
+      let text = '';
+      let result: AskResult;
+      try {
+        const stream = chat.ask(question, {
+          seed: flags.seed,
+          generation: { ...(flags.maxNewTokens !== undefined && { maxNewTokens: flags.maxNewTokens }), ...(flags.temperature !== undefined && { temperature: flags.temperature }) },
+        });
+        for (;;) {
+          const next = await stream.next();
+          if (next.done) {
+            result = next.value;
+            break;
+          }
+          text += next.value;
+          if (!flags.json) output.out(next.value);
+        }
+        if (flags.showFrames) await writeContactSheet(flags.showFrames, video, result.selection, model);
+      } finally {
+        chat.dispose();
+        model.dispose();
+      }
+      const timings = { encodeSec: (encodedAt - started) / 1000, answerSec: (performance.now() - encodedAt) / 1000 };
+      if (flags.json) output.out(`${JSON.stringify({ answer: text, finishReason: result.finishReason, selection: result.selection, timings }, null, 2)}\n`);
+      else output.out('\n');
+    });
+}

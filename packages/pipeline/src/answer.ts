@@ -1,0 +1,90 @@
+/**
+ * Answering questions about a video (spec §3): the visual path runs once per question (selection is
+ * text-conditioned, so a follow-up re-selects frames, spec §1.2), the visual embeddings are spliced at `<video>`
+ * in the chat prompt, and Qwen2 streams the answer. Frame features are computed once per video and reused.
+ */
+import { Rng, tf, type FrameFeatures } from '@bvllm/core';
+import { spliceVisual, streamText, tokenizeMultimodal, type FinishReason, type GenerationConfigInput } from '@bvllm/llm-bridge';
+import type { BvllmModel } from './bvllm-model.js';
+
+/** A turn of a conversation about one video. */
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** What the visual path chose, for logs, `--json` and the frame strip. */
+export interface SelectionSummary {
+  /** Kept frames in the order the LLM sees them. */
+  frames: { frameIndex: number; timestampSec: number; weight: number; mergedQueries: number[] }[];
+  /** Each query's weights over the T frames. [K][T] */
+  frameWeights: number[][];
+  visualTokens: number;
+  promptTokens: number;
+}
+
+export interface AskOptions {
+  /** Seeds the Gumbel noise of frame selection (D4) and sampling. Default 0. */
+  seed?: number;
+  /** Overrides of the model's generation defaults (maxNewTokens, temperature, topP, …). */
+  generation?: GenerationConfigInput;
+  signal?: AbortSignal;
+}
+
+export interface AskResult {
+  finishReason: FinishReason;
+  selection: SelectionSummary;
+}
+
+/** Streams the assistant's next turn after `turns` (the last one a user question) as text deltas. */
+export async function* streamAnswer(model: BvllmModel, features: FrameFeatures, turns: readonly ChatTurn[], options: AskOptions = {}): AsyncGenerator<string, AskResult> {
+  const question = turns[turns.length - 1];
+  if (!question || question.role !== 'user') throw new Error('the last turn must be a user question');
+  const seed = options.seed ?? 0;
+  const tokens = model.tokenizeQuestion(question.content);
+  const ids = tokenizeMultimodal(model.assets.tokenizer, model.template.render(model.messagesFor(turns), { addGenerationPrompt: true }));
+  const context = { training: false, rng: Rng.fromSeed(seed).fork('frame-select') };
+  const path = model.visualPath(features, tokens, context);
+  let summary: SelectionSummary;
+  let inputsEmbeds: tf.Tensor;
+  try {
+    const weights = (await path.selection.frameWeights.array()) as number[][];
+    summary = {
+      frames: path.merged.groups.map((group, i) => ({
+        frameIndex: path.merged.frameIndices[i],
+        timestampSec: path.merged.timestampsSec[i],
+        weight: Math.max(...group.map((q) => weights[q][path.merged.frameIndices[i]])),
+        mergedQueries: [...group],
+      })),
+      frameWeights: weights,
+      visualTokens: path.visualEmbeds.shape[0],
+      promptTokens: 0,
+    };
+    inputsEmbeds = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] }).inputsEmbeds;
+    summary.promptTokens = inputsEmbeds.shape[1]!;
+  } finally {
+    tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds, tokens.inputIds, tokens.attentionMask]);
+  }
+  try {
+    const generation = { ...model.config.generation, ...options.generation, seed };
+    const stream = streamText(model.llm, model.assets.tokenizer, { inputsEmbeds, promptIds: ids }, generation, { signal: options.signal });
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return { finishReason: next.value, selection: summary };
+      yield next.value;
+    }
+  } finally {
+    inputsEmbeds.dispose();
+  }
+}
+
+/** Runs {@link streamAnswer} to the end. */
+export async function answer(model: BvllmModel, features: FrameFeatures, turns: readonly ChatTurn[], options: AskOptions = {}): Promise<AskResult & { text: string }> {
+  let text = '';
+  const stream = streamAnswer(model, features, turns, options);
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return { ...next.value, text };
+    text += next.value;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * One config assembles a whole B-VLLM: the vision tower, a `kind` per stage, the projector, the LLM and its LoRA.
+ * Each stage's own fields are validated by its registry (so `frameSelect: { kind: 'uniform' }` is an ablation), and
+ * this schema validates only what the pipeline itself reads.
+ */
+import { ConfigError, configErrorFrom } from '@bvllm/core';
+import { z } from 'zod';
+
+export const PIPELINE_FORMAT = 'bvllm-pipeline';
+export const PIPELINE_FORMAT_VERSION = 1;
+
+const stageConfig = z.object({ kind: z.string() }).passthrough();
+
+export const pipelineConfigSchema = z
+  .object({
+    format: z.literal(PIPELINE_FORMAT).default(PIPELINE_FORMAT),
+    formatVersion: z.literal(PIPELINE_FORMAT_VERSION).default(PIPELINE_FORMAT_VERSION),
+    /** Shown by `bvllm doctor` and in API responses (`model`). */
+    name: z.string().min(1),
+    vision: z
+      .object({
+        /** The ViT's fields (`@bvllm/vision-encoder` `vitConfigSchema`); EVA-ViT-g at 336 px for the official model. */
+        vit: z.record(z.unknown()),
+        /** Inference sampling (`samplingOptionsSchema`): 1 fps by default (spec §3). */
+        sampling: z.record(z.unknown()).default({}),
+        /** Frames per training sample, sampled uniformly (spec §2, D6: 16 in stage 1, 32 in stage 2). */
+        trainFrames: z.number().int().positive().default(16),
+        /** Frames per ViT call; bounds memory on long videos. */
+        batchSize: z.number().int().positive().default(8),
+      })
+      .strict(),
+    /** Longest question the Q-Formers read, truncated on the left (spec §1.1 "text": 256). */
+    questionMaxLength: z.number().int().positive().default(256),
+    frameSelect: stageConfig,
+    tokenMerge: stageConfig,
+    spatialSample: stageConfig,
+    projector: stageConfig,
+    /** The Qwen2 decoder (`@bvllm/llm-bridge` `qwen2Config`). */
+    llm: z.record(z.unknown()),
+    /** LoRA on the LLM (`loraConfig`); present in stage 2 and after (spec §2). */
+    lora: z.record(z.unknown()).optional(),
+    /** Omitted: the chat template's default system turn, as the official code passes none (spec §1.2). */
+    systemPrompt: z.string().optional(),
+    /** Generation defaults (`generationConfig`): greedy, as the official eval (spec §3). */
+    generation: z.record(z.unknown()).default({}),
+  })
+  .strict();
+
+export type PipelineConfig = z.output<typeof pipelineConfigSchema>;
+export type PipelineConfigInput = z.input<typeof pipelineConfigSchema>;
+
+/** Validates a pipeline config at the boundary; a bad field gives a ConfigError naming its path. */
+export function parsePipelineConfig(input: unknown): PipelineConfig {
+  const result = pipelineConfigSchema.safeParse(input);
+  if (!result.success) throw configErrorFrom('pipeline config', result.error);
+  return result.data;
+}
+
+/** Runs a stage registry's validation, prefixing the error with the slot's path in the pipeline config. */
+export function withSlot<T>(slot: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${slot}: ${error.message}`, [slot, ...error.path], { cause: error });
+    throw error;
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The recipe of the shipped default model `bvllm-tiny`: a B-VLLM small enough to train on a 2-core CPU in
+ * minutes, on the synthetic benchmark of @bvllm/synth. Same architecture and stage kinds as the official model
+ * (spec §1), scaled down; the steps and their departures from the paper are in the model card.
+ *
+ *   0. tokenizers learned from the benchmark's text (byte-level BPE for Qwen2, WordPiece for the Q-Formers);
+ *   1. the vision tower pre-trained on the training videos' frames (no pretrained tower is downloadable);
+ *   2. the LLM warmed up on the benchmark's text alone (no pretrained Qwen2 either);
+ *   3. stage 1: frame selection + projector (spec §2);
+ *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM (spec §2).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QuestionTokenizer, tf } from '@bvllm/core';
+import { QWEN2_DEFAULT_CHAT_TEMPLATE, Qwen2Tokenizer } from '@bvllm/llm-bridge';
+import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
+import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
+import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
+import { QUESTION_TOKENIZER_DIR, saveModel } from '../model-dir.js';
+import type { PipelineConfigInput } from '../pipeline-config.js';
+import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
+import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
+import { buildWordPieceVocab } from './wordpiece-vocab.js';
+
+export const TINY_SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
+
+interface Entry {
+  id: string;
+  video?: string;
+  conversations: { from: string; value: string }[];
+  question?: string;
+}
+
+const readSplit = (dataDir: string, split: string): Entry[] => JSON.parse(readFileSync(join(dataDir, `${split}.json`), 'utf8')) as Entry[];
+
+/** Learns both tokenizers from the benchmark's text and writes them as HF files into `assetsDir`. */
+export function buildTinyAssets(dataDir: string, assetsDir: string, merges = 400): { vocabSize: number; questionVocabSize: number } {
+  const entries = ['train', 'val', 'test'].flatMap((s) => readSplit(dataDir, s));
+  const texts = entries.flatMap((e) => e.conversations.map((c) => c.value.replace('<video>\n', '')));
+  // The chat template's fixed text is in every prompt; learning it keeps prompts short.
+  const template = ['system\nYou are a helpful assistant.', 'user\n', 'assistant\n'];
+  const { vocab, merges: learned } = trainByteBpe([...texts, ...template, ...template], { merges, specialTokens: TINY_SPECIAL_TOKENS });
+  mkdirSync(join(assetsDir, QUESTION_TOKENIZER_DIR), { recursive: true });
+  writeFileSync(join(assetsDir, 'tokenizer.json'), JSON.stringify(byteBpeTokenizerJson(vocab, learned, TINY_SPECIAL_TOKENS)));
+  const tokenizerConfig = {
+    tokenizer_class: 'Qwen2Tokenizer',
+    eos_token: '<|im_end|>',
+    pad_token: '<|endoftext|>',
+    model_max_length: 1024,
+    chat_template: QWEN2_DEFAULT_CHAT_TEMPLATE,
+  };
+  writeFileSync(join(assetsDir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
+  const questionVocab = buildWordPieceVocab(entries.flatMap((e) => e.conversations.filter((c) => c.from === 'human').map((c) => c.value.replace('<video>\n', ''))));
+  writeFileSync(join(assetsDir, QUESTION_TOKENIZER_DIR, 'vocab.txt'), `${questionVocab.join('\n')}\n`);
+  return { vocabSize: vocab.size + TINY_SPECIAL_TOKENS.length, questionVocabSize: questionVocab.length };
+}
+
+/** The tiny architecture: the official kinds (spec §1.1) at widths a CPU trains in minutes. */
+export function tinyPipelineConfig(sizes: { vocabSize: number; questionVocabSize: number }, overrides: Partial<PipelineConfigInput> = {}): PipelineConfigInput {
+  const qformer = { hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, vocabSize: sizes.questionVocabSize, maxPositions: 128, crossAttentionFrequency: 1 };
+  return {
+    name: 'bvllm-tiny',
+    vision: {
+      vit: { family: 'instructblip', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, imageSize: 64, patchSize: 16 },
+      sampling: { mode: 'fps', samplesPerSec: 1 },
+      trainFrames: 16,
+      batchSize: 16,
+    },
+    questionMaxLength: 128,
+    frameSelect: { kind: 'qformer-gumbel', numQueries: 4, numQueryTokens: 8, qformer },
+    tokenMerge: { kind: 'row-cosine' },
+    spatialSample: { kind: 'qformer', numQueries: 4, tokenBudget: null, qformer },
+    projector: { kind: 'linear2' },
+    llm: { vocabSize: sizes.vocabSize, hiddenSize: 128, intermediateSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 1024, tieWordEmbeddings: true },
+    generation: { maxNewTokens: 16 },
+    ...overrides,
+  };
+}
+
+export interface TinyRecipeOptions {
+  /** A @bvllm/synth output folder (train/val/test JSON + videos). */
+  dataDir: string;
+  /** Where the model folder is written. */
+  outDir: string;
+  /** Checkpoints, metrics and the tokenizer files of the run. */
+  workDir: string;
+  seed: number;
+  /** Architecture overrides (the ablations swap stage kinds here). */
+  overrides?: Partial<PipelineConfigInput>;
+  visionSteps?: number;
+  lmEpochs?: number;
+  stage1Epochs?: number;
+  stage2Epochs?: number;
+  log?: (line: string) => void;
+  progress?: ProgressSink;
+}
+
+/** Preprocessed frames of the first `videos` training videos, 4 per video: `[F, S, S, 3]`. */
+async function pretrainFrames(dataDir: string, entries: Entry[], size: number, videos: number): Promise<tf.Tensor4D> {
+  const paths = [...new Set(entries.filter((e) => e.video).map((e) => join(dataDir, e.video!)))].slice(0, videos);
+  const pixels: Float32Array[] = [];
+  for (const path of paths) {
+    const video = await decodeVideo(path, samplingOptionsSchema.parse({ mode: 'uniform', numFrames: 4 }));
+    for (const rgb of video.frames) pixels.push(preprocessClip(rgb, video.width, video.height, { shortestEdge: size, cropSize: size }));
+  }
+  const all = new Float32Array(pixels.length * size * size * 3);
+  pixels.forEach((p, i) => all.set(p, i * p.length));
+  return tf.tensor4d(all, [pixels.length, size, size, 3]);
+}
+
+/** Text-only copies of the training conversations, for the LLM warm-up (no `<video>`, so no visual tokens). */
+function textOnlyEntries(entries: Entry[]): Entry[] {
+  return entries.map((e) => ({ id: `${e.id}-text`, conversations: e.conversations.map((c) => ({ from: c.from, value: c.value.replace('<video>\n', '') })) }));
+}
+
+/** Runs the whole recipe and writes the model folder; returns the trained model (caller disposes). */
+export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmModel> {
+  const log = options.log ?? (() => {});
+  const assetsDir = join(options.workDir, 'assets');
+  const sizes = buildTinyAssets(options.dataDir, assetsDir);
+  log(`tokenizers: ${sizes.vocabSize} BPE tokens, ${sizes.questionVocabSize} WordPiece tokens`);
+  const assets = { tokenizer: Qwen2Tokenizer.fromDir(assetsDir), questionTokenizer: QuestionTokenizer.fromDir(join(assetsDir, QUESTION_TOKENIZER_DIR), { maxLength: 128 }) };
+  const model = BvllmModel.create(tinyPipelineConfig(sizes, options.overrides), assets, options.seed);
+  const train0 = readSplit(options.dataDir, 'train');
+  const data = { annotations: join(options.dataDir, 'train.json'), folder: options.dataDir };
+
+  const { pretrainVision } = await import('./vision-pretrain.js');
+  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, 200);
+  const visionLosses = pretrainVision(model.vision, frames, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed });
+  frames.dispose();
+  log(`vision pre-training: loss ${visionLosses[0].toFixed(3)} → ${visionLosses[visionLosses.length - 1].toFixed(3)}`);
+
+  const textPath = join(options.workDir, 'lm-text.json');
+  writeFileSync(textPath, JSON.stringify(textOnlyEntries(train0)));
+  const lmConfig = stage2Config.parse({
+    stage: 'stage2',
+    data: { annotations: textPath, folder: options.dataDir },
+    seed: options.seed,
+    epochs: options.lmEpochs ?? 3,
+    lr: 2e-3,
+    microBatchSize: 8,
+    gradientAccumulationSteps: 1,
+    checkpointEvery: 100_000,
+    logEvery: 20,
+  });
+  const llmKeys = (key: string) => key.startsWith('model.') || key.startsWith('lm_head.');
+  const warmup = await train<InstructSample, BvllmSample[]>({
+    model: { store: model.store, trainable: () => llmKeys, loss: (batch, ctx) => model.loss(batch, ctx) },
+    dataset: stageDataset(model, lmConfig),
+    collate: (samples) => collateBvllm(model, samples, new Map()),
+    disposeBatch: (batch) => tf.dispose(batch.flatMap((s) => [s.question.inputIds, s.question.attentionMask])),
+    config: lmConfig,
+    outDir: join(options.workDir, 'lm'),
+    progress: options.progress,
+  });
+  log(`LLM warm-up: loss ${warmup.lossHistory[0]?.toFixed(3)} → ${warmup.lossHistory.at(-1)?.toFixed(3)}`);
+
+  const common = { data, seed: options.seed, microBatchSize: 4, gradientAccumulationSteps: 2, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
+  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 1 }), {
+    outDir: join(options.workDir, 'stage1'),
+    featureCacheDir: join(options.workDir, 'features'),
+    progress: options.progress,
+  });
+  log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
+  // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 3, lr: 1e-3, lora: { dropout: 0 } }), {
+    outDir: join(options.workDir, 'stage2'),
+    featureCacheDir: join(options.workDir, 'features'),
+    progress: options.progress,
+  });
+  log(`stage 2: loss ${s2.lossHistory[0]?.toFixed(3)} → ${s2.lossHistory.at(-1)?.toFixed(3)}`);
+  saveModel(model, options.outDir, assetsDir);
+  return model;
+}
+
+/**
+ * Stage swaps for the ablation table (spec §5), at the tiny model's sizes: `uniform` keeps the same K = 4 frames
+ * so the comparison is at an equal budget; `pool` gives the same R = 4 tokens per frame (2 × 2 cells of the 4 × 4 grid).
+ */
+export function tinyAblation(kinds: { frameSelect?: string; tokenMerge?: string; spatialSample?: string }): Partial<PipelineConfigInput> {
+  const overrides: Partial<PipelineConfigInput> = {};
+  if (kinds.frameSelect === 'uniform') overrides.frameSelect = { kind: 'uniform', numFrames: 4 };
+  else if (kinds.frameSelect === 'all') overrides.frameSelect = { kind: 'all' };
+  else if (kinds.frameSelect !== undefined && kinds.frameSelect !== 'qformer-gumbel') overrides.frameSelect = { kind: kinds.frameSelect };
+  if (kinds.tokenMerge !== undefined && kinds.tokenMerge !== 'row-cosine') overrides.tokenMerge = { kind: kinds.tokenMerge };
+  if (kinds.spatialSample === 'pool') overrides.spatialSample = { kind: 'pool', outputGrid: [2, 2], patchGrid: [4, 4] };
+  else if (kinds.spatialSample !== undefined && kinds.spatialSample !== 'qformer') overrides.spatialSample = { kind: kinds.spatialSample };
+  return overrides;
+}
