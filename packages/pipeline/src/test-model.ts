@@ -1,0 +1,37 @@
+/** Tiny tokenizers and configs for this package's tests (not exported from the package). */
+import { QuestionTokenizer } from '@bvllm/core';
+import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
+import type { BvllmAssets } from './bvllm-model.js';
+import type { PipelineConfigInput } from './pipeline-config.js';
+import { byteBpeTokenizerJson, trainByteBpe } from './recipes/byte-bpe.js';
+import { buildWordPieceVocab } from './recipes/wordpiece-vocab.js';
+import { TINY_SPECIAL_TOKENS } from './recipes/tiny-recipe.js';
+
+const corpus = ['What colour is the square?', 'red', 'blue', 'What shape flashed briefly?', 'circle', 'system\nYou are a helpful assistant.', 'user\n', 'assistant\n'];
+
+export function testAssets(): BvllmAssets {
+  const { vocab, merges } = trainByteBpe(corpus, { merges: 40, specialTokens: TINY_SPECIAL_TOKENS });
+  const tokenizer = Qwen2Tokenizer.fromJson(byteBpeTokenizerJson(vocab, merges, TINY_SPECIAL_TOKENS), {
+    eos_token: '<|im_end|>',
+    pad_token: '<|endoftext|>',
+    chat_template: QWEN2_DEFAULT_CHAT_TEMPLATE,
+  });
+  const questionTokenizer = QuestionTokenizer.fromVocabTxt(buildWordPieceVocab(corpus).join('\n'), { maxLength: 32 });
+  return { tokenizer, questionTokenizer };
+}
+
+/** A small full model: Cv 24, Cq 32, D 40, K 4, R 6, the bvllm-visual fixture's widths. */
+export function testConfig(overrides: Partial<PipelineConfigInput> = {}): PipelineConfigInput {
+  const qformer = { hiddenSize: 32, numLayers: 4, numHeads: 2, intermediateSize: 64, vocabSize: 100, maxPositions: 64, crossAttentionFrequency: 2 };
+  return {
+    name: 'test',
+    vision: { vit: { hiddenSize: 24, intermediateSize: 48, numLayers: 1, numHeads: 2, imageSize: 32, patchSize: 16 }, batchSize: 4 },
+    frameSelect: { kind: 'qformer-gumbel', numQueries: 4, numQueryTokens: 8, qformer },
+    tokenMerge: { kind: 'row-cosine' },
+    spatialSample: { kind: 'qformer', numQueries: 6, tokenBudget: 24, qformer },
+    projector: { kind: 'linear2' },
+    llm: { vocabSize: 300, hiddenSize: 40, intermediateSize: 64, numLayers: 1, numHeads: 4, numKvHeads: 2, maxPositionEmbeddings: 512 },
+    generation: { maxNewTokens: 4 },
+    ...overrides,
+  };
+}
