@@ -1,7 +1,10 @@
 /** Tiny tokenizers and configs for this package's tests (not exported from the package). */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { QuestionTokenizer } from '@bvllm/core';
 import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
 import type { BvllmAssets } from './bvllm-model.js';
+import { QUESTION_TOKENIZER_DIR } from './model-dir.js';
 import type { PipelineConfigInput } from './pipeline-config.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './recipes/byte-bpe.js';
 import { buildWordPieceVocab } from './recipes/wordpiece-vocab.js';
@@ -9,15 +12,25 @@ import { TINY_SPECIAL_TOKENS } from './recipes/tiny-recipe.js';
 
 const corpus = ['What colour is the square?', 'red', 'blue', 'What shape flashed briefly?', 'circle', 'system\nYou are a helpful assistant.', 'user\n', 'assistant\n'];
 
-export function testAssets(): BvllmAssets {
+const tokenizerConfig = { eos_token: '<|im_end|>', pad_token: '<|endoftext|>', chat_template: QWEN2_DEFAULT_CHAT_TEMPLATE };
+
+function tokenizerJson(): Record<string, unknown> {
   const { vocab, merges } = trainByteBpe(corpus, { merges: 40, specialTokens: TINY_SPECIAL_TOKENS });
-  const tokenizer = Qwen2Tokenizer.fromJson(byteBpeTokenizerJson(vocab, merges, TINY_SPECIAL_TOKENS), {
-    eos_token: '<|im_end|>',
-    pad_token: '<|endoftext|>',
-    chat_template: QWEN2_DEFAULT_CHAT_TEMPLATE,
-  });
+  return byteBpeTokenizerJson(vocab, merges, TINY_SPECIAL_TOKENS);
+}
+
+export function testAssets(): BvllmAssets {
+  const tokenizer = Qwen2Tokenizer.fromJson(tokenizerJson(), tokenizerConfig);
   const questionTokenizer = QuestionTokenizer.fromVocabTxt(buildWordPieceVocab(corpus).join('\n'), { maxLength: 32 });
   return { tokenizer, questionTokenizer };
+}
+
+/** The same tokenizers as files, laid out as a model folder's assets. */
+export function buildAssetsDir(dir: string): void {
+  mkdirSync(join(dir, QUESTION_TOKENIZER_DIR), { recursive: true });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson()));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+  writeFileSync(join(dir, QUESTION_TOKENIZER_DIR, 'vocab.txt'), `${buildWordPieceVocab(corpus).join('\n')}\n`);
 }
 
 /** A small full model: Cv 24, Cq 32, D 40, K 4, R 6, the bvllm-visual fixture's widths. */

@@ -155,7 +155,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   });
   log(`LLM warm-up: loss ${warmup.lossHistory[0]?.toFixed(3)} → ${warmup.lossHistory.at(-1)?.toFixed(3)}`);
 
-  const common = { data, seed: options.seed, microBatchSize: 4, gradientAccumulationSteps: 2, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
+  const common = { data, seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
   const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 1 }), {
     outDir: join(options.workDir, 'stage1'),
     featureCacheDir: join(options.workDir, 'features'),
