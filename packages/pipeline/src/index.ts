@@ -1,6 +1,6 @@
 export { BvllmModel, type BvllmAssets, type BvllmSample, type VisualPath } from './bvllm-model.js';
 export { pipelineConfigSchema, parsePipelineConfig, PIPELINE_FORMAT, PIPELINE_FORMAT_VERSION, type PipelineConfig, type PipelineConfigInput } from './pipeline-config.js';
-export { loadModel, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
+export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
 export { streamAnswer, answer, type ChatTurn, type AskOptions, type AskResult, type SelectionSummary } from './answer.js';
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';

@@ -10,7 +10,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, 
 import { dirname, join } from 'node:path';
 import { CheckpointFormatError, QuestionTokenizer, TensorSource, tf, writeSafetensors } from '@bvllm/core';
 import { Qwen2Tokenizer } from '@bvllm/llm-bridge';
-import { BvllmModel } from './bvllm-model.js';
+import { BvllmModel, type BvllmAssets } from './bvllm-model.js';
 import { PIPELINE_FORMAT, PIPELINE_FORMAT_VERSION } from './pipeline-config.js';
 
 export const CONFIG_FILE = 'bvllm.json';
@@ -33,14 +33,18 @@ export function readModelConfig(dir: string): Record<string, unknown> {
   return config;
 }
 
+/** The tokenizers of a model folder (or of a recipe's assets folder, laid out the same way). */
+export function loadAssets(dir: string, questionMaxLength?: number): BvllmAssets {
+  return {
+    tokenizer: Qwen2Tokenizer.fromDir(dir),
+    questionTokenizer: QuestionTokenizer.fromDir(join(dir, QUESTION_TOKENIZER_DIR), { maxLength: questionMaxLength }),
+  };
+}
+
 /** Loads a model folder: config, tokenizers, then every weight, strictly (a mismatch lists every bad key). */
 export function loadModel(dir: string): BvllmModel {
   const config = readModelConfig(dir);
-  const tokenizer = Qwen2Tokenizer.fromDir(dir);
-  const questionTokenizer = QuestionTokenizer.fromDir(join(dir, QUESTION_TOKENIZER_DIR), {
-    maxLength: typeof config.questionMaxLength === 'number' ? config.questionMaxLength : undefined,
-  });
-  const model = BvllmModel.create(config, { tokenizer, questionTokenizer });
+  const model = BvllmModel.create(config, loadAssets(dir, typeof config.questionMaxLength === 'number' ? config.questionMaxLength : undefined));
   const source = TensorSource.fromDir(dir, WEIGHTS_FILE);
   try {
     const tensors = source.readAll();

@@ -11,12 +11,12 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuestionTokenizer, tf } from '@bvllm/core';
-import { QWEN2_DEFAULT_CHAT_TEMPLATE, Qwen2Tokenizer } from '@bvllm/llm-bridge';
+import { tf } from '@bvllm/core';
+import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
-import { QUESTION_TOKENIZER_DIR, saveModel } from '../model-dir.js';
+import { QUESTION_TOKENIZER_DIR, loadAssets, saveModel } from '../model-dir.js';
 import type { PipelineConfigInput } from '../pipeline-config.js';
 import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
@@ -119,7 +119,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   const assetsDir = join(options.workDir, 'assets');
   const sizes = buildTinyAssets(options.dataDir, assetsDir);
   log(`tokenizers: ${sizes.vocabSize} BPE tokens, ${sizes.questionVocabSize} WordPiece tokens`);
-  const assets = { tokenizer: Qwen2Tokenizer.fromDir(assetsDir), questionTokenizer: QuestionTokenizer.fromDir(join(assetsDir, QUESTION_TOKENIZER_DIR), { maxLength: 128 }) };
+  const assets = loadAssets(assetsDir, 128);
   const model = BvllmModel.create(tinyPipelineConfig(sizes, options.overrides), assets, options.seed);
   const train0 = readSplit(options.dataDir, 'train');
   const data = { annotations: join(options.dataDir, 'train.json'), folder: options.dataDir };

@@ -1,0 +1,72 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '@bvllm/core';
+import { BvllmModel, buildTinyAssets, loadAssets, saveModel, tinyPipelineConfig } from '@bvllm/pipeline';
+import { generateBenchmark } from '@bvllm/synth';
+import { PNG } from 'pngjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../../dist/bvllm.js', import.meta.url));
+let dir: string;
+let modelDir: string;
+let video: string;
+
+function bvllm(args: string[]) {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(async () => {
+  await initBackend();
+  dir = mkdtempSync(join(tmpdir(), 'bvllm-cli-'));
+  // A real (untrained) tiny model built by the recipe's own steps, over a two-video synthetic benchmark.
+  const data = join(dir, 'data');
+  await generateBenchmark({ outDir: data, seed: 3, counts: { train: 1, val: 0, test: 1 } });
+  const assets = join(dir, 'assets');
+  const sizes = buildTinyAssets(data, assets, 50);
+  const model = BvllmModel.create(tinyPipelineConfig(sizes), loadAssets(assets));
+  modelDir = join(dir, 'model');
+  saveModel(model, modelDir, assets);
+  model.dispose();
+  video = join(data, (JSON.parse(readFileSync(join(data, 'test.json'), 'utf8')) as { video: string }[])[0].video);
+}, 120_000);
+
+describe('bvllm ask', () => {
+  it('--json answers with the selected frames, and --show-frames writes a contact sheet of them', () => {
+    const png = join(dir, 'frames.png');
+    const { code, stdout, stderr } = bvllm(['ask', video, 'What colour is the square?', '--model', modelDir, '--json', '--show-frames', png, '--max-new-tokens', '3']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout) as { answer: string; finishReason: string; selection: { frames: { timestampSec: number; weight: number }[]; visualTokens: number } };
+    expect(typeof out.answer).toBe('string');
+    expect(['eos', 'length', 'stop']).toContain(out.finishReason);
+    // K = 4 selection queries, merged to at most 4 frames of R = 4 tokens each (tinyPipelineConfig).
+    expect(out.selection.frames.length).toBeGreaterThanOrEqual(1);
+    expect(out.selection.frames.length).toBeLessThanOrEqual(4);
+    expect(out.selection.visualTokens).toBe(out.selection.frames.length * 4);
+    for (const f of out.selection.frames) expect(f.timestampSec % 1).toBeCloseTo(0.5, 6); // 1 fps: segment middles
+    const sheet = PNG.sync.read(readFileSync(png));
+    expect(sheet.width).toBe(out.selection.frames.length * 132 + 4);
+  });
+
+  it('is deterministic for a seed and streams plain text by default', () => {
+    const a = bvllm(['ask', video, 'What shape flashed briefly?', '--model', modelDir, '--seed', '7', '--max-new-tokens', '3']);
+    const b = bvllm(['ask', video, 'What shape flashed briefly?', '--model', modelDir, '--seed', '7', '--max-new-tokens', '3']);
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(a.stdout.endsWith('\n')).toBe(true);
+  });
+
+  it('fails with one clear line and exit 1 on a missing video or a folder that is not a model', () => {
+    const missing = bvllm(['ask', join(dir, 'nope.mp4'), 'q?', '--model', modelDir]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/^bvllm: error VIDEO_DECODE: .*nope\.mp4/);
+    const notModel = bvllm(['ask', video, 'q?', '--model', dir]);
+    expect(notModel.code).toBe(1);
+    expect(notModel.stderr).toMatch(/^bvllm: error CHECKPOINT_FORMAT: .*not a B-VLLM model folder/);
+  });
+});
