@@ -9,7 +9,7 @@
  * which equals PyTorch's stride-p convolution and is differentiable on every tfjs backend.
  */
 import { z } from 'zod';
-import { LayerNorm, Linear, ParameterStore, ShapeError, activation, attention, mergeHeads, splitHeads, tf, type Init, type Rng } from '@bvllm/core';
+import { LayerNorm, Linear, ParameterStore, ShapeError, activation, attention, linear, mergeHeads, splitHeads, tf, type Init, type Rng } from '@bvllm/core';
 
 export const vitConfigSchema = z
   .object({
@@ -149,10 +149,9 @@ class PoolingHead {
       const heads = this.config.numHeads;
       const [wq, wk, wv] = tf.split(this.inProjWeight, 3, 0);
       const [bq, bk, bv] = tf.split(this.inProjBias, 3, 0);
-      const probe = tf.tile(this.probe, [b, 1, 1]);
-      const q = splitHeads(tf.reshape(tf.add(tf.matMul(tf.reshape(probe, [b, c]), wq, false, true), bq), [b, 1, c]), heads);
-      const k = splitHeads(tf.reshape(tf.add(tf.matMul(tf.reshape(x, [-1, c]), wk, false, true), bk), [b, -1, c]), heads);
-      const v = splitHeads(tf.reshape(tf.add(tf.matMul(tf.reshape(x, [-1, c]), wv, false, true), bv), [b, -1, c]), heads);
+      const q = splitHeads(linear(tf.tile(this.probe, [b, 1, 1]), wq, bq), heads);
+      const k = splitHeads(linear(x, wk, bk), heads);
+      const v = splitHeads(linear(x, wv, bv), heads);
       const h = this.out.apply(mergeHeads(attention(q, k, v)));
       return tf.reshape(tf.add(h, this.mlp.apply(this.norm.apply(h))), [b, c]) as tf.Tensor2D;
     });
@@ -208,8 +207,7 @@ export class VisionTransformer {
       // PyTorch conv weight [C, 3, p, p] → [C, p, p, 3] to match the (ky, kx, ch) order above.
       const weight = tf.reshape(tf.transpose(this.store.get('embeddings.patch_embedding.weight'), [0, 2, 3, 1]), [c, p * p * 3]);
       const bias = this.store.has('embeddings.patch_embedding.bias') ? this.store.get('embeddings.patch_embedding.bias') : undefined;
-      let x: tf.Tensor = tf.reshape(tf.matMul(tf.reshape(patches, [-1, p * p * 3]), weight, false, true), [b, g * g, c]);
-      if (bias) x = tf.add(x, bias);
+      let x: tf.Tensor = linear(patches, weight, bias);
       if (this.hasCls) x = tf.concat([tf.tile(tf.reshape(this.store.get('embeddings.class_embedding'), [1, 1, c]), [b, 1, 1]), x], 1);
       const pos = this.store.has('embeddings.position_embedding') ? this.store.get('embeddings.position_embedding') : this.store.get('embeddings.position_embedding.weight');
       return tf.add(x, tf.reshape(pos, [1, this.numTokens, c])) as tf.Tensor3D;
