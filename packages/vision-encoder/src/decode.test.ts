@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BvllmError } from '@bvllm/core';
 import { decodeVideo } from './decode.js';
 import { VideoDecodeError } from './errors.js';
+import { ffmpegPath } from './ffmpeg.js';
 import { probeVideo } from './probe.js';
 import { colourVideo, meanColour, patternVideo, tempDir, writeImage } from './test-videos.js';
 
@@ -55,6 +57,17 @@ describe('decodeVideo', () => {
     expect((await decodeVideo(video, { maxFrames: 2 })).frames).toHaveLength(2);
   });
 
+  it('a GIF is sampled as 25 fps whatever its own rate, as the reference does (spec §3)', async () => {
+    const gif = join(dir, 'colours.gif');
+    execFileSync(ffmpegPath(), ['-y', '-loglevel', 'error', '-i', video, gif]);
+    const g = await decodeVideo(gif);
+    // 50 frames at an assumed 25 fps: segment 25 → frames 12 and 37, which at the GIF's real 10 fps lie in the
+    // lime (second 1) and yellow (second 3) segments.
+    expect(g.frameIndices).toEqual([12, 37]);
+    expect(g.timestampsSec).toEqual([12 / 25, 37 / 25]);
+    expect(near(meanColour(g.frames[0]), COLOURS.lime) && near(meanColour(g.frames[1]), COLOURS.yellow)).toBe(true);
+  });
+
   it('an image is one frame; a folder of frame images is a 3 fps video', async () => {
     const rgb = new Uint8Array(5 * 4 * 3).map((_, i) => (i * 37) % 256);
     const png = writeImage(join(dir, 'one.png'), rgb, 5, 4);
@@ -91,8 +104,17 @@ describe('decodeVideo', () => {
     const empty = join(dir, 'empty.mp4');
     writeFileSync(empty, whole.subarray(0, 0));
     await expectDecodeError(empty, /not a video|no video stream/);
+    const unknownCodec = join(dir, 'unknown-codec.mp4');
+    writeFileSync(unknownCodec, Buffer.from(whole.toString('latin1').replaceAll('avc1', 'qqqq'), 'latin1'));
+    await expectDecodeError(unknownCodec, /unsupported codec "qqqq"/);
     await expectDecodeError(video, /resolution 32x24 exceeds/, { maxPixels: 100 });
+    // A wall-clock limit kills ffmpeg instead of waiting on it.
+    await expectDecodeError(pattern, /within 1 ms|killed/, { timeoutMs: 1 });
     await expectDecodeError(video, /decode budget/, { maxBytes: 1000 });
+  });
+
+  it('rejects unknown sampling options with a ConfigError naming them', async () => {
+    await expect(decodeVideo(video, { fps: 2 } as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('fps') });
   });
 
   it('honours an AbortSignal', async () => {

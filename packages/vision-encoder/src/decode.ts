@@ -8,6 +8,7 @@ import { extname, join } from 'node:path';
 import { VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
 import { CORRUPT, DEFAULT_MAX_PIXELS, parseHeader, probeVideo } from './probe.js';
+import { parseOptions } from './parse-options.js';
 import { sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from './sampling.js';
 
 /** Sampled frames of one video, in ascending time. */
@@ -37,6 +38,8 @@ export interface DecodeOptions {
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp']);
 /** Frame folders carry no rate; the reference assumes 3 fps (`mm_utils.py:163-166`, spec §3). */
 export const FRAME_FOLDER_FPS = 3;
+/** GIFs are sampled as 25 fps whatever their own rate, as in the reference. */
+export const GIF_FPS = 25;
 const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
 
 export function isImageFile(path: string): boolean {
@@ -45,7 +48,7 @@ export function isImageFile(path: string): boolean {
 
 /** Decodes the frames `sampling` picks from a video file, an image (one frame) or a folder of frame images. */
 export async function decodeVideo(path: string, sampling: SamplingInput = {}, options: DecodeOptions = {}): Promise<DecodedVideo> {
-  const opts = samplingOptionsSchema.parse(sampling);
+  const opts = parseOptions(samplingOptionsSchema, sampling, 'sampling options');
   if (!existsSync(path)) throw new VideoDecodeError(path, 'file does not exist');
   if (statSync(path).isDirectory()) return decodeFolder(path, sampling, options);
   if (isImageFile(path)) {
@@ -53,7 +56,9 @@ export async function decodeVideo(path: string, sampling: SamplingInput = {}, op
     return { frames: [image.rgb], width: image.width, height: image.height, timestampsSec: [0], frameIndices: [0] };
   }
   const info = await probeVideo(path, options);
-  const indices = sampleFrameIndices(info.numFrames, info.fps, opts);
+  // The reference reads GIFs with imageio and assumes 25 fps for them (mm_utils.py:167-172, spec §3).
+  const fps = extname(path).toLowerCase() === '.gif' ? GIF_FPS : info.fps;
+  const indices = sampleFrameIndices(info.numFrames, fps, opts);
   const frameBytes = info.width * info.height * 3;
   checkBudget(path, indices.length, frameBytes, options);
   const wanted = new Map<number, number[]>();
@@ -100,7 +105,7 @@ export async function decodeVideo(path: string, sampling: SamplingInput = {}, op
   }
   if (CORRUPT.test(run.stderr)) throw new VideoDecodeError(path, 'the stream is corrupt: ffmpeg reported decoding errors', run.stderr);
   if (!run.stopped && run.code !== 0) throw new VideoDecodeError(path, `ffmpeg failed with exit code ${run.code}`, run.stderr);
-  return { frames, width: info.width, height: info.height, timestampsSec: indices.map((i) => i / info.fps), frameIndices: indices };
+  return { frames, width: info.width, height: info.height, timestampsSec: indices.map((i) => i / fps), frameIndices: indices };
 }
 
 /** Decodes one image file to RGB (ffmpeg's image demuxers: jpg, png, webp, bmp). */
@@ -139,7 +144,7 @@ async function decodeFolder(dir: string, sampling: SamplingInput, options: Decod
     .filter((f) => isImageFile(f))
     .sort();
   if (files.length === 0) throw new VideoDecodeError(dir, 'the folder holds no frame images (jpg, png, webp, bmp)');
-  const indices = sampleFrameIndices(files.length, FRAME_FOLDER_FPS, samplingOptionsSchema.parse(sampling));
+  const indices = sampleFrameIndices(files.length, FRAME_FOLDER_FPS, parseOptions(samplingOptionsSchema, sampling, 'sampling options'));
   const decoded = new Map<number, { rgb: Uint8Array; width: number; height: number }>();
   for (const i of new Set(indices)) {
     const image = await decodeImage(join(dir, files[i]), options);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { SafetensorsFile, tf, writeSafetensors, type FrameFeatures } from '@bvllm/core';
 import { isImageFile } from './decode.js';
 import { VideoDecodeError } from './errors.js';
+import { parseOptions } from './parse-options.js';
 import { samplingOptionsSchema } from './sampling.js';
 import type { EncodeVideoOptions, VisionEncoder } from './vision-encoder.js';
 
@@ -58,7 +59,7 @@ export class FeatureCache {
     const parts = {
       video: await contentHash(path),
       encoder: encoder.identity(),
-      sampling: samplingOptionsSchema.parse(options.sampling ?? {}),
+      sampling: parseOptions(samplingOptionsSchema, options.sampling ?? {}, 'sampling options'),
       preprocess: encoder.preprocessOptions(options.preprocess),
       output: options.output ?? 'lastBlock',
       floatDtype: this.options.floatDtype ?? 'F32',

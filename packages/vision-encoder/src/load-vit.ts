@@ -11,6 +11,7 @@ import { familyOf, vitConfigFromHf, type VitLayout } from './hf-vit-config.js';
 import { instructBlipVisionKeys } from './instructblip-keys.js';
 import { fuseLavisQkvBias, lavisVisionKeys } from './lavis-keys.js';
 import { interpolatePositions } from './pos-interp.js';
+import { parseOptions } from './parse-options.js';
 import { siglipVisionKeys } from './siglip-keys.js';
 import { VisionTransformer, vitConfigSchema, type VitConfig, type VitConfigInput } from './vit.js';
 
@@ -45,7 +46,7 @@ export function loadVisionTransformer(dir: string, options: LoadVitOptions = {})
     if (!layout) throw new ConfigError(`${dir}: cannot tell the checkpoint layout from config.json; pass layout (instructblip, lavis, clip, siglip)`, ['layout']);
     const family: VitConfig['family'] = layout === 'lavis' ? 'instructblip' : layout;
     let config: VitConfig;
-    if (options.config) config = vitConfigSchema.parse({ ...options.config, family, ...(options.imageSize ? { imageSize: options.imageSize } : {}) });
+    if (options.config) config = parseOptions(vitConfigSchema, { ...options.config, family, ...(options.imageSize ? { imageSize: options.imageSize } : {}) }, `${dir}: vision config`);
     else if (hasConfigFile) config = vitConfigFromHf(raw, family, { imageSize: options.imageSize });
     else throw new ConfigError(`${dir}: no config.json; pass config`, ['config']);
 

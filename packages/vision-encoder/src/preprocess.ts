@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { InvalidArgumentError } from '@bvllm/core';
+import { parseOptions } from './parse-options.js';
 
 /** CLIP (openai/clip-vit-large-patch14-336) normalisation constants, per RGB channel. */
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -156,7 +157,7 @@ export function resizeAndCrop(rgb: Uint8Array, width: number, height: number, op
  * `(x − mean)/std`.
  */
 export function preprocessClip(rgb: Uint8Array, width: number, height: number, options: PreprocessInput = {}): Float32Array {
-  const opts = preprocessOptionsSchema.parse(options);
+  const opts = parseOptions(preprocessOptionsSchema, options, 'preprocess options');
   const crop = resizeAndCrop(rgb, width, height, opts);
   const mean = opts.mean.map(Math.fround);
   const std = opts.std.map(Math.fround);

@@ -60,6 +60,10 @@ export async function probeVideo(path: string, options: ProbeOptions = {}): Prom
 
 /** Size, rate, duration and codec from `ffmpeg -i` stderr; throws when it shows no decodable video stream. */
 export function parseHeader(path: string, stderr: string): Omit<VideoInfo, 'numFrames'> {
+  if (/unknown codec|Decoder \(codec [^)]*\) not found|Unsupported codec/i.test(stderr)) {
+    const tag = /Video: ([\w-]+)(?: \((\w+) \/)?/.exec(stderr);
+    throw new VideoDecodeError(path, `unsupported codec "${tag?.[2] ?? tag?.[1] ?? 'unknown'}"`, stderr);
+  }
   if (/Invalid data found when processing input|moov atom not found|could not find codec parameters/i.test(stderr))
     throw new VideoDecodeError(path, 'not a video (the container cannot be parsed)', stderr);
   const stream = /Stream #\d+:\d+[^:]*: Video: ([^\n]*)/.exec(stderr);

@@ -10,7 +10,8 @@ import { decodeVideo, type DecodeOptions, type DecodedVideo } from './decode.js'
 import type { VitLayout } from './hf-vit-config.js';
 import { loadVisionTransformer, type LoadVitOptions } from './load-vit.js';
 import { preprocessClip, preprocessOptionsSchema, type PreprocessInput, type PreprocessOptions } from './preprocess.js';
-import { samplingOptionsSchema, type SamplingInput } from './sampling.js';
+import { parseOptions } from './parse-options.js';
+import type { SamplingInput } from './sampling.js';
 import { VisionTransformer, vitConfigSchema, type VitConfigInput } from './vit.js';
 
 /** Which tokens become `cls`/`patches`. B-VLLM: `lastBlock` (spec §1.0). */
@@ -53,7 +54,7 @@ export class VisionEncoder {
 
   /** A randomly initialised, trainable tower under HF InstructBlipVision key names (or the family's own). */
   static create(config: VitConfigInput, rng: Rng): VisionEncoder {
-    return new VisionEncoder(new VisionTransformer(vitConfigSchema.parse(config), rng), 'created');
+    return new VisionEncoder(new VisionTransformer(parseOptions(vitConfigSchema, config, 'vision encoder config'), rng), 'created');
   }
 
   get imageSize(): number {
@@ -96,7 +97,7 @@ export class VisionEncoder {
 
   /** The preprocessing this encoder expects: CLIP's, at its own image size unless overridden. */
   preprocessOptions(overrides: PreprocessInput = {}): PreprocessOptions {
-    const options = preprocessOptionsSchema.parse({ shortestEdge: this.imageSize, cropSize: this.imageSize, ...overrides });
+    const options = parseOptions(preprocessOptionsSchema, { shortestEdge: this.imageSize, cropSize: this.imageSize, ...overrides }, 'preprocess options');
     if (options.cropSize !== this.imageSize) throw new ShapeError('pixels', ['B', this.imageSize, this.imageSize, 3], [1, options.cropSize, options.cropSize, 3], 'cropSize must equal the encoder image size');
     return options;
   }
@@ -136,7 +137,7 @@ export class VisionEncoder {
 
   /** Decodes, samples (1 fps by default, spec §3), preprocesses and encodes a video, image or frame folder. */
   async encodeVideo(path: string, options: EncodeVideoOptions = {}): Promise<FrameFeatures> {
-    const video = await decodeVideo(path, samplingOptionsSchema.parse(options.sampling ?? {}), options);
+    const video = await decodeVideo(path, options.sampling ?? {}, options);
     return this.encodeFrames(video, options);
   }
 

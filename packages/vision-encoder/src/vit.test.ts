@@ -69,6 +69,13 @@ describe('EVA-ViT-g (InstructBLIP vision) against the eva-vit fixture (spec §1.
     expect((missing as WeightsError).missing).toContain('encoder.layers.3.self_attn.qkv.weight');
   });
 
+  it('loading and disposing does not leak tensors', () => {
+    loadVisionTransformer(fixtureDir, { weightsFile: 'model_lavis.safetensors' }).model.dispose();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) loadVisionTransformer(fixtureDir, { weightsFile: 'model_lavis.safetensors', imageSize: 42 }).model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('rejects pixels of the wrong size or layout', () => {
     const { model } = loadVisionTransformer(fixtureDir);
     const nchw = tf.zeros([1, 3, 28, 28]) as tf.Tensor4D;
