@@ -30,7 +30,7 @@ export function fuseLavisQkvBias(tensors: ReadonlyMap<string, tf.Tensor>): Map<s
     const q = /^(encoder\.layers\.\d+\.self_attn)\.q_bias$/.exec(key);
     if (q && tensors.has(`${q[1]}.v_bias`)) {
       const v = tensors.get(`${q[1]}.v_bias`)!;
-      out.set(`${q[1]}.qkv.bias`, tf.concat([tensor, tf.zerosLike(tensor), v]));
+      out.set(`${q[1]}.qkv.bias`, tf.tidy(() => tf.concat([tensor, tf.zerosLike(tensor), v])));
       tensor.dispose();
       v.dispose();
     } else if (/\.v_bias$/.test(key) && tensors.has(key.replace(/v_bias$/, 'q_bias'))) continue;

@@ -56,7 +56,8 @@ const weightInit: Init = { kind: 'normal', std: 0.02 };
 /** A Linear with the ViT's init; `zeros` when a checkpoint will overwrite everything anyway. */
 function dense(store: ParameterStore, prefix: string, inF: number, outF: number, bias: boolean, init: Init, trainable: boolean): Linear {
   const layer = new Linear(store, prefix, inF, outF, { bias, init, trainable });
-  if (layer.bias) layer.bias.assign(tf.zerosLike(layer.bias));
+  // core's Linear starts biases uniform (PyTorch's default); ViT practice, and HF's _init_weights, zero them.
+  if (layer.bias) tf.tidy(() => layer.bias!.assign(tf.zerosLike(layer.bias!)));
   return layer;
 }
 
