@@ -74,6 +74,12 @@ describe('decodeVideo', () => {
     const img = await decodeVideo(png);
     expect([img.width, img.height, img.frames.length]).toEqual([5, 4, 1]);
     expect(Array.from(img.frames[0])).toEqual(Array.from(rgb)); // png is lossless
+    const red = new Uint8Array(16 * 8 * 3).map((_, i) => (i % 3 === 0 ? 255 : 0));
+    for (const ext of ['jpg', 'webp']) {
+      const lossy = await decodeVideo(writeImage(join(dir, `red.${ext}`), red, 16, 8));
+      expect([lossy.width, lossy.height, lossy.frames.length]).toEqual([16, 8, 1]);
+      expect(near(meanColour(lossy.frames[0]), COLOURS.red)).toBe(true);
+    }
     const folder = join(dir, 'frames');
     mkdirSync(folder);
     for (let i = 0; i < 7; i++) writeImage(join(folder, `f${String(i).padStart(3, '0')}.png`), new Uint8Array(5 * 4 * 3).fill(i * 30), 5, 4);
@@ -109,7 +115,7 @@ describe('decodeVideo', () => {
     await expectDecodeError(unknownCodec, /unsupported codec "qqqq"/);
     await expectDecodeError(video, /resolution 32x24 exceeds/, { maxPixels: 100 });
     // A wall-clock limit kills ffmpeg instead of waiting on it.
-    await expectDecodeError(pattern, /within 1 ms|killed/, { timeoutMs: 1 });
+    await expectDecodeError(pattern, /ffmpeg was killed/, { timeoutMs: 1 });
     await expectDecodeError(video, /decode budget/, { maxBytes: 1000 });
   });
 

@@ -96,7 +96,7 @@ export async function decodeVideo(path: string, sampling: SamplingInput = {}, op
     },
   );
   if (run.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${run.spawnError.message})`, '', { cause: run.spawnError });
-  if (run.timedOut) throw new VideoDecodeError(path, 'ffmpeg stalled or ran past its time limit and was killed', run.stderr);
+  if (run.timedOut) throw new VideoDecodeError(path, 'ffmpeg was killed: it stalled or ran past its time limit', run.stderr);
   if (frameNumber <= last) {
     const reason = /decoder[^\n]*not found|unsupported codec|no decoder/i.test(run.stderr)
       ? `unsupported codec "${info.codec}"`
@@ -129,7 +129,7 @@ export async function decodeImage(path: string, options: DecodeOptions = {}): Pr
     },
   });
   if (run.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${run.spawnError.message})`, '', { cause: run.spawnError });
-  if (run.timedOut) throw new VideoDecodeError(path, 'ffmpeg stalled or ran past its time limit and was killed', run.stderr);
+  if (run.timedOut) throw new VideoDecodeError(path, 'ffmpeg was killed: it stalled or ran past its time limit', run.stderr);
   const { width, height } = parseHeader(path, run.stderr);
   if (tooLarge || width * height > maxBytes / 3) throw new VideoDecodeError(path, `resolution ${width}x${height} exceeds the limit of ${maxBytes / 3} pixels`);
   const rgb = new Uint8Array(Buffer.concat(chunks));

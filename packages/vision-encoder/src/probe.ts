@@ -41,13 +41,13 @@ export async function probeVideo(path: string, options: ProbeOptions = {}): Prom
   const timeoutMs = options.timeoutMs ?? 60_000;
   const header = await runFfmpeg(['-i', path], { timeoutMs, signal: options.signal });
   if (header.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${header.spawnError.message})`, '', { cause: header.spawnError });
-  if (header.timedOut) throw new VideoDecodeError(path, `ffmpeg did not finish reading the header within ${timeoutMs} ms`, header.stderr);
+  if (header.timedOut) throw new VideoDecodeError(path, `ffmpeg was killed after ${timeoutMs} ms reading the header`, header.stderr);
   const info = parseHeader(path, header.stderr);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (info.width * info.height > maxPixels)
     throw new VideoDecodeError(path, `resolution ${info.width}x${info.height} exceeds the limit of ${maxPixels} pixels`);
   const count = await runFfmpeg(['-i', path, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { timeoutMs, signal: options.signal });
-  if (count.timedOut) throw new VideoDecodeError(path, `counting frames took longer than ${timeoutMs} ms`, count.stderr);
+  if (count.timedOut) throw new VideoDecodeError(path, `ffmpeg was killed after ${timeoutMs} ms counting frames`, count.stderr);
   const frames = [...count.stderr.matchAll(/frame=\s*(\d+)/g)].at(-1);
   const numFrames = frames ? Number(frames[1]) : 0;
   if (count.code !== 0 && numFrames === 0) throw new VideoDecodeError(path, 'the video stream cannot be read', count.stderr);
