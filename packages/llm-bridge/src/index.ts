@@ -21,7 +21,7 @@ export {
   PROJECTOR_KEYS,
   type ProjectorConfig,
 } from './projector.js';
-export { Qwen2Tokenizer, TokenizerError, type TokenizerConfigJson } from './tokenizer.js';
+export { Qwen2Tokenizer, type TokenizerConfigJson } from './tokenizer.js';
 export { ChatTemplate, QWEN2_DEFAULT_CHAT_TEMPLATE, multimodalUserContent, type ChatMessage } from './chat-template.js';
 export { tokenizeMultimodal } from './multimodal-tokens.js';
 export { chatExample, plainExample, type TrainingExample } from './training-examples.js';

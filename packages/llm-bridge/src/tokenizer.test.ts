@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { qwenTokenizer, vocabId } from './test-tokenizer.js';
-import { Qwen2Tokenizer, TokenizerError } from './tokenizer.js';
+import { TokenizerError } from '@bvllm/core';
+import { Qwen2Tokenizer } from './tokenizer.js';
 
 // Byte-level BPE writes a leading space as "Ġ" and a newline as "Ċ" (GPT-2's byte-to-unicode table).
 describe('Qwen2Tokenizer on the real Qwen vocabulary', () => {

@@ -4,19 +4,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BvllmError } from '@bvllm/core';
+import { TokenizerError } from '@bvllm/core';
 import { Tokenizer } from '@huggingface/tokenizers';
-
-/** A tokenizer folder is missing, malformed, or lacks a token the model needs. */
-export class TokenizerError extends BvllmError {
-  constructor(
-    readonly path: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super('TOKENIZER', `${path}: ${reason}`, options);
-  }
-}
 
 /** The fields of `tokenizer_config.json` we read; the rest is passed to the library untouched. */
 export interface TokenizerConfigJson {

@@ -136,7 +136,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     stage: 'stage2',
     data: { annotations: textPath, folder: options.dataDir },
     seed: options.seed,
-    epochs: options.lmEpochs ?? 3,
+    epochs: options.lmEpochs ?? 4,
     lr: 2e-3,
     microBatchSize: 8,
     gradientAccumulationSteps: 1,
@@ -156,14 +156,14 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   log(`LLM warm-up: loss ${warmup.lossHistory[0]?.toFixed(3)} → ${warmup.lossHistory.at(-1)?.toFixed(3)}`);
 
   const common = { data, seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
-  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 1 }), {
+  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 2 }), {
     outDir: join(options.workDir, 'stage1'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
-  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 3, lr: 1e-3, lora: { dropout: 0 } }), {
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 4, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
