@@ -130,29 +130,3 @@ export class FeatureCache {
     rmSync(p.tensors, { force: true });
   }
 }
-
-const VIDEO_EXTENSIONS = /\.(mp4|mkv|webm|avi|mov|m4v|gif|mpg|mpeg|flv|wmv)$/i;
-
-/**
- * Precomputes the features of every video in `dir` (not recursive) into `cache`, as the reference's offline
- * `extract.py` does (spec §3). Returns one record per video; features are not kept in memory.
- */
-export async function extractFeatures(
-  dir: string,
-  encoder: VisionEncoder,
-  cache: FeatureCache,
-  options: EncodeVideoOptions & { onVideo?: (path: string, index: number, total: number, hit: boolean) => void } = {},
-): Promise<{ path: string; key: string; hit: boolean; numFrames: number }[]> {
-  const videos = readdirSync(dir)
-    .filter((f) => VIDEO_EXTENSIONS.test(f))
-    .sort()
-    .map((f) => join(dir, f));
-  const results: { path: string; key: string; hit: boolean; numFrames: number }[] = [];
-  for (const [i, path] of videos.entries()) {
-    const { features, key, hit } = await cache.getOrCompute(path, encoder, options);
-    results.push({ path, key, hit, numFrames: features.timestampsSec.length });
-    tf.dispose([features.cls, features.patches]);
-    options.onVideo?.(path, i, videos.length, hit);
-  }
-  return results;
-}
