@@ -123,9 +123,24 @@ describe('decodeVideo', () => {
     await expect(decodeVideo(video, { fps: 2 } as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('fps') });
   });
 
+  it('BVLLM_FFMPEG overrides the binary; a missing one is a VideoDecodeError, not a hang', async () => {
+    process.env.BVLLM_FFMPEG = join(dir, 'no-such-ffmpeg');
+    try {
+      expect(ffmpegPath()).toBe(join(dir, 'no-such-ffmpeg'));
+      await expect(decodeVideo(video)).rejects.toThrow(/cannot run ffmpeg \(spawn .*ENOENT\)/);
+    } finally {
+      delete process.env.BVLLM_FFMPEG;
+    }
+  });
+
   it('honours an AbortSignal', async () => {
     const controller = new AbortController();
     controller.abort();
     await expect(decodeVideo(video, {}, { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    // Aborting while ffmpeg runs kills the child and rejects promptly.
+    const running = new AbortController();
+    const pending = decodeVideo(video, {}, { signal: running.signal });
+    setImmediate(() => running.abort());
+    await expect(pending).rejects.toMatchObject({ code: 'ABORTED' });
   });
 });

@@ -2,7 +2,8 @@
  * The vision stage as the pipeline uses it: decoded frames → CLIP preprocessing → ViT in batches → core
  * {@link FrameFeatures}. B-VLLM feeds the frame selector all tokens of EVA's last block with no final norm
  * (spec §1.0, §1.1 "split"): `cls` is token 0 and `patches` the N grid tokens. `postLayernorm` is offered for
- * ports that want HF's `last_hidden_state`.
+ * ports that want HF's `last_hidden_state` (decision D13: taking it and then the temporal LN would normalise twice).
+ * The tower's `post_layernorm` weights are what initialise the frame selector's temporal LN (D13).
  */
 import { createHash } from 'node:crypto';
 import { AbortedError, ShapeError, tf, type FrameFeatures, type Rng } from '@bvllm/core';
