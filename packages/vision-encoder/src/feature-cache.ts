@@ -62,6 +62,7 @@ export class FeatureCache {
       sampling: parseOptions(samplingOptionsSchema, options.sampling ?? {}, 'sampling options'),
       preprocess: encoder.preprocessOptions(options.preprocess),
       output: options.output ?? 'lastBlock',
+      split: options.split ?? 'token0',
       floatDtype: this.options.floatDtype ?? 'F32',
     };
     const key = sha256(canonical(parts));

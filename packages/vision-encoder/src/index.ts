@@ -22,6 +22,6 @@ export { instructBlipVisionKeys } from './instructblip-keys.js';
 export { lavisVisionKeys, fuseLavisQkvBias } from './lavis-keys.js';
 export { clipVisionKeys } from './clip-keys.js';
 export { siglipVisionKeys } from './siglip-keys.js';
-export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type EncoderIdentity, type FeatureOutput } from './vision-encoder.js';
+export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type EncoderIdentity, type FeatureOutput, type ClsSplit } from './vision-encoder.js';
 export { FeatureCache, contentHash, type CacheEntryMeta } from './feature-cache.js';
 export { extractFeatures } from './extract-features.js';

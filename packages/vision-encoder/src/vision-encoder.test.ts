@@ -64,6 +64,28 @@ describe('VisionEncoder', () => {
     encoder.dispose();
   });
 
+  it("split 'parity' follows the reference: odd token count → token 0, even → mean of all tokens (spec §1.1)", () => {
+    const pixels = tf.tidy(() => Rng.fromSeed(3).normal([1, 24, 24, 3]) as tf.Tensor4D);
+    // 3×3 grid + CLS = 10 tokens (even).
+    const even = VisionEncoder.create({ ...tiny, imageSize: 24 }, Rng.fromSeed(4));
+    const last = even.model.forward(pixels).lastBlock;
+    const ref = even.encode(pixels, { split: 'parity' });
+    const plain = even.encode(pixels);
+    expect(ref.patches.shape).toEqual([1, 10, 16]);
+    expect(plain.patches.shape).toEqual([1, 9, 16]);
+    expect(close(ref.cls, tf.mean(last, 1))).toBe(true);
+    expect(close(plain.cls, tf.reshape(tf.slice(last, [0, 0, 0], [1, 1, 16]), [1, 16]))).toBe(true);
+    // 2×2 grid + CLS = 5 tokens (odd): both splits agree.
+    const odd = VisionEncoder.create(tiny, Rng.fromSeed(5));
+    const px16 = tf.slice(pixels, [0, 0, 0, 0], [1, 16, 16, 3]) as tf.Tensor4D;
+    const a = odd.encode(px16, { split: 'parity' });
+    const b = odd.encode(px16);
+    expect(close(a.cls, b.cls) && close(a.patches, b.patches)).toBe(true);
+    tf.dispose([pixels, px16, last, ref.cls, ref.patches, plain.cls, plain.patches, a.cls, a.patches, b.cls, b.patches]);
+    even.dispose();
+    odd.dispose();
+  });
+
   it('encodeVideo and encode do not leak tensors', async () => {
     const encoder = VisionEncoder.create(tiny, Rng.fromSeed(1));
     const once = async () => {

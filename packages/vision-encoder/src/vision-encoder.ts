@@ -18,9 +18,19 @@ import { VisionTransformer, vitConfigSchema, type VitConfigInput } from './vit.j
 /** Which tokens become `cls`/`patches`. B-VLLM: `lastBlock` (spec §1.0). */
 export type FeatureOutput = 'lastBlock' | 'postLayernorm';
 
+/**
+ * How tokens become `cls` and `patches`. `token0`: the class token and the N grid tokens (SigLIP: the pooling head
+ * and all N tokens). `parity`: the reference's rule (`bvlm_arch.py:405-408`, spec §1.1 "split"): with an odd token
+ * count token 0 is `cls` and the rest are `patches`; with an even count `cls` is the mean of all tokens and
+ * `patches` keeps all of them. Both agree for EVA at 336 px (577 tokens); they differ for odd grids such as 7×7.
+ */
+export type ClsSplit = 'token0' | 'parity';
+
 export interface EncodeOptions {
   /** Default `lastBlock`: the raw last block, as B-VLLM's frame selector reads it (spec §1.1). */
   output?: FeatureOutput;
+  /** Default `token0`. */
+  split?: ClsSplit;
 }
 
 export interface EncodeVideoOptions extends EncodeOptions, DecodeOptions {
@@ -83,12 +93,14 @@ export class VisionEncoder {
    */
   encode(pixels: tf.Tensor4D, options: EncodeOptions = {}): { cls: tf.Tensor2D; patches: tf.Tensor3D } {
     const output = options.output ?? 'lastBlock';
-    const siglip = this.model.config.family === 'siglip';
+    const parity = options.split === 'parity';
+    const pooled = this.model.config.family === 'siglip' && !parity;
     return tf.tidy(() => {
-      const out = this.model.forward(pixels, { postLayernorm: output === 'postLayernorm', pooled: siglip });
+      const out = this.model.forward(pixels, { postLayernorm: output === 'postLayernorm', pooled });
       const tokens = output === 'postLayernorm' ? out.postLayernorm! : out.lastBlock;
       const [b, l, c] = tokens.shape;
-      if (siglip) return { cls: out.pooled!, patches: tokens };
+      if (pooled) return { cls: out.pooled!, patches: tokens };
+      if (parity && l % 2 === 0) return { cls: tf.mean(tokens, 1) as tf.Tensor2D, patches: tokens };
       return {
         cls: tf.reshape(tf.slice(tokens, [0, 0, 0], [b, 1, c]), [b, c]) as tf.Tensor2D,
         patches: tf.slice(tokens, [0, 1, 0], [b, l - 1, c]) as tf.Tensor3D,
