@@ -60,7 +60,10 @@ export async function* streamAnswer(model: BvllmModel, features: FrameFeatures, 
       visualTokens: path.visualEmbeds.shape[0],
       promptTokens: 0,
     };
-    inputsEmbeds = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] }).inputsEmbeds;
+    const spliced = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] });
+    // Generation needs only the embeddings (batch 1: no padding, no labels).
+    tf.dispose([spliced.attentionMask, spliced.labels]);
+    inputsEmbeds = spliced.inputsEmbeds;
     summary.promptTokens = inputsEmbeds.shape[1]!;
   } finally {
     tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds, tokens.inputIds, tokens.attentionMask]);
