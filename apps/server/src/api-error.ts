@@ -1,0 +1,84 @@
+/**
+ * Errors in the OpenAI shape, `{"error": {"message", "type", "param", "code"}}`, with the status the OpenAI API
+ * uses for the same failure, so the official clients raise their matching exception classes
+ * (BadRequestError, PermissionDeniedError, RateLimitError, …). Model errors are mapped by their stable `code`.
+ */
+import { BvllmError } from '@bvllm/core';
+
+export type ApiErrorType = 'invalid_request_error' | 'permission_error' | 'not_found_error' | 'rate_limit_error' | 'timeout_error' | 'server_error';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: ApiErrorType,
+    message: string,
+    readonly code: string | null = null,
+    readonly param: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  body(): { error: { message: string; type: ApiErrorType; param: string | null; code: string | null } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export const invalidRequest = (message: string, code: string, param: string | null = null) => new ApiError(400, 'invalid_request_error', message, code, param);
+
+/** Fastify's own errors (body parsing, size, content type, schema validation) carry a status and a code. */
+interface FrameworkError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
+  validationContext?: string;
+}
+
+/** `/messages/0/content/1/type` → `messages[0].content[1].type`, the way OpenAI names a bad parameter. */
+export function paramPath(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
+}
+
+function fromValidation(error: FrameworkError): ApiError {
+  const first = error.validation![0];
+  const where = paramPath(first.instancePath ?? '');
+  const field = (first.params?.missingProperty ?? first.params?.additionalProperty) as string | undefined;
+  const param = field ? (where ? `${where}.${field}` : field) : where || null;
+  const message = first.params?.additionalProperty ? `${param} is not a known field` : `${where || 'body'} ${first.message ?? 'is invalid'}`;
+  return invalidRequest(`Invalid request: ${message}.`, 'invalid_value', param);
+}
+
+/** Any thrown value → the ApiError the client sees. Unknown errors become a 500 without internals. */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (BvllmError.isInstance(error)) {
+    switch (error.code) {
+      case 'VIDEO_DECODE':
+        return invalidRequest(error.message, 'invalid_media');
+      case 'PROMPT_TOO_LONG':
+        return invalidRequest(error.message, 'context_length_exceeded', 'messages');
+      case 'INVALID_ARGUMENT':
+      case 'CONFIG_INVALID':
+        return invalidRequest(error.message, 'invalid_value');
+      default:
+        return new ApiError(500, 'server_error', `The model failed (${error.code}).`, 'internal_error');
+    }
+  }
+  const framework = (typeof error === 'object' && error !== null ? error : {}) as FrameworkError;
+  if (framework.validation?.length) return fromValidation(framework);
+  const status = framework.statusCode ?? 500;
+  if (status === 413) return new ApiError(413, 'invalid_request_error', framework.message ?? 'Request body is too large.', 'request_too_large');
+  if (status === 415) return new ApiError(415, 'invalid_request_error', framework.message ?? 'Unsupported content type.', 'unsupported_content_type');
+  if (status === 408) return new ApiError(408, 'timeout_error', 'The request body did not arrive in time.', 'request_timeout');
+  if (status >= 400 && status < 500) {
+    const code = framework.code?.includes('JSON') ? 'invalid_json' : 'invalid_request';
+    return new ApiError(status, 'invalid_request_error', framework.message ?? 'Invalid request.', code);
+  }
+  return new ApiError(500, 'server_error', 'Internal server error.', 'internal_error');
+}

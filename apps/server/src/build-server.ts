@@ -1,0 +1,134 @@
+/**
+ * The HTTP surface: routes, error shape, limits and lifecycle. Model work happens in `chat-completion.ts`; this
+ * file wires a request's AbortSignal (client gone, timeout, shutdown) and turns every failure into an OpenAI
+ * error body, so no request can crash the process.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AbortedError } from '@bvllm/core';
+import type { BvllmModel } from '@bvllm/pipeline';
+import { FeatureCache } from '@bvllm/vision-encoder';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ApiError, toApiError } from './api-error.js';
+import { chatCompletion } from './chat-completion.js';
+import { chatRequestSchema, type ChatRequest } from './chat-request.js';
+import { GenerationQueue } from './generation-queue.js';
+import { MediaSource } from './media-source.js';
+import { Metrics } from './metrics.js';
+import { serverConfigSchema, type ServerConfig, type ServerConfigInput } from './server-config.js';
+
+export interface BvllmServer {
+  app: FastifyInstance;
+  config: ServerConfig;
+  metrics: Metrics;
+  /** Starts listening; resolves to the base URL (`http://127.0.0.1:PORT`). */
+  listen(): Promise<string>;
+  /**
+   * Stops taking requests, lets in-flight ones finish (aborting them after `config.shutdownGraceMs`), then
+   * frees the temp folders. The model stays the caller's to dispose.
+   */
+  close(): Promise<void>;
+}
+
+export interface CreateServerOptions {
+  /** Fastify's logger: false (default) or true for JSON lines on stdout. */
+  logger?: boolean;
+}
+
+const page = readFileSync(new URL('../public/index.html', import.meta.url), 'utf8');
+
+export function createServer(model: BvllmModel, configInput: ServerConfigInput, options: CreateServerOptions = {}): BvllmServer {
+  const config = serverConfigSchema.parse(configInput);
+  const work = mkdtempSync(join(tmpdir(), 'bvllm-server-'));
+  const uploads = join(work, 'uploads');
+  mkdirSync(uploads);
+  const queue = new GenerationQueue(config.maxQueue);
+  const inflight = new Set<AbortController>();
+  const metrics = new Metrics(() => ({
+    bvllm_queue_waiting: { help: 'Generations waiting for the generation slot.', value: queue.depth },
+    bvllm_generation_running: { help: '1 while a generation holds the slot.', value: queue.running ? 1 : 0 },
+    bvllm_requests_in_flight: { help: 'Chat requests being handled.', value: inflight.size },
+  }));
+  const deps = {
+    model,
+    config,
+    queue,
+    metrics,
+    cache: new FeatureCache(config.cacheDir ?? join(work, 'features')),
+    media: new MediaSource({
+      mediaRoot: config.mediaRoot === undefined ? undefined : realpathSync(config.mediaRoot),
+      maxMediaBytes: config.maxMediaBytes,
+      allowRemoteMedia: config.allowRemoteMedia,
+      tmpDir: uploads,
+    }),
+  };
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: config.bodyLimitBytes,
+    // Node's own limit on receiving a whole request (slow-loris uploads).
+    requestTimeout: config.requestTimeoutMs,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, discriminator: true } },
+  });
+
+  app.setErrorHandler((error, _request, reply) => {
+    const api = toApiError(error);
+    if (api.status >= 500) app.log.error({ err: error }, 'request failed');
+    void reply.code(api.status).headers(api.headers).send(api.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(new ApiError(404, 'not_found_error', `No route ${request.method} ${request.url.split('?')[0]}.`, 'route_not_found').body());
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.httpRequests.add(1, { route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+    done();
+  });
+
+  app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
+  app.get('/health', () => ({ status: 'ok', model: model.config.name, queue: { waiting: queue.depth, running: queue.running } }));
+  app.get('/metrics', (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
+  app.get('/v1/models', () => ({ object: 'list', data: [{ id: model.config.name, object: 'model', created: 0, owned_by: 'bvllm' }] }));
+
+  app.post<{ Body: ChatRequest }>('/v1/chat/completions', { schema: { body: chatRequestSchema(config.maxTokens) } }, async (request, reply) => {
+    const receivedAt = performance.now();
+    const controller = new AbortController();
+    inflight.add(controller);
+    const timer = setTimeout(
+      () => controller.abort(new ApiError(504, 'timeout_error', `The request took longer than ${config.requestTimeoutMs} ms.`, 'generation_timeout')),
+      config.requestTimeoutMs,
+    );
+    // 'close' also fires after a normal finish; only a response cut short means the client went away.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) controller.abort(new AbortedError('the request (client disconnected)'));
+    });
+    try {
+      await chatCompletion(deps, request.body, reply, controller.signal, receivedAt);
+    } finally {
+      clearTimeout(timer);
+      inflight.delete(controller);
+    }
+    return reply;
+  });
+
+  return {
+    app,
+    config,
+    metrics,
+    async listen() {
+      return app.listen({ host: config.host, port: config.port });
+    },
+    async close() {
+      const deadline = setTimeout(() => {
+        for (const c of inflight) c.abort(new ApiError(503, 'server_error', 'The server is shutting down.', 'server_shutting_down'));
+      }, config.shutdownGraceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(deadline);
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * One chat completion: validate the conversation, open the medium, wait for the generation slot, encode the
+ * video (or take its features from the cache), stream the answer, and answer in OpenAI's shape, as one JSON body
+ * or as server-sent events. Headers are sent only once the first token exists, so every failure before it
+ * (bad medium, prompt too long, queue full, timeout) still gets its proper HTTP status.
+ */
+import { randomUUID } from 'node:crypto';
+import { BvllmError, type FrameFeatures } from '@bvllm/core';
+import { disposeFeatures, streamAnswer, type BvllmModel, type SelectionSummary } from '@bvllm/pipeline';
+import { probeVideo, sampleFrameIndices, samplingOptionsSchema, type FeatureCache } from '@bvllm/vision-encoder';
+import type { FastifyReply } from 'fastify';
+import { ApiError, invalidRequest, toApiError } from './api-error.js';
+import { toConversation, type ChatRequest } from './chat-request.js';
+import type { GenerationQueue } from './generation-queue.js';
+import type { MediaSource } from './media-source.js';
+import type { Metrics } from './metrics.js';
+import type { ServerConfig } from './server-config.js';
+import { thumbnail } from './thumbnails.js';
+
+export interface ChatDeps {
+  model: BvllmModel;
+  config: ServerConfig;
+  queue: GenerationQueue;
+  cache: FeatureCache;
+  media: MediaSource;
+  metrics: Metrics;
+}
+
+/** The selection in the response's `bvllm` field (an extension; OpenAI clients ignore it). */
+export interface SelectionPayload {
+  frames: { frame_index: number; timestamp_sec: number; weight: number; merged_queries: number[]; thumbnail?: string | null }[];
+  /** Each query's weights over the T frames. [K][T] */
+  frame_weights: number[][];
+  /** Timestamps of all T sampled frames, for drawing the timeline. */
+  frame_timestamps_sec: number[];
+  visual_tokens: number;
+  feature_cache: 'hit' | 'miss';
+}
+
+const IMAGE = /\.(png|jpe?g|webp|bmp)$/i;
+
+/** OpenAI has no 'eos' or 'context': both end the turn, and running out of context is a length stop. */
+const finishReason = (reason: string) => (reason === 'length' || reason === 'context' ? 'length' : 'stop');
+
+/** Frame features from the cache, or decoded and encoded after the duration and frame-count limits pass. */
+async function features(deps: ChatDeps, path: string, param: string, signal: AbortSignal): Promise<{ features: FrameFeatures; hit: boolean }> {
+  const { model, config } = deps;
+  const sampling = samplingOptionsSchema.parse(model.config.vision.sampling ?? {});
+  if (!IMAGE.test(path)) {
+    const info = await probeVideo(path, { signal });
+    if (info.durationSec > config.maxDurationSec)
+      throw invalidRequest(`${param}: the video lasts ${info.durationSec.toFixed(1)} s, over the limit of ${config.maxDurationSec} s.`, 'media_too_long', param);
+    const frames = sampleFrameIndices(info.numFrames, info.fps, sampling).length;
+    if (frames > config.maxFrames) throw invalidRequest(`${param}: the video gives ${frames} sampled frames, over the limit of ${config.maxFrames}.`, 'too_many_frames', param);
+  }
+  const result = await deps.cache.getOrCompute(path, model.vision, { sampling, batchSize: model.config.vision.batchSize, signal });
+  deps.metrics.featureCache.add(1, { result: result.hit ? 'hit' : 'miss' });
+  return result;
+}
+
+/** Server-sent events on the raw response; opened lazily at the first chunk. */
+class EventStream {
+  private opened = false;
+  constructor(private readonly reply: FastifyReply) {}
+
+  get started(): boolean {
+    return this.opened;
+  }
+
+  send(payload: unknown): void {
+    if (!this.opened) {
+      this.reply.hijack();
+      this.reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      this.opened = true;
+    }
+    if (!this.reply.raw.destroyed) this.reply.raw.write(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
+  }
+
+  end(): void {
+    if (!this.reply.raw.destroyed) this.reply.raw.end();
+  }
+}
+
+/** Handles the request; throws ApiError (or anything) before the first byte, handles errors itself after it. */
+export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: FastifyReply, signal: AbortSignal, receivedAt: number): Promise<void> {
+  const { model, config, metrics } = deps;
+  if (body.model !== model.config.name)
+    throw new ApiError(404, 'not_found_error', `The model "${body.model}" does not exist; this server serves "${model.config.name}".`, 'model_not_found', 'model');
+  const { turns, media } = toConversation(body);
+  const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  const generation = {
+    maxNewTokens: body.max_completion_tokens ?? body.max_tokens ?? config.maxTokens,
+    stopStrings: stop,
+    ...(body.temperature != null && { temperature: body.temperature }),
+    ...(body.top_p != null && { topP: body.top_p }),
+  };
+  const base = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: model.config.name, system_fingerprint: null };
+  const events = body.stream ? new EventStream(reply) : undefined;
+  const file = await deps.media.open(media.url, media.param, signal);
+  try {
+    const outcome = await deps.queue.run(async () => {
+      const encoded = await features(deps, file.path, media.param, signal);
+      try {
+        const answer = streamAnswer(model, encoded.features, turns, { seed: body.seed ?? 0, generation, signal });
+        let text = '';
+        for (let first = true; ; first = false) {
+          const next = await answer.next();
+          if (first) {
+            metrics.timeToFirstToken.observe((performance.now() - receivedAt) / 1000);
+            events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+          }
+          if (next.done) return { text, ...next.value, hit: encoded.hit, timestampsSec: [...encoded.features.timestampsSec] };
+          text += next.value;
+          events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: next.value }, logprobs: null, finish_reason: null }] });
+        }
+      } finally {
+        disposeFeatures(encoded.features);
+      }
+    }, signal);
+    metrics.generation.observe((performance.now() - receivedAt) / 1000);
+    const usage = { prompt_tokens: outcome.selection.promptTokens, completion_tokens: model.assets.tokenizer.encode(outcome.text).length, total_tokens: 0 };
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    metrics.completions.add(1, { finish_reason: finishReason(outcome.finishReason) });
+    metrics.promptTokens.add(usage.prompt_tokens);
+    metrics.completionTokens.add(usage.completion_tokens);
+    const selection = await selectionPayload(outcome.selection, outcome.timestampsSec, outcome.hit, body.bvllm?.thumbnails ? { path: file.path, width: config.thumbnailWidth, signal } : undefined);
+    const finish = finishReason(outcome.finishReason);
+    if (!events) {
+      await reply.send({
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: outcome.text, refusal: null }, logprobs: null, finish_reason: finish }],
+        usage,
+        bvllm: { selection },
+      });
+      return;
+    }
+    events.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }], bvllm: { selection } });
+    if (body.stream_options?.include_usage) events.send({ ...base, object: 'chat.completion.chunk', choices: [], usage });
+    events.send('[DONE]');
+    events.end();
+  } catch (error) {
+    if (BvllmError.isInstance(error) && error.code === 'ABORTED') metrics.aborted.add(1);
+    // Aborted by the server (timeout, shutdown): the signal's reason says what the client should see.
+    const shown = signal.aborted && signal.reason instanceof ApiError ? signal.reason : error;
+    if (!events?.started) throw shown;
+    // Mid-stream the status is already 200: OpenAI's clients raise an APIError for an `error` event.
+    events.send(toApiError(shown).body());
+    events.end();
+  } finally {
+    await file.release();
+  }
+}
+
+async function selectionPayload(
+  selection: SelectionSummary,
+  timestampsSec: number[],
+  hit: boolean,
+  thumbnails?: { path: string; width: number; signal: AbortSignal },
+): Promise<SelectionPayload> {
+  const pictures = thumbnails ? await Promise.all(selection.frames.map((f) => thumbnail(thumbnails.path, f.timestampSec, thumbnails.width, thumbnails.signal))) : [];
+  return {
+    frames: selection.frames.map((f, i) => ({
+      frame_index: f.frameIndex,
+      timestamp_sec: f.timestampSec,
+      weight: f.weight,
+      merged_queries: f.mergedQueries,
+      ...(thumbnails && { thumbnail: pictures[i] }),
+    })),
+    frame_weights: selection.frameWeights,
+    frame_timestamps_sec: timestampsSec,
+    visual_tokens: selection.visualTokens,
+    feature_cache: hit ? 'hit' : 'miss',
+  };
+}

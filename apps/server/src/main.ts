@@ -1,0 +1,108 @@
+/**
+ * The server's start command: `node dist/main.js --model DIR --media-root DIR --port N`. Loads the model once,
+ * serves until SIGTERM/SIGINT, then drains in-flight requests before exiting.
+ */
+import { parseArgs } from 'node:util';
+import { BvllmError, initBackend } from '@bvllm/core';
+import { defaultModelDir, loadModel } from '@bvllm/pipeline';
+import { createServer } from './build-server.js';
+import type { ServerConfigInput } from './server-config.js';
+
+const usage = `usage: node dist/main.js [--model DIR] [--media-root DIR] [--host H] [--port N] [options]
+  --model DIR             B-VLLM model folder (default: the shipped bvllm-tiny)
+  --media-root DIR        folder file:// media URLs may point into (default: none, data: URLs only)
+  --host H                interface to bind (default 127.0.0.1)
+  --port N                TCP port, 0 for any free one (default 8000)
+  --cache-dir DIR         feature cache folder (default: a temp folder)
+  --max-queue N           generations that may wait (default 8)
+  --max-tokens N          largest max_tokens (default 512)
+  --max-media-mb N        largest media file (default 40)
+  --max-duration-sec N    longest video (default 600)
+  --max-frames N          most sampled frames per video (default 256)
+  --body-limit-mb N       largest request body (default 64)
+  --timeout-sec N         per-request time limit (default 120)
+  --allow-remote-media    fetch http(s) media URLs (off by default: SSRF)
+  --log                   JSON request logs on stdout`;
+
+const MiB = 1024 * 1024;
+
+function config(values: Record<string, string | boolean | undefined>): ServerConfigInput {
+  const num = (name: string, scale = 1) => {
+    const raw = values[name];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw new BvllmError('INVALID_ARGUMENT', `--${name}: expected a number, got "${String(raw)}"`);
+    return Math.round(n * scale);
+  };
+  const entries: [keyof ServerConfigInput, unknown][] = [
+    ['mediaRoot', values['media-root']],
+    ['host', values.host],
+    ['port', num('port')],
+    ['cacheDir', values['cache-dir']],
+    ['maxQueue', num('max-queue')],
+    ['maxTokens', num('max-tokens')],
+    ['maxMediaBytes', num('max-media-mb', MiB)],
+    ['maxDurationSec', num('max-duration-sec')],
+    ['maxFrames', num('max-frames')],
+    ['bodyLimitBytes', num('body-limit-mb', MiB)],
+    ['requestTimeoutMs', num('timeout-sec', 1000)],
+    ['allowRemoteMedia', values['allow-remote-media']],
+  ];
+  return Object.fromEntries(entries.filter(([, v]) => v !== undefined)) as ServerConfigInput;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string' },
+      'media-root': { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      'max-queue': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'max-media-mb': { type: 'string' },
+      'max-duration-sec': { type: 'string' },
+      'max-frames': { type: 'string' },
+      'body-limit-mb': { type: 'string' },
+      'timeout-sec': { type: 'string' },
+      'allow-remote-media': { type: 'boolean' },
+      log: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return;
+  }
+  await initBackend();
+  const model = loadModel(values.model ?? defaultModelDir());
+  const server = createServer(model, config(values), { logger: values.log ?? false });
+  const url = await server.listen();
+  process.stdout.write(`bvllm server: ${model.config.name} at ${url}\n`);
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    process.stdout.write(`bvllm server: ${signal}, draining in-flight requests\n`);
+    server
+      .close()
+      .then(() => {
+        model.dispose();
+        process.stdout.write('bvllm server: stopped\n');
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        process.stderr.write(`bvllm server: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  const code = BvllmError.isInstance(error) ? ` ${error.code}` : '';
+  process.stderr.write(`bvllm server: error${code}: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
