@@ -18,7 +18,7 @@ export { attention, splitHeads, mergeHeads, paddingBias, causalBias, repeatKvHea
 export { rotaryTables, applyRotary } from './layers/rotary.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpointManifest, saveStage, loadStage, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, type Checkpoint, type CheckpointManifest } from './checkpoint.js';
 export { measureMatmul, type MatmulThroughput } from './matmul-throughput.js';
-export { QFormer, qformerConfigFromHf, instructBlipQFormerConfig, type QFormerConfig, type QFormerInputs, type QFormerOutputs } from './layers/qformer.js';
+export { QFormer, qformerConfigFromHf, qformerConfigSchema, instructBlipQFormerConfig, type QFormerConfig, type QFormerInputs, type QFormerOutputs } from './layers/qformer.js';
 export { lavisQFormerKeys, hfQFormerKeys } from './layers/qformer-keys.js';
 export { QuestionTokenizer, TokenizerError, wordPieceTokenizerJson, QUESTION_MAX_LENGTH } from './question-tokenizer.js';
 export { tensorGrowth } from './memory.js';

@@ -8,7 +8,7 @@ import { applyKeyRules } from '../key-rules.js';
 import { ParameterStore } from '../parameter-store.js';
 import { Rng } from '../random.js';
 import { readSafetensors } from '../safetensors/safetensors-file.js';
-import { QFormer, instructBlipQFormerConfig, qformerConfigFromHf } from './qformer.js';
+import { QFormer, instructBlipQFormerConfig, qformerConfigFromHf, qformerConfigSchema } from './qformer.js';
 import { hfQFormerKeys, lavisQFormerKeys } from './qformer-keys.js';
 
 const dir = fileURLToPath(new URL('../../../../../shared/fixtures/qformer/', import.meta.url));
@@ -64,6 +64,13 @@ describe('QFormer (spec §1.1 (a), (c); HF InstructBlipQFormerModel)', () => {
     expect(qformerConfigFromHf({})).toEqual(instructBlipQFormerConfig);
     expect(() => qformerConfigFromHf({ hidden_size: 30, num_attention_heads: 4 })).toThrow(ConfigError);
     expect(() => qformerConfigFromHf({ position_embedding_type: 'relative_key' })).toThrow(ConfigError);
+  });
+
+  it('the strict stage-side schema defaults to InstructBLIP and rejects typos', () => {
+    const { encoderHiddenSize: _, ...rest } = instructBlipQFormerConfig;
+    expect(qformerConfigSchema.parse({})).toEqual(rest);
+    expect(qformerConfigSchema.safeParse({ hidden_size: 768 }).success).toBe(false);
+    expect(qformerConfigSchema.safeParse({ hiddenSize: 30, numHeads: 4 }).success).toBe(false);
   });
 
   it('creates exactly the HF keys: cross-attention only in layers 0 and 2', () => {

@@ -53,6 +53,34 @@ export const instructBlipQFormerConfig: Readonly<QFormerConfig> = {
   hiddenAct: 'gelu',
 };
 
+/**
+ * Our own (strict) config for a Q-Former inside a pipeline stage. `encoderHiddenSize` is absent: it is the vision
+ * width Cv, fixed by the neighbouring stage. Every default is InstructBLIP's bert-base Q-Former (spec §1.0).
+ */
+export const qformerConfigSchema = z
+  .object({
+    /** Cq, the Q-Former width. InstructBLIP: 768. */
+    hiddenSize: z.number().int().positive().default(instructBlipQFormerConfig.hiddenSize),
+    /** BERT layers. InstructBLIP: 12. */
+    numLayers: z.number().int().positive().default(instructBlipQFormerConfig.numLayers),
+    /** Attention heads. InstructBLIP: 12. */
+    numHeads: z.number().int().positive().default(instructBlipQFormerConfig.numHeads),
+    /** FFN width. InstructBLIP: 3072. */
+    intermediateSize: z.number().int().positive().default(instructBlipQFormerConfig.intermediateSize),
+    /** BERT vocabulary plus InstructBLIP's `[DEC]`: 30523. */
+    vocabSize: z.number().int().positive().default(instructBlipQFormerConfig.vocabSize),
+    /** Position table length: 512. */
+    maxPositions: z.number().int().positive().default(instructBlipQFormerConfig.maxPositions),
+    /** Cross-attention in every 2nd layer (LAVIS `cross_attention_freq`). */
+    crossAttentionFrequency: z.number().int().positive().default(instructBlipQFormerConfig.crossAttentionFrequency),
+    /** BERT's 1e-12. */
+    layerNormEps: z.number().positive().default(instructBlipQFormerConfig.layerNormEps),
+    /** HF `hidden_act`; exact GELU. */
+    hiddenAct: z.enum(['gelu', 'gelu_pytorch_tanh', 'gelu_new', 'silu', 'quick_gelu']).default('gelu'),
+  })
+  .strict()
+  .refine((c) => c.hiddenSize % c.numHeads === 0, { message: 'hiddenSize must be a multiple of numHeads', path: ['hiddenSize'] });
+
 // HF config.json is not ours: read only the fields the forward pass uses, fill InstructBLIP defaults, ignore the rest.
 const hfQFormerConfig = z
   .object({
