@@ -73,9 +73,12 @@ export function createServer(model: BvllmModel, configInput: ServerConfigInput, 
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, discriminator: true } },
   });
 
+  // The API speaks JSON only; anything else is a 415, not a string body that fails validation.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error, _request, reply) => {
     const api = toApiError(error);
     if (api.status >= 500) app.log.error({ err: error }, 'request failed');
+    if (api.code === 'queue_full') metrics.rejected.add(1);
     void reply.code(api.status).headers(api.headers).send(api.body());
   });
   app.setNotFoundHandler((request, reply) => {

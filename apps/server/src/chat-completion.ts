@@ -91,7 +91,9 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
   const generation = {
     maxNewTokens: body.max_completion_tokens ?? body.max_tokens ?? config.maxTokens,
     stopStrings: stop,
-    ...(body.temperature != null && { temperature: body.temperature }),
+    // OpenAI's temperature 0 is greedy decoding; any other value samples. Absent, the model's default applies
+    // (greedy, as the reference evaluates, spec §3).
+    ...(body.temperature != null && (body.temperature === 0 ? { doSample: false } : { doSample: true, temperature: body.temperature })),
     ...(body.top_p != null && { topP: body.top_p }),
   };
   const base = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: model.config.name, system_fingerprint: null };
@@ -118,7 +120,10 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
       }
     }, signal);
     metrics.generation.observe((performance.now() - receivedAt) / 1000);
-    const usage = { prompt_tokens: outcome.selection.promptTokens, completion_tokens: model.assets.tokenizer.encode(outcome.text).length, total_tokens: 0 };
+    // The pipeline streams text, not ids, so the answer is re-tokenized; a broken UTF-8 sequence re-encodes to
+    // more ids than were generated, hence the cap.
+    const completionTokens = Math.min(model.assets.tokenizer.encode(outcome.text).length, generation.maxNewTokens);
+    const usage = { prompt_tokens: outcome.selection.promptTokens, completion_tokens: completionTokens, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     metrics.completions.add(1, { finish_reason: finishReason(outcome.finishReason) });
     metrics.promptTokens.add(usage.prompt_tokens);

@@ -49,7 +49,8 @@ export function chatRequestSchema(maxTokens: number) {
           required: ['role', 'content'],
           properties: {
             role: { enum: ['system', 'developer', 'user', 'assistant'] },
-            content: { anyOf: [{ type: 'string' }, { type: 'array', maxItems: 32, items: contentPart }] },
+            // `items` applies only to arrays, so this is "a string or an array of parts" with precise error paths.
+            content: { type: ['string', 'array'], maxItems: 32, items: contentPart },
             name: { type: 'string' },
           },
           additionalProperties: false,
