@@ -70,7 +70,7 @@ export function createServer(model: BvllmModel, configInput: ServerConfigInput, 
     // Node's own limit on receiving a whole request (slow-loris uploads).
     requestTimeout: config.requestTimeoutMs,
     return503OnClosing: true,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, discriminator: true } },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, discriminator: true, allowUnionTypes: true } },
   });
 
   // The API speaks JSON only; anything else is a 415, not a string body that fails validation.
