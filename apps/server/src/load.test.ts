@@ -54,9 +54,9 @@ describe('load', () => {
       expect(result.errors).toBe(0);
       expect(result.timeouts).toBe(0);
       expect(result['5xx']).toBe(0);
-      const codes = Object.keys(result.statusCodeStats);
-      expect(codes.every((c) => c === '200' || c === '429')).toBe(true);
-      total += Object.values(result.statusCodeStats).reduce((n, s) => n + s.count, 0);
+      const stats: Record<string, { count?: number }> = result.statusCodeStats ?? {};
+      expect(Object.keys(stats).every((c) => c === '200' || c === '429')).toBe(true);
+      total += Object.values(stats).reduce((n, s) => n + (s.count ?? 0), 0);
     }
     expect(total).toBe(1000);
     expect(child.exitCode).toBeNull();

@@ -55,20 +55,21 @@ describe('the web page', () => {
     await page.goto(url);
     await expect.poll(() => page.textContent('#model')).toBe(model.config.name);
     await page.setInputFiles('#file', join(inject('mediaRoot'), 'clip.mp4'));
-    await page.waitForFunction(() => document.getElementById('status')!.textContent!.includes('ready'));
+    // Page-side code is passed as strings: this package compiles without the DOM library.
+    await page.waitForFunction("document.getElementById('status').textContent.includes('ready')");
     await page.fill('#max-tokens', '12');
     await page.fill('#temperature', '1');
 
     await page.fill('#question', 'What colour is the square?');
     await page.click('#ask');
-    await page.waitForFunction(() => document.getElementById('status')!.textContent === 'done', undefined, { timeout: 30_000 });
+    await page.waitForFunction("document.getElementById('status').textContent === 'done'", undefined, { timeout: 30_000 });
     const first = await viaApi(['What colour is the square?'], []);
     expect(await page.textContent('#answer')).toBe(first.text);
     // Streamed: the answer arrived in more than one event.
     expect(Number(await page.getAttribute('#answer', 'data-chunks'))).toBeGreaterThan(1);
 
-    const frames = await page.$$eval('#frames .frame', (divs) =>
-      divs.map((d) => ({ timestamp: Number((d as HTMLElement).dataset.timestamp), weight: Number((d as HTMLElement).dataset.weight), imageWidth: d.querySelector('img')?.naturalWidth ?? 0 })),
+    const frames = await page.evaluate<{ timestamp: number; weight: number; imageWidth: number }[]>(
+      "[...document.querySelectorAll('#frames .frame')].map((d) => ({ timestamp: Number(d.dataset.timestamp), weight: Number(d.dataset.weight), imageWidth: d.querySelector('img')?.naturalWidth ?? 0 }))",
     );
     expect(frames.map((f) => f.timestamp)).toEqual(first.selection.frames.map((f) => f.timestamp_sec));
     expect(frames.map((f) => f.weight)).toEqual(first.selection.frames.map((f) => f.weight));
@@ -79,7 +80,7 @@ describe('the web page', () => {
 
     await page.fill('#question', 'What shape flashed briefly?');
     await page.click('#ask');
-    await page.waitForFunction(() => document.querySelectorAll('#history .turn').length === 4 && document.getElementById('status')!.textContent === 'done', undefined, { timeout: 30_000 });
+    await page.waitForFunction("document.querySelectorAll('#history .turn').length === 4 && document.getElementById('status').textContent === 'done'", undefined, { timeout: 30_000 });
     const second = await viaApi(['What colour is the square?', 'What shape flashed briefly?'], [first.text]);
     expect(await page.textContent('#answer')).toBe(second.text);
     expect(await page.textContent('#timeline-label')).toContain('from the cache');
