@@ -83,6 +83,25 @@ describe('limits', () => {
     expect((await request(url, { max_tokens: 2 })).status).toBe(200);
   });
 
+  it('refuses a video over the duration or frame-count limit before decoding it', async () => {
+    const clip = [{ type: 'video_url', video_url: { url: dataUrl('clip.mp4', 'video/mp4') } }, { type: 'text', text: 'What colour?' }];
+    for (const [limits, code] of [
+      [{ maxDurationSec: 1 }, 'media_too_long'],
+      [{ maxFrames: 2 }, 'too_many_frames'],
+    ] as const) {
+      const strict = createServer(model, { port: 0, ...limits });
+      const base = await strict.listen();
+      try {
+        const response = await request(base, { max_tokens: 2, messages: [{ role: 'user', content: clip }] });
+        expect(response.status).toBe(400);
+        expect(((await response.json()) as { error: { code: string; param: string } }).error).toMatchObject({ code, param: 'messages[0].content[0].video_url.url' });
+        expect(await metric(base, 'bvllm_feature_cache_total{result="miss"}')).toBe(0);
+      } finally {
+        await strict.close();
+      }
+    }
+  });
+
   it('answers 504 when a request runs past its time limit', async () => {
     const strict = createServer(model, { port: 0, requestTimeoutMs: 200, maxTokens: 400 });
     const base = await strict.listen();
