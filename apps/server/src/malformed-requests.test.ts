@@ -81,7 +81,7 @@ const cases: () => Case[] = () => [
   },
   { name: 'last turn not a question', body: { ...ok(), messages: [...withMedia(file('clip.mp4')), { role: 'assistant', content: 'red' }] }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'messages' },
   // 1,500 words are more positions than the test model's context of 1,024 (tinyPipelineConfig).
-  { name: 'prompt too long', body: { ...ok(), messages: withMedia(file('clip.mp4')).map((m) => ({ ...m, content: [m.content[0], { type: 'text', text: 'red '.repeat(1500) }] })) }, status: 400, type: 'invalid_request_error', code: 'context_length_exceeded', param: 'messages' },
+  { name: 'prompt too long', body: { ...ok(), messages: user([{ type: 'video_url', video_url: { url: file('clip.mp4') } }, { type: 'text', text: 'red '.repeat(1500) }]) }, status: 400, type: 'invalid_request_error', code: 'context_length_exceeded', param: 'messages' },
   { name: 'unknown model', body: { ...ok(), model: 'gpt-4o' }, status: 404, type: 'not_found_error', code: 'model_not_found', param: 'model' },
   { name: 'oversized body', body: { ...ok(), padding: 'x'.repeat(500_000) }, status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   {
