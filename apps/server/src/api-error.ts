@@ -63,6 +63,10 @@ export function toApiError(error: unknown): ApiError {
         return invalidRequest(error.message, 'invalid_media');
       case 'PROMPT_TOO_LONG':
         return invalidRequest(error.message, 'context_length_exceeded', 'messages');
+      // Only a client disconnect gets here (server-side aborts carry their own ApiError), so nobody reads this
+      // body; nginx's 499 keeps it out of the 5xx counts.
+      case 'ABORTED':
+        return new ApiError(499, 'invalid_request_error', 'The client closed the request.', 'client_closed_request');
       case 'INVALID_ARGUMENT':
       case 'CONFIG_INVALID':
         return invalidRequest(error.message, 'invalid_value');

@@ -90,7 +90,7 @@ export interface ChatRequest {
 /** The conversation as the model takes it: user/assistant turns about one medium. */
 export interface Conversation {
   turns: ChatTurn[];
-  media: { kind: 'image' | 'video'; url: string; param: string };
+  media: { url: string; param: string };
 }
 
 /**
@@ -109,7 +109,8 @@ export function toConversation(request: ChatRequest): Conversation {
       const param = `messages[${m}].content[${p}].${part.type}.url`;
       if (message.role !== 'user') throw invalidRequest(`${param}: media can only be sent in user messages.`, 'invalid_value', param);
       if (media) throw invalidRequest(`${param}: one image or video per conversation (the first is at ${media.param}).`, 'too_many_media', param);
-      media = { kind: part.type === 'image_url' ? 'image' : 'video', url: part.type === 'image_url' ? part.image_url.url : part.video_url.url, param };
+      // Images and videos take the same path: the decoder tells them apart by content type (an image is one frame).
+      media = { url: part.type === 'image_url' ? part.image_url.url : part.video_url.url, param };
     });
     turns.push({ role: message.role, content: texts.join('\n') });
   });
