@@ -22,3 +22,4 @@ export { QFormer, qformerConfigFromHf, qformerConfigSchema, instructBlipQFormerC
 export { lavisQFormerKeys, hfQFormerKeys } from './layers/qformer-keys.js';
 export { QuestionTokenizer, TokenizerError, wordPieceTokenizerJson, QUESTION_MAX_LENGTH } from './question-tokenizer.js';
 export { tensorGrowth } from './memory.js';
+export { matMulPlain } from './layers/matmul.js';

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, assertShape, tf, type FrameFeatures, type FrameSelection, type LayerNorm } from '@bvllm/core';
+import { InvalidArgumentError, assertShape, matMulPlain, tf, type FrameFeatures, type FrameSelection, type LayerNorm } from '@bvllm/core';
 import { oneHotRows } from './gumbel-softmax.js';
 
 /** Checks the encoder's output at the stage boundary; returns T and N. */
@@ -21,7 +21,7 @@ export function selectFrames(frameWeights: tf.Tensor2D, features: FrameFeatures,
   const selected = tf.tidy(() => {
     const [t, n, c] = features.patches.shape;
     const normed = tf.reshape(norm.apply(features.patches), [t, n * c]) as tf.Tensor2D;
-    return tf.reshape(tf.matMul(frameWeights, normed), [frameWeights.shape[0], n, c]) as tf.Tensor3D;
+    return tf.reshape(matMulPlain(frameWeights, normed), [frameWeights.shape[0], n, c]) as tf.Tensor3D;
   });
   return { frameWeights, selected, ...argmaxFrames(frameWeights, features.timestampsSec) };
 }

@@ -14,6 +14,7 @@ import {
   ParameterStore,
   QFormer,
   assertShape,
+  matMulPlain,
   tf,
   type FrameSelection,
   type StageContext,
@@ -78,7 +79,7 @@ export class QFormerGumbelSelect implements FrameSelectStage<QFormerGumbelConfig
       });
       const qp = this.projector.apply(tf.reshape(hq, [k, this.config.qformer.hiddenSize])) as tf.Tensor2D; // [K, Cv]
       const scale = this.config.logitScale ?? 1 / Math.sqrt(this.visionWidth);
-      return tf.mul(tf.matMul(qp, frameFeature, false, true), scale) as tf.Tensor2D;
+      return tf.mul(matMulPlain(qp, frameFeature, false, true), scale) as tf.Tensor2D;
     });
   }
 

@@ -2,7 +2,7 @@
  * Ablation baselines that sample without the question (spec §5): adaptive average pooling of the patch grid, and
  * all patches. Both keep the vision width Cv, so `outDim` is Cv and the projector's input follows it.
  */
-import { InvalidArgumentError, tf, type SpatialTokens, type StageContext, type StageDependencies } from '@bvllm/core';
+import { InvalidArgumentError, matMulPlain, tf, type SpatialTokens, type StageContext, type StageDependencies } from '@bvllm/core';
 import type { NoneSampleConfig, PoolSampleConfig } from './config.js';
 import { checkMergedFrames, visionWidthOf } from './merged-frames.js';
 import type { SpatialSampleInput, SpatialSampleStage } from './types.js';
@@ -83,7 +83,7 @@ export class PoolSample extends ParameterFree<PoolSampleConfig> {
       const pool = tf.tensor2d(adaptivePoolMatrix(grid, [rows, cols]), [r, numPatches]);
       // [K', N, Cv] → [N, K'·Cv], so one matmul pools every frame: [R, N] · [N, K'·Cv].
       const byPatch = tf.reshape(tf.transpose(input.merged.merged, [1, 0, 2]), [numPatches, numFrames * this.outDim]);
-      const pooled = tf.reshape(tf.matMul(pool, byPatch), [r, numFrames, this.outDim]);
+      const pooled = tf.reshape(matMulPlain(pool, byPatch), [r, numFrames, this.outDim]);
       return tf.transpose(pooled, [1, 0, 2]) as tf.Tensor3D;
     });
     return { spatialTokens };

@@ -6,7 +6,7 @@
  * merge, across all of its steps, is one matrix per frame: `out = M · tokens`. We compose that matrix in JS and
  * apply it with a single batched matMul, which keeps the result differentiable w.r.t. `tokens`.
  */
-import { InvalidArgumentError, ShapeError, tf } from '@bvllm/core';
+import { InvalidArgumentError, ShapeError, matMulPlain, tf } from '@bvllm/core';
 
 /** One step's decisions for one frame. Indices count within A (token 2a) and within B (token 2b + 1). */
 export interface BipartitePlan {
@@ -145,8 +145,8 @@ function mergeBySteps<T extends TokenTensor>(tokens: T, steps: readonly number[]
   const { batch, length } = checkTokens(tokens);
   const { matrices, outLength } = mergeMatrices(tokens, steps);
   return tf.tidy(() => {
-    if (tokens.rank === 2) return tf.matMul(tf.tensor2d(matrices, [outLength, length]), tokens as tf.Tensor2D);
-    return tf.matMul(tf.tensor3d(matrices, [batch, outLength, length]), tokens as tf.Tensor3D);
+    if (tokens.rank === 2) return matMulPlain(tf.tensor2d(matrices, [outLength, length]), tokens);
+    return matMulPlain(tf.tensor3d(matrices, [batch, outLength, length]), tokens);
   }) as T;
 }
 

@@ -6,7 +6,7 @@
  * The decisions are taken on the frameWeights values without gradient (the reference runs them under `no_grad` on a
  * detached copy), then the output is a fixed average of rows of `selected`, so training still flows into `selected`.
  */
-import { type FrameSelection, type MergedFrames, ShapeError, assertShape, tf } from '@bvllm/core';
+import { type FrameSelection, type MergedFrames, ShapeError, assertShape, matMulPlain, tf } from '@bvllm/core';
 import type { FrameOrder } from './config.js';
 
 /** Every decision of one temporal merge, with the reference's names (they match the bvllm-visual fixture). */
@@ -106,7 +106,7 @@ export function mergeGroups(selection: FrameSelection, groups: readonly (readonl
   ordered.forEach((group, row) => group.forEach((q) => (matrix[row * K + q] = 1 / group.length)));
   const merged = tf.tidy(() => {
     const flat = tf.reshape(selection.selected, [K, N * Cv]);
-    return tf.reshape(tf.matMul(tf.tensor2d(matrix, [ordered.length, K]), flat), [ordered.length, N, Cv]) as tf.Tensor3D;
+    return tf.reshape(matMulPlain(tf.tensor2d(matrix, [ordered.length, K]), flat), [ordered.length, N, Cv]) as tf.Tensor3D;
   });
   return {
     merged,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { matMulPlain } from './matmul.js';
 
 /** `[B, L, H·d]` → `[B, H, L, d]`. */
 export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
@@ -68,8 +69,8 @@ export function attention(
     const kk = repeatKvHeads(k, groups);
     const vv = repeatKvHeads(v, groups);
     const scale = options.scale ?? 1 / Math.sqrt(q.shape[3]!);
-    let scores = tf.mul(tf.matMul(q as tf.Tensor4D, kk as tf.Tensor4D, false, true), scale);
+    let scores = tf.mul(matMulPlain(q, kk, false, true), scale);
     if (options.bias) scores = tf.add(scores, options.bias);
-    return tf.matMul(tf.softmax(scores), vv as tf.Tensor4D) as tf.Tensor4D;
+    return matMulPlain(tf.softmax(scores), vv) as tf.Tensor4D;
   });
 }

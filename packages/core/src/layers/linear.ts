@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Init, ParameterStore } from '../parameter-store.js';
+import { matMulPlain } from './matmul.js';
 
 /** Anything that maps `[..., in]` to `[..., out]`; LoRA wraps a {@link Linear} behind this. */
 export interface LinearLike {
@@ -42,9 +43,9 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   return tf.tidy(() => {
     const lead = x.shape.slice(0, -1);
     const x2 = tf.reshape(x, [-1, x.shape[x.shape.length - 1]]) as tf.Tensor2D;
-    // (W·xᵀ)ᵀ rather than matMul(x, W, false, true): tfjs-wasm 4.22 runs a transposed second operand on a slow
-    // path (16× slower for [128, 896]·[4864, 896]ᵀ, 4× for one row); transposing the activations instead is cheap.
-    let y: tf.Tensor = tf.transpose(tf.matMul(weight as tf.Tensor2D, tf.transpose(x2)));
+    // (W·xᵀ)ᵀ rather than matMul(x, W, false, true): tfjs-wasm 4.22 runs a transposed operand on a slow path
+    // (11× slower for [128, 896]·[4864, 896]ᵀ, 4× for one row), and matMulPlain keeps the backward off it too.
+    let y: tf.Tensor = tf.transpose(matMulPlain(weight, tf.transpose(x2)));
     if (bias) y = tf.add(y, bias);
     return tf.reshape(y, [...lead, weight.shape[0]]);
   });
