@@ -37,7 +37,7 @@ interface FrameworkError {
 }
 
 /** `/messages/0/content/1/type` → `messages[0].content[1].type`, the way OpenAI names a bad parameter. */
-export function paramPath(instancePath: string): string {
+function paramPath(instancePath: string): string {
   return instancePath
     .split('/')
     .filter(Boolean)
