@@ -90,12 +90,15 @@ export class BvllmModel {
     if (config.lora) this.attachLora(config.lora, rng.fork('lora'));
   }
 
-  /** A freshly initialised model (seeded) from a config and its tokenizers. */
-  static create(input: unknown, assets: BvllmAssets, seed = 0): BvllmModel {
+  /**
+   * A freshly initialised model (seeded) from a config and its tokenizers. `pretrained` supplies an already loaded
+   * vision tower or LLM (a Hugging Face checkpoint); the config's `vision.vit` / `llm` then only document them.
+   */
+  static create(input: unknown, assets: BvllmAssets, seed = 0, pretrained: { vision?: VisionEncoder; llm?: Qwen2Model } = {}): BvllmModel {
     const config = parsePipelineConfig(input);
     const rng = Rng.fromSeed(seed);
-    const vision = withSlot('vision', () => VisionEncoder.create(config.vision.vit as Parameters<typeof VisionEncoder.create>[0], rng.fork('vision')));
-    const llm = withSlot('llm', () => Qwen2Model.create(config.llm as Parameters<typeof Qwen2Model.create>[0], rng.fork('llm')));
+    const vision = pretrained.vision ?? withSlot('vision', () => VisionEncoder.create(config.vision.vit as Parameters<typeof VisionEncoder.create>[0], rng.fork('vision')));
+    const llm = pretrained.llm ?? withSlot('llm', () => Qwen2Model.create(config.llm as Parameters<typeof Qwen2Model.create>[0], rng.fork('llm')));
     const frameSelect = withSlot('frameSelect', () => frameSelectRegistry.create(config.frameSelect, { rng: rng.fork('frameSelect'), dims: { Cv: vision.hiddenSize } }));
     const tokenMerge = withSlot('tokenMerge', () => tokenMergeRegistry.create(config.tokenMerge, { rng: rng.fork('tokenMerge'), dims: {} }));
     const spatialSample = withSlot('spatialSample', () => spatialSampleRegistry.create(config.spatialSample, { rng: rng.fork('spatialSample'), dims: { Cv: vision.hiddenSize } }));

@@ -11,3 +11,4 @@ export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode } from './recipes/by
 export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
 export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
 export { defaultModelDir } from './default-model.js';
+export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';

@@ -11,15 +11,16 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf } from '@bvllm/core';
+import { readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
-import { QUESTION_TOKENIZER_DIR, loadAssets, saveModel } from '../model-dir.js';
+import { QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, loadAssets, saveModel } from '../model-dir.js';
 import type { PipelineConfigInput } from '../pipeline-config.js';
 import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
+import { pretrainVision } from './vision-pretrain.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
 export const TINY_SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
@@ -87,6 +88,11 @@ export interface TinyRecipeOptions {
   seed: number;
   /** Architecture overrides (the ablations swap stage kinds here). */
   overrides?: Partial<PipelineConfigInput>;
+  /**
+   * A model folder from an earlier run's steps 1–2 (`<workDir>/base`): its vision tower and LLM are reused and only
+   * stages 1 and 2 run. The ablations share one base, so they differ only in the stage being ablated.
+   */
+  base?: string;
   visionSteps?: number;
   lmEpochs?: number;
   stage1Epochs?: number;
@@ -113,18 +119,8 @@ function textOnlyEntries(entries: Entry[]): Entry[] {
   return entries.map((e) => ({ id: `${e.id}-text`, conversations: e.conversations.map((c) => ({ from: c.from, value: c.value.replace('<video>\n', '') })) }));
 }
 
-/** Runs the whole recipe and writes the model folder; returns the trained model (caller disposes). */
-export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmModel> {
-  const log = options.log ?? (() => {});
-  const assetsDir = join(options.workDir, 'assets');
-  const sizes = buildTinyAssets(options.dataDir, assetsDir);
-  log(`tokenizers: ${sizes.vocabSize} BPE tokens, ${sizes.questionVocabSize} WordPiece tokens`);
-  const assets = loadAssets(assetsDir, 128);
-  const model = BvllmModel.create(tinyPipelineConfig(sizes, options.overrides), assets, options.seed);
-  const train0 = readSplit(options.dataDir, 'train');
-  const data = { annotations: join(options.dataDir, 'train.json'), folder: options.dataDir };
-
-  const { pretrainVision } = await import('./vision-pretrain.js');
+/** Steps 1 and 2 of the recipe: the vision tower and the LLM, from scratch (no pretrained weights are downloadable). */
+async function pretrainBase(model: BvllmModel, options: TinyRecipeOptions, train0: Entry[], log: (line: string) => void): Promise<void> {
   const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, 200);
   const visionLosses = pretrainVision(model.vision, frames, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed });
   frames.dispose();
@@ -154,16 +150,38 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     progress: options.progress,
   });
   log(`LLM warm-up: loss ${warmup.lossHistory[0]?.toFixed(3)} → ${warmup.lossHistory.at(-1)?.toFixed(3)}`);
+}
+
+/** Runs the whole recipe and writes the model folder; returns the trained model (caller disposes). */
+export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmModel> {
+  const log = options.log ?? (() => {});
+  const assetsDir = join(options.workDir, 'assets');
+  const sizes = buildTinyAssets(options.dataDir, assetsDir);
+  log(`tokenizers: ${sizes.vocabSize} BPE tokens, ${sizes.questionVocabSize} WordPiece tokens`);
+  const assets = loadAssets(assetsDir, 128);
+  const model = BvllmModel.create(tinyPipelineConfig(sizes, options.overrides), assets, options.seed);
+  const train0 = readSplit(options.dataDir, 'train');
+  const data = { annotations: join(options.dataDir, 'train.json'), folder: options.dataDir };
+
+  if (options.base) {
+    const tensors = readSafetensors(join(options.base, WEIGHTS_FILE), (key) => /^(vision_tower|model|lm_head)\./.test(key));
+    model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
+    tf.dispose([...tensors.values()]);
+    log(`vision tower and LLM from ${options.base}`);
+  } else {
+    await pretrainBase(model, options, train0, log);
+    saveModel(model, join(options.workDir, 'base'), assetsDir);
+  }
 
   const common = { data, seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
-  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 2 }), {
+  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 3 }), {
     outDir: join(options.workDir, 'stage1'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
-  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 4, lr: 1e-3, lora: { dropout: 0 } }), {
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 20, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,

@@ -1,0 +1,28 @@
+import { initBackend, Rng, tf } from '@bvllm/core';
+import { loadModel, stageDataset, precomputeFeatures, collateBvllm } from '@bvllm/pipeline';
+import { stage2Config } from '@bvllm/trainer';
+await initBackend();
+const model = loadModel('/tmp/tiny-model2');
+const cfg = stage2Config.parse({ stage: 'stage2', data: { annotations: '/tmp/synth1/val.json', folder: '/tmp/synth1' }, numFrames: 16 });
+const ds = stageDataset(model, cfg);
+const feats = await precomputeFeatures(model, ds, 16);
+const samples = Array.from({ length: 8 }, (_, i) => ds.get(i));
+const batch = collateBvllm(model, samples, feats);
+console.log('seq lens', samples.map((s) => s.inputIds.length));
+const filter = model.trainable('stage2');
+const vars = model.store.entries().filter(([k]) => filter(k)).map(([, v]) => v);
+for (const v of vars) v.trainable = true;
+const ctx = { training: true, rng: Rng.fromSeed(0) };
+const time = (label, f, n = 3) => { f(); const t = performance.now(); for (let i = 0; i < n; i++) f(); console.log(label, ((performance.now() - t) / n).toFixed(0), 'ms'); };
+time('visual path x8', () => tf.tidy(() => { for (const s of batch) { const p = model.visualPath(s.features, s.question, ctx); p.visualEmbeds.dataSync(); } }));
+time('loss fwd', () => tf.tidy(() => model.loss(batch, ctx).dataSync()));
+time('loss fwd+bwd', () => { const { value, grads } = tf.variableGrads(() => model.loss(batch, ctx), vars); value.dataSync(); tf.dispose([value, ...Object.values(grads)]); });
+console.log('params trainable', vars.reduce((a, v) => a + v.size, 0));
+const vis = model.store.entries().filter(([k]) => k.startsWith('vlm_att')).map(([, v]) => v);
+time('visual fwd+bwd x8', () => { const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.addN(batch.map((s) => tf.sum(model.visualPath(s.features, s.question, ctx).visualEmbeds)))), vis); value.dataSync(); tf.dispose([value, ...Object.values(grads)]); });
+const lora = model.store.entries().filter(([k]) => k.includes('lora')).map(([, v]) => v);
+time('llm-only fwd+bwd (lora)', () => { const { value, grads } = tf.variableGrads(() => model.loss(batch.map((s) => ({ ...s, features: undefined, inputIds: s.inputIds.filter((i) => i >= 0), labels: s.labels.filter((_, j) => s.inputIds[j] >= 0) })), ctx), lora); value.dataSync(); tf.dispose([value, ...Object.values(grads)]); });
+tf.profile(() => { const { value, grads } = tf.variableGrads(() => model.loss(batch, ctx), vars); value.dataSync(); tf.dispose([value, ...Object.values(grads)]); }).then((p) => {
+  const by = new Map(); for (const k of p.kernels) by.set(k.name, (by.get(k.name) ?? 0) + (k.kernelTimeMs ?? 0));
+  console.log([...by].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([n, t]) => `${n} ${typeof t === 'number' ? t.toFixed(0) : t}`).join('\n'));
+});
