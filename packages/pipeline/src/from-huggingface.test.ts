@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParameterStore, QFormer, Rng, initBackend, tf, writeSafetensors } from '@bvllm/core';
 import { frameSelectRegistry } from '@bvllm/frame-select';
-import { parseQwen2Config } from '@bvllm/llm-bridge';
+import { generationConfig, parseQwen2Config } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry } from '@bvllm/token-merge';
 import { VisionEncoder } from '@bvllm/vision-encoder';
@@ -94,5 +94,7 @@ describe('configs/bvllm-official.json', () => {
     expect(config.vision.vit).toMatchObject({ hiddenSize: 1408, numLayers: 39, imageSize: 336, patchSize: 14 });
     expect(parseQwen2Config(config.llm)).toMatchObject({ hiddenSize: 3584, numLayers: 28, numHeads: 28, numKvHeads: 4, tieWordEmbeddings: false });
     expect(config.lora).toMatchObject({ r: 128, alpha: 256, dropout: 0.05 });
+    // Greedy with up to 2048 new tokens, as the official eval (spec §3).
+    expect(generationConfig.parse(config.generation)).toMatchObject({ doSample: false, maxNewTokens: 2048 });
   });
 });

@@ -42,7 +42,11 @@ export function registerAsk(program: Command, output: CliOutput): void {
       try {
         const stream = chat.ask(question, {
           seed: flags.seed,
-          generation: { ...(flags.maxNewTokens !== undefined && { maxNewTokens: flags.maxNewTokens }), ...(flags.temperature !== undefined && { temperature: flags.temperature }) },
+          generation: {
+            ...(flags.maxNewTokens !== undefined && { maxNewTokens: flags.maxNewTokens }),
+            // 0 keeps greedy decoding (the reference's default, spec §3); a positive temperature samples.
+            ...(flags.temperature !== undefined && (flags.temperature > 0 ? { doSample: true, temperature: flags.temperature } : { doSample: false })),
+          },
         });
         for (;;) {
           const next = await stream.next();

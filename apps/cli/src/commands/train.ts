@@ -34,10 +34,13 @@ export function registerTrain(program: Command, output: CliOutput): void {
     .requiredOption('--out <dir>', 'the model folder to write')
     .option('--work <dir>', 'checkpoints and intermediate files', 'bvllm-tiny-work')
     .option('--seed <n>', 'seed of initialisation, data order and noise', integer, 0)
+    .option('--base <dir>', "reuse a run's pre-trained vision tower and LLM (<work>/base) and run only stages 1 and 2")
+    .option('--stage1-epochs <n>', 'epochs of stage 1', integer)
+    .option('--stage2-epochs <n>', 'epochs of stage 2', integer)
     .option('--frame-select <kind>', 'frame-selection kind for ablations (qformer-gumbel, uniform, all)')
     .option('--token-merge <kind>', 'temporal-merge kind for ablations (row-cosine, none)')
     .option('--spatial-sample <kind>', 'spatial-sampling kind for ablations (qformer, pool, none)')
-    .action(async (flags: { data: string; out: string; work: string; seed: number; frameSelect?: string; tokenMerge?: string; spatialSample?: string }) => {
+    .action(async (flags: { data: string; out: string; work: string; seed: number; base?: string; stage1Epochs?: number; stage2Epochs?: number; frameSelect?: string; tokenMerge?: string; spatialSample?: string }) => {
       await initBackend();
       const { tinyAblation } = await import('@bvllm/pipeline');
       const model = await trainTinyModel({
@@ -45,6 +48,9 @@ export function registerTrain(program: Command, output: CliOutput): void {
         outDir: flags.out,
         workDir: flags.work,
         seed: flags.seed,
+        base: flags.base,
+        stage1Epochs: flags.stage1Epochs,
+        stage2Epochs: flags.stage2Epochs,
         overrides: tinyAblation({ frameSelect: flags.frameSelect, tokenMerge: flags.tokenMerge, spatialSample: flags.spatialSample }),
         log: (line) => output.err(`${line}\n`),
       });
