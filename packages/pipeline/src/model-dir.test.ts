@@ -74,9 +74,12 @@ describe('VideoChat', () => {
     const chat = await VideoChat.open(model, video, { cache });
     let first = '';
     for await (const delta of chat.ask('What colour is the square?', { seed: 1 })) first += delta;
+    // Answering keeps no tensors beyond the chat's features (a leak here grows a server's memory per request).
+    const before = tf.memory().numTensors;
     const second = chat.ask('What shape flashed briefly?', { seed: 1 });
     let next = await second.next();
     while (!next.done) next = await second.next();
+    expect(tf.memory().numTensors).toBe(before);
     expect(chat.turns.map((t) => t.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
     expect(chat.turns[1].content).toBe(first);
     expect(next.value.selection.promptTokens).toBeGreaterThan(next.value.selection.visualTokens);
