@@ -22,7 +22,8 @@ describe('packed packages', () => {
   it.each(packedPackages)('$dir works from its tarball ($probe)', ({ probe }) => {
     // The probe is copied in, so its imports resolve from the scratch project's node_modules only.
     copyFileSync(join(probes, probe), join(scratch, probe));
-    const env = { ...process.env, BVLLM_BACKEND: '' };
+    // The CLI probe asks the shipped default model about the repository's sample video.
+    const env = { ...process.env, BVLLM_BACKEND: '', BVLLM_SAMPLE_VIDEO: join(probes, '../../../examples/brief-event.mp4') };
     const stdout = execFileSync(process.execPath, [probe], { cwd: scratch, encoding: 'utf8', env });
     const result = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(result.backend).toBe('wasm');

@@ -11,6 +11,7 @@ export type BvllmErrorCode =
   | 'CHECKPOINT_FORMAT'
   | 'BACKEND_UNAVAILABLE'
   | 'VIDEO_DECODE'
+  | 'VIDEO_ENCODE'
   | 'PROMPT_TOO_LONG'
   | 'TOKENIZER'
   | 'DATASET'
@@ -144,4 +145,15 @@ export class AbortedError extends BvllmError {
   constructor(what: string, options?: { cause?: unknown }) {
     super('ABORTED', `${what} was aborted`, options);
   }
+}
+
+/** The last non-empty lines of a child process's stderr, indented: ffmpeg prints its fatal error last. */
+export function stderrExcerpt(stderr: string, lines = 6): string {
+  return stderr
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .slice(-lines)
+    .map((l) => `  ${l}`)
+    .join('\n');
 }

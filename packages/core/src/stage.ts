@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
 import { ConfigError, UnknownKindError } from './errors.js';
+import type { ParameterStore } from './parameter-store.js';
 import type { Rng } from './random.js';
 
 /** What a stage may read besides its input: training mode and its seeded randomness. Never a global. */
@@ -85,5 +86,27 @@ export class StageRegistry<S> {
   create(config: unknown, deps: StageDependencies): S {
     const parsed = this.parse(config);
     return this.definitions.get(parsed.kind)!.create(parsed, deps);
+  }
+}
+
+/**
+ * The parameter side of a stage whose parameters all live in one {@link ParameterStore}: the three Stage methods
+ * every such stage would otherwise repeat.
+ */
+export abstract class StoreBackedStage {
+  protected constructor(protected readonly store: ParameterStore) {}
+
+  /** Trainable tensors by checkpoint key. */
+  variables(): ReadonlyMap<string, tf.Variable> {
+    return new Map(this.store.entries());
+  }
+
+  /** Strict: one WeightsError lists every missing, unexpected or mis-shaped key. */
+  loadWeights(tensors: ReadonlyMap<string, tf.Tensor>): void {
+    this.store.load(tensors);
+  }
+
+  dispose(): void {
+    this.store.dispose();
   }
 }

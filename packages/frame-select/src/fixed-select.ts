@@ -2,7 +2,7 @@
  * The selection baselines of the ablations (spec §5): frames picked without the question, with one-hot weights.
  * Patches still go through the temporal LayerNorm, since the spatial stage expects normed patches (D10).
  */
-import { LayerNorm, ParameterStore, tf, type FrameSelection, type StageContext, type StageDependencies } from '@bvllm/core';
+import { LayerNorm, ParameterStore, StoreBackedStage, type FrameSelection, type StageContext, type StageDependencies } from '@bvllm/core';
 import type { AllSelectConfig, UniformSelectConfig } from './config.js';
 import { checkFrameFeatures, pickFrames } from './frame-features.js';
 import { visionWidthOf } from './qformer-gumbel-select.js';
@@ -17,10 +17,9 @@ export function uniformFrameIndices(numFrames: number, count: number): number[] 
   return Array.from({ length: count }, (_, i) => Math.round(segment * (i + 0.5) + 1e-6));
 }
 
-abstract class FixedSelect<C extends UniformSelectConfig | AllSelectConfig> implements FrameSelectStage<C> {
+abstract class FixedSelect<C extends UniformSelectConfig | AllSelectConfig> extends StoreBackedStage implements FrameSelectStage<C> {
   abstract readonly kind: C['kind'];
   readonly visionWidth: number;
-  private readonly store: ParameterStore;
   /** `vlm_att_ln_temporal`, the same key as the selector's, so both load one checkpoint. */
   private readonly norm: LayerNorm;
 
@@ -28,8 +27,8 @@ abstract class FixedSelect<C extends UniformSelectConfig | AllSelectConfig> impl
     readonly config: Readonly<C>,
     deps: StageDependencies,
   ) {
+    super(new ParameterStore('frame-select', deps.rng));
     this.visionWidth = visionWidthOf(deps, 'frame-select');
-    this.store = new ParameterStore('frame-select', deps.rng);
     this.norm = new LayerNorm(this.store, 'vlm_att_ln_temporal', this.visionWidth, config.lnEps);
   }
 
@@ -39,18 +38,6 @@ abstract class FixedSelect<C extends UniformSelectConfig | AllSelectConfig> impl
   apply(input: FrameSelectInput, _context: StageContext): FrameSelection {
     const { numFrames } = checkFrameFeatures(input.features, this.visionWidth);
     return pickFrames(this.indices(numFrames), input.features, this.norm);
-  }
-
-  variables(): ReadonlyMap<string, tf.Variable> {
-    return new Map(this.store.entries());
-  }
-
-  loadWeights(tensors: ReadonlyMap<string, tf.Tensor>): void {
-    this.store.load(tensors);
-  }
-
-  dispose(): void {
-    this.store.dispose();
   }
 }
 

@@ -12,6 +12,7 @@ import {
   LayerNorm,
   Linear,
   ParameterStore,
+  StoreBackedStage,
   QFormer,
   assertShape,
   matMulPlain,
@@ -32,11 +33,10 @@ export function visionWidthOf(deps: StageDependencies, slot: string): number {
   return cv;
 }
 
-export class QFormerGumbelSelect implements FrameSelectStage<QFormerGumbelConfig> {
+export class QFormerGumbelSelect extends StoreBackedStage implements FrameSelectStage<QFormerGumbelConfig> {
   readonly kind = 'qformer-gumbel';
   /** Cv, the vision width. */
   readonly visionWidth: number;
-  private readonly store: ParameterStore;
   /** `vlm_att_query_temporal` [1, numQueryTokens, Cq]; the first K rows are the selection queries. */
   private readonly queries: tf.Variable;
   private readonly qformer: QFormer;
@@ -49,9 +49,9 @@ export class QFormerGumbelSelect implements FrameSelectStage<QFormerGumbelConfig
     readonly config: Readonly<QFormerGumbelConfig>,
     deps: StageDependencies,
   ) {
+    super(new ParameterStore('frame-select', deps.rng));
     this.visionWidth = visionWidthOf(deps, 'frame-select');
     const q = config.qformer;
-    this.store = new ParameterStore('frame-select', deps.rng);
     // InstructBLIP initialises query_tokens from N(0, initializer_range = 0.02).
     this.queries = this.store.create('vlm_att_query_temporal', [1, config.numQueryTokens, q.hiddenSize], { kind: 'normal', std: 0.02 });
     this.qformer = new QFormer(this.store, 'vlm_att_encoder_temporal.', { ...q, encoderHiddenSize: this.visionWidth });
@@ -112,18 +112,6 @@ export class QFormerGumbelSelect implements FrameSelectStage<QFormerGumbelConfig
       case 'max':
         return tf.max(patches, 1) as tf.Tensor2D;
     }
-  }
-
-  variables(): ReadonlyMap<string, tf.Variable> {
-    return new Map(this.store.entries());
-  }
-
-  loadWeights(tensors: ReadonlyMap<string, tf.Tensor>): void {
-    this.store.load(tensors);
-  }
-
-  dispose(): void {
-    this.store.dispose();
   }
 }
 

@@ -6,6 +6,7 @@
 import {
   Linear,
   ParameterStore,
+  StoreBackedStage,
   StageRegistry,
   assertShape,
   gelu,
@@ -47,9 +48,8 @@ export const PROJECTOR_KEYS = {
  * Maps `spatialTokens` `[K', R, Cq]` to the visual embeddings `[M, D]` with M = K'·R, frame-major: all tokens of
  * the first kept frame, then the next (spec §1.1 (e)); no separators or time embeddings.
  */
-export class Projector implements Stage<ProjectorConfig, SpatialTokens, VisualEmbeds> {
+export class Projector extends StoreBackedStage implements Stage<ProjectorConfig, SpatialTokens, VisualEmbeds> {
   readonly kind: ProjectorConfig['kind'];
-  private readonly store: ParameterStore;
   private readonly first: Linear;
   private readonly second: Linear;
 
@@ -58,8 +58,8 @@ export class Projector implements Stage<ProjectorConfig, SpatialTokens, VisualEm
     readonly config: ProjectorConfig,
     deps: { rng: StageDependencies['rng']; inDim: number; outDim: number; defaultHidden: number },
   ) {
+    super(new ParameterStore(`projector.${config.kind}`, deps.rng));
     this.kind = config.kind;
-    this.store = new ParameterStore(`projector.${config.kind}`, deps.rng);
     const hidden = config.hiddenDim ?? deps.defaultHidden;
     const [firstKey, secondKey] = PROJECTOR_KEYS[config.kind];
     this.first = new Linear(this.store, firstKey, deps.inDim, hidden);
@@ -73,18 +73,6 @@ export class Projector implements Stage<ProjectorConfig, SpatialTokens, VisualEm
       const hidden = this.first.apply(flat);
       return this.second.apply(this.kind === 'mlp2x_gelu' ? gelu(hidden) : hidden) as VisualEmbeds;
     });
-  }
-
-  variables(): ReadonlyMap<string, tf.Variable> {
-    return this.store.select(() => true);
-  }
-
-  loadWeights(tensors: ReadonlyMap<string, tf.Tensor>): void {
-    this.store.load(tensors);
-  }
-
-  dispose(): void {
-    this.store.dispose();
   }
 }
 

@@ -4,19 +4,18 @@
  *   Z  = multi_layer_merge(Z, N')   only when N' < R (the budget θ, D12)             [K', N', Cq]
  * Each kept frame is one batch row, so frames never see each other here.
  */
-import { ParameterStore, QFormer, assertShape, tf, type SpatialTokens, type StageContext, type StageDependencies } from '@bvllm/core';
+import { ParameterStore, QFormer, StoreBackedStage, assertShape, tf, type SpatialTokens, type StageContext, type StageDependencies } from '@bvllm/core';
 import { multiLayerMerge } from '@bvllm/token-merge';
 import { budgetTokensPerFrame } from './budget.js';
 import type { QFormerSampleConfig } from './config.js';
 import { checkMergedFrames, visionWidthOf } from './merged-frames.js';
 import type { SpatialSampleInput, SpatialSampleStage } from './types.js';
 
-export class QFormerSample implements SpatialSampleStage<QFormerSampleConfig> {
+export class QFormerSample extends StoreBackedStage implements SpatialSampleStage<QFormerSampleConfig> {
   readonly kind = 'qformer';
   /** Cq: the projector takes the Q-Former's width. */
   readonly outDim: number;
   readonly visionWidth: number;
-  private readonly store: ParameterStore;
   /** `vlm_att_query_spatial` [1, R, Cq]. */
   private readonly queries: tf.Variable;
   private readonly qformer: QFormer;
@@ -25,9 +24,9 @@ export class QFormerSample implements SpatialSampleStage<QFormerSampleConfig> {
     readonly config: Readonly<QFormerSampleConfig>,
     deps: StageDependencies,
   ) {
+    super(new ParameterStore('spatial-sample', deps.rng));
     this.visionWidth = visionWidthOf(deps.dims);
     this.outDim = config.qformer.hiddenSize;
-    this.store = new ParameterStore('spatial-sample', deps.rng);
     // InstructBLIP initialises query_tokens from N(0, initializer_range = 0.02).
     this.queries = this.store.create('vlm_att_query_spatial', [1, config.numQueries, this.outDim], { kind: 'normal', std: 0.02 });
     // The official model also builds `vlm_att_ln_spatial` but never calls it (spec §7.10), so it is not ported.
@@ -62,17 +61,5 @@ export class QFormerSample implements SpatialSampleStage<QFormerSampleConfig> {
     const spatialTokens = multiLayerMerge(z, target);
     z.dispose();
     return { spatialTokens };
-  }
-
-  variables(): ReadonlyMap<string, tf.Variable> {
-    return new Map(this.store.entries());
-  }
-
-  loadWeights(tensors: ReadonlyMap<string, tf.Tensor>): void {
-    this.store.load(tensors);
-  }
-
-  dispose(): void {
-    this.store.dispose();
   }
 }

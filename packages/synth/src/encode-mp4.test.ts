@@ -61,7 +61,7 @@ describe('encodeMp4', () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(VideoEncodeError);
-    expect((error as VideoEncodeError).code).toBe('DATASET');
+    expect((error as VideoEncodeError).code).toBe('VIDEO_ENCODE');
     expect((error as VideoEncodeError).message).toContain(file);
     expect((error as VideoEncodeError).stderr).toMatch(/No such file or directory/);
   });

@@ -1,4 +1,4 @@
-import { BvllmError } from '@bvllm/core';
+import { BvllmError, stderrExcerpt } from '@bvllm/core';
 
 /**
  * A video or image could not be decoded: missing file, not a video, no frames, a stream that breaks off, an
@@ -12,17 +12,7 @@ export class VideoDecodeError extends BvllmError {
     readonly stderr = '',
     options?: { cause?: unknown },
   ) {
-    super('VIDEO_DECODE', `${file}: cannot decode: ${reason}${stderr ? `\nffmpeg said:\n${excerpt(stderr)}` : ''}`, options);
+    super('VIDEO_DECODE', `${file}: cannot decode: ${reason}${stderr ? `\nffmpeg said:\n${stderrExcerpt(stderr)}` : ''}`, options);
   }
 }
 
-/** The last few non-empty lines of ffmpeg's stderr: the error is nearly always at the end. */
-function excerpt(stderr: string, lines = 6): string {
-  return stderr
-    .split('\n')
-    .map((l) => l.trimEnd())
-    .filter((l) => l.length > 0)
-    .slice(-lines)
-    .map((l) => `  ${l}`)
-    .join('\n');
-}
