@@ -27,6 +27,11 @@ export const QUESTION_MAX_LENGTH = 256;
 
 const SPECIAL = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
 
+/** One `added_tokens` entry of a Hugging Face `tokenizer.json` for a special token matched verbatim. */
+export function specialTokenEntry(id: number, content: string): Record<string, unknown> {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+}
+
 /**
  * A Hugging Face `tokenizer.json` for a BERT WordPiece vocabulary (one token per line of `vocab.txt`, id = line
  * number), equivalent to `BertTokenizerFast(vocab.txt, do_lower_case)`: BERT normaliser (lower-casing also strips
@@ -41,15 +46,7 @@ export function wordPieceTokenizerJson(vocab: readonly string[], options: { lowe
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL.filter((t) => ids.has(t)).map((content) => ({
-      id: ids.get(content),
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
+    added_tokens: SPECIAL.filter((t) => ids.has(t)).map((content) => specialTokenEntry(ids.get(content)!, content)),
     normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: options.lowercase ?? true },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     // Special tokens are added by QuestionTokenizer after truncation, so the file needs no post-processor.

@@ -3,7 +3,8 @@ import { VideoChat, type AskResult } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
 import { writeContactSheet } from '../contact-sheet.js';
-import { integer, loadModelOption, number } from './model-option.js';
+import { finiteNumber, nonNegativeInt, positiveInt } from '../flags.js';
+import { loadModelOption } from './model-option.js';
 import { progressLine } from '../progress-line.js';
 
 interface AskFlags {
@@ -23,11 +24,11 @@ export function registerAsk(program: Command, output: CliOutput): void {
     .argument('<video>', 'a video file, an image, or a folder of frames')
     .argument('<question>', 'the question')
     .option('--model <dir>', 'a B-VLLM model folder (default: the shipped bvllm-tiny)')
-    .option('--seed <n>', 'seed of the frame-selection noise and sampling', integer, 0)
+    .option('--seed <n>', 'seed of the frame-selection noise and sampling', nonNegativeInt, 0)
     .option('--json', 'print one JSON object (answer, selected frames, timings) instead of streaming text')
     .option('--show-frames <png>', 'write a contact sheet of the selected frames with their weights and timestamps')
-    .option('--max-new-tokens <n>', 'longest answer in tokens', integer)
-    .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', number)
+    .option('--max-new-tokens <n>', 'longest answer in tokens', positiveInt)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', finiteNumber)
     .option('--cache <dir>', 'feature cache folder, so a second question never re-encodes the video')
     .action(async (video: string, question: string, flags: AskFlags) => {
       const started = performance.now();

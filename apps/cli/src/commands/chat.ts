@@ -3,7 +3,8 @@ import { VideoChat } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
-import { integer, loadModelOption } from './model-option.js';
+import { nonNegativeInt } from '../flags.js';
+import { loadModelOption } from './model-option.js';
 
 export function registerChat(program: Command, output: CliOutput): void {
   program
@@ -11,7 +12,7 @@ export function registerChat(program: Command, output: CliOutput): void {
     .description('multi-round chat about one video in the terminal; follow-ups reuse the encoded frames')
     .argument('<video>', 'a video file, an image, or a folder of frames')
     .option('--model <dir>', 'a B-VLLM model folder (default: the shipped bvllm-tiny)')
-    .option('--seed <n>', 'seed of the frame-selection noise', integer, 0)
+    .option('--seed <n>', 'seed of the frame-selection noise', nonNegativeInt, 0)
     .action(async (video: string, flags: { model?: string; seed: number }) => {
       const model = await loadModelOption(flags.model);
       const chat = await VideoChat.open(model, video, { onProgress: progressLine('encode', output) });

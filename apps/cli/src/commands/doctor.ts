@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { initBackend, measureMatmul, type BackendInfo, type MatmulThroughput } from '@bvllm/core';
-import { InvalidArgumentError as FlagError, type Command } from 'commander';
+import type { Command } from 'commander';
+import { positiveInt } from '../flags.js';
 import type { CliOutput } from '../run-cli.js';
 
 /** What `bvllm doctor --json` prints; field names are a stable interface for scripts and bug reports. */
@@ -14,12 +15,6 @@ export interface DoctorReport {
   cpus: number;
   simd: boolean;
   matmul: MatmulThroughput & { warmup: number };
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new FlagError('expected a positive integer');
-  return n;
 }
 
 export function registerDoctor(program: Command, output: CliOutput): void {

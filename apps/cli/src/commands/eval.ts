@@ -3,7 +3,8 @@ import { evaluateSplit } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
-import { integer, loadModelOption } from './model-option.js';
+import { nonNegativeInt, positiveInt } from '../flags.js';
+import { loadModelOption } from './model-option.js';
 
 export function registerEval(program: Command, output: CliOutput): void {
   program
@@ -11,8 +12,8 @@ export function registerEval(program: Command, output: CliOutput): void {
     .description('evaluate on a VideoLLaMA2-format split: MCQA (official letter extraction) and open QA (normalised exact match)')
     .requiredOption('--data <json>', 'the split (media paths relative to its folder)')
     .option('--model <dir>', 'a B-VLLM model folder (default: bvllm-tiny)')
-    .option('--limit <n>', 'only the first n entries', integer)
-    .option('--seed <n>', 'seed of the frame-selection noise', integer, 0)
+    .option('--limit <n>', 'only the first n entries', positiveInt)
+    .option('--seed <n>', 'seed of the frame-selection noise', nonNegativeInt, 0)
     .option('--out <dir>', 'write JSON and Markdown reports here')
     .action(async (flags: { data: string; model?: string; limit?: number; seed: number; out?: string }) => {
       const model = await loadModelOption(flags.model);

@@ -2,19 +2,19 @@ import { generateBenchmark } from '@bvllm/synth';
 import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
-import { integer } from './model-option.js';
+import { nonNegativeInt, positiveInt } from '../flags.js';
 
 export function registerSynth(program: Command, output: CliOutput): void {
   program
     .command('synth')
     .description('generate the seeded synthetic video-QA benchmark (mp4 videos + VideoLLaMA2-format splits)')
     .requiredOption('--out <dir>', 'output folder')
-    .option('--seed <n>', 'seed; the same seed gives identical output', integer, 0)
-    .option('--train <n>', 'training questions', integer, 300)
-    .option('--val <n>', 'validation questions', integer, 50)
-    .option('--test <n>', 'test questions', integer, 100)
-    .option('--size <px>', 'frame size in pixels', integer, 64)
-    .option('--fps <n>', 'frame rate of the rendered videos', integer, 4)
+    .option('--seed <n>', 'seed; the same seed gives identical output', nonNegativeInt, 0)
+    .option('--train <n>', 'training questions', positiveInt, 300)
+    .option('--val <n>', 'validation questions', nonNegativeInt, 50)
+    .option('--test <n>', 'test questions', nonNegativeInt, 100)
+    .option('--size <px>', 'frame size in pixels', positiveInt, 64)
+    .option('--fps <n>', 'frame rate of the rendered videos', positiveInt, 4)
     .option('--long', 'long videos (10 s, 1 min, 10 min) for latency benchmarks')
     .action(async (flags: { out: string; seed: number; train: number; val: number; test: number; size: number; fps: number; long?: boolean }) => {
       const report = progressLine('videos', output);

@@ -4,7 +4,8 @@ import { saveModel, trainBvllm, trainTinyModel } from '@bvllm/pipeline';
 import { initBackend } from '@bvllm/core';
 import type { Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
-import { integer, loadModelOption } from './model-option.js';
+import { nonNegativeInt, positiveInt } from '../flags.js';
+import { loadModelOption } from './model-option.js';
 
 export function registerTrain(program: Command, output: CliOutput): void {
   program
@@ -33,10 +34,10 @@ export function registerTrain(program: Command, output: CliOutput): void {
     .requiredOption('--data <dir>', 'a `bvllm synth` output folder')
     .requiredOption('--out <dir>', 'the model folder to write')
     .option('--work <dir>', 'checkpoints and intermediate files', 'bvllm-tiny-work')
-    .option('--seed <n>', 'seed of initialisation, data order and noise', integer, 0)
+    .option('--seed <n>', 'seed of initialisation, data order and noise', nonNegativeInt, 0)
     .option('--base <dir>', "reuse a run's pre-trained vision tower and LLM (<work>/base) and run only stages 1 and 2")
-    .option('--stage1-epochs <n>', 'epochs of stage 1', integer)
-    .option('--stage2-epochs <n>', 'epochs of stage 2', integer)
+    .option('--stage1-epochs <n>', 'epochs of stage 1', positiveInt)
+    .option('--stage2-epochs <n>', 'epochs of stage 2', positiveInt)
     .option('--frame-select <kind>', 'frame-selection kind for ablations (qformer-gumbel, uniform, all)')
     .option('--token-merge <kind>', 'temporal-merge kind for ablations (row-cosine, none)')
     .option('--spatial-sample <kind>', 'spatial-sampling kind for ablations (qformer, pool, none)')

@@ -4,6 +4,7 @@
  * The real Qwen2 vocabulary (151,643 tokens) would make the embedding table alone ~77 MB at width 128; a few
  * hundred merges learned on the benchmark's text keep the shipped model small.
  */
+import { specialTokenEntry } from '@bvllm/core';
 
 /** GPT-2's reversible map from bytes to printable unicode characters. */
 export function bytesToUnicode(): string[] {
@@ -83,15 +84,7 @@ export function byteBpeTokenizerJson(vocab: ReadonlyMap<string, number>, merges:
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: specialTokens.map((content, i) => ({
-      id: vocab.size + i,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
+    added_tokens: specialTokens.map((content, i) => specialTokenEntry(vocab.size + i, content)),
     normalizer: { type: 'NFC' },
     pre_tokenizer: {
       type: 'Sequence',

@@ -1,0 +1,14 @@
+import { InvalidArgumentError as FlagError } from 'commander';
+
+/** Commander parsers for numeric flags; a bad value becomes commander's one-line "option … argument invalid". */
+function parseNumber(predicate: (n: number) => boolean, expected: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !predicate(n)) throw new FlagError(`expected ${expected}`);
+    return n;
+  };
+}
+
+export const positiveInt = parseNumber((n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+export const nonNegativeInt = parseNumber((n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
+export const finiteNumber = parseNumber(Number.isFinite, 'a number');
