@@ -1,37 +1,15 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { initBackend } from '@bvllm/core';
-import { BvllmModel, buildTinyAssets, loadAssets, saveModel, tinyPipelineConfig } from '@bvllm/pipeline';
-import { generateBenchmark } from '@bvllm/synth';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bvllm, testWorkspace } from '../test-workspace.js';
 
-const bin = fileURLToPath(new URL('../../dist/bvllm.js', import.meta.url));
 let dir: string;
 let modelDir: string;
 let video: string;
 
-function bvllm(args: string[]) {
-  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
 beforeAll(async () => {
-  await initBackend();
-  dir = mkdtempSync(join(tmpdir(), 'bvllm-cli-'));
-  // A real (untrained) tiny model built by the recipe's own steps, over a two-video synthetic benchmark.
-  const data = join(dir, 'data');
-  await generateBenchmark({ outDir: data, seed: 3, counts: { train: 1, val: 0, test: 1 } });
-  const assets = join(dir, 'assets');
-  const sizes = buildTinyAssets(data, assets, 50);
-  const model = BvllmModel.create(tinyPipelineConfig(sizes), loadAssets(assets));
-  modelDir = join(dir, 'model');
-  saveModel(model, modelDir, assets);
-  model.dispose();
-  video = join(data, (JSON.parse(readFileSync(join(data, 'test.json'), 'utf8')) as { video: string }[])[0].video);
+  ({ dir, modelDir, video } = await testWorkspace({ train: 1, test: 1 }));
 }, 120_000);
 
 describe('bvllm ask', () => {

@@ -1,0 +1,41 @@
+/** Test-only: a scratch folder with a tiny synthetic benchmark and a real (untrained) model built from it. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '@bvllm/core';
+import { BvllmModel, buildTinyAssets, loadAssets, saveModel, tinyPipelineConfig } from '@bvllm/pipeline';
+import { generateBenchmark } from '@bvllm/synth';
+
+/** The built bin, run as users run it (the package's test script builds it first). */
+const bin = fileURLToPath(new URL('../dist/bvllm.js', import.meta.url));
+
+export function bvllm(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+export interface TestWorkspace {
+  dir: string;
+  /** A `bvllm synth` folder: `train`-many training and `test`-many test questions, each in both forms. */
+  data: string;
+  modelDir: string;
+  /** The first test video. */
+  video: string;
+}
+
+/** The recipe's own steps (tokenizers from the benchmark, the tiny config), without training. */
+export async function testWorkspace(counts: { train: number; test: number }): Promise<TestWorkspace> {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'bvllm-cli-'));
+  const data = join(dir, 'data');
+  await generateBenchmark({ outDir: data, seed: 3, counts: { ...counts, val: 0 } });
+  const assets = join(dir, 'assets');
+  const model = BvllmModel.create(tinyPipelineConfig(buildTinyAssets(data, assets, 50)), loadAssets(assets));
+  const modelDir = join(dir, 'model');
+  saveModel(model, modelDir, assets);
+  model.dispose();
+  const video = join(data, (JSON.parse(readFileSync(join(data, 'test.json'), 'utf8')) as { video: string }[])[0].video);
+  return { dir, data, modelDir, video };
+}
