@@ -5,7 +5,8 @@
  *
  *   0. tokenizers learned from the benchmark's text (byte-level BPE for Qwen2, WordPiece for the Q-Formers);
  *   1. the vision tower pre-trained on the training videos' frames (no pretrained tower is downloadable);
- *   2. the LLM warmed up on the benchmark's text alone (no pretrained Qwen2 either);
+ *   2. the LLM warmed up on the benchmark's text alone (no pretrained Qwen2 either), and the spatial Q-Former
+ *      pre-trained to keep frame content (no pretrained InstructBLIP Q-Former either);
  *   3. stage 1: frame selection + projector (spec §2);
  *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM (spec §2).
  */
@@ -20,6 +21,7 @@ import { QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, loadAssets, saveModel } from '../
 import type { PipelineConfigInput } from '../pipeline-config.js';
 import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
+import { pretrainSpatialSampler } from './sampler-pretrain.js';
 import { pretrainVision } from './vision-pretrain.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
@@ -94,6 +96,8 @@ export interface TinyRecipeOptions {
    */
   base?: string;
   visionSteps?: number;
+  /** Steps of the spatial Q-Former's reconstruction pre-training (see sampler-pretrain.ts). */
+  samplerSteps?: number;
   lmEpochs?: number;
   stage1Epochs?: number;
   stage2Epochs?: number;
@@ -120,10 +124,8 @@ function textOnlyEntries(entries: Entry[]): Entry[] {
 }
 
 /** Steps 1 and 2 of the recipe: the vision tower and the LLM, from scratch (no pretrained weights are downloadable). */
-async function pretrainBase(model: BvllmModel, options: TinyRecipeOptions, train0: Entry[], log: (line: string) => void): Promise<void> {
-  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, 200);
+async function pretrainBase(model: BvllmModel, frames: tf.Tensor4D, options: TinyRecipeOptions, train0: Entry[], log: (line: string) => void): Promise<void> {
   const visionLosses = pretrainVision(model.vision, frames, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed });
-  frames.dispose();
   log(`vision pre-training: loss ${visionLosses[0].toFixed(3)} → ${visionLosses[visionLosses.length - 1].toFixed(3)}`);
 
   const textPath = join(options.workDir, 'lm-text.json');
@@ -163,15 +165,21 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   const train0 = readSplit(options.dataDir, 'train');
   const data = { annotations: join(options.dataDir, 'train.json'), folder: options.dataDir };
 
+  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, 200);
   if (options.base) {
     const tensors = readSafetensors(join(options.base, WEIGHTS_FILE), (key) => /^(vision_tower|model|lm_head)\./.test(key));
     model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
     tf.dispose([...tensors.values()]);
     log(`vision tower and LLM from ${options.base}`);
   } else {
-    await pretrainBase(model, options, train0, log);
+    await pretrainBase(model, frames, options, train0, log);
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
+  if (model.spatialSample.kind === 'qformer') {
+    const losses = pretrainSpatialSampler(model, frames, { steps: options.samplerSteps ?? 400, batchSize: 16, lr: 2e-3, seed: options.seed });
+    log(`spatial Q-Former pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
+  }
+  frames.dispose();
 
   const common = { data, seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
   const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 3 }), {
@@ -181,7 +189,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
-  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 20, lr: 1e-3, lora: { dropout: 0 } }), {
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 12, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
