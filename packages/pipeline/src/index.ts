@@ -12,4 +12,4 @@ export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
 export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
-export { pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
+export { matchVisualScale, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';

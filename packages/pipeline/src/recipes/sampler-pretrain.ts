@@ -6,6 +6,7 @@
  * one frame, a linear head reconstructs the frame at 8×8 (CLIP-normalised pixels); the head is discarded afterwards.
  */
 import { Linear, ParameterStore, Rng, layerNorm, tf } from '@bvllm/core';
+import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { AdamW } from '@bvllm/trainer';
 import type { BvllmModel } from '../bvllm-model.js';
 
@@ -69,4 +70,33 @@ export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, o
     tf.dispose([patches, targets, question.inputIds, question.attentionMask]);
   }
   return losses;
+}
+
+/**
+ * Rescales the projector's last layer so visual tokens start at the RMS of the LLM's token embeddings. Qwen2's
+ * input RMSNorm makes a token's gradient inversely proportional to its scale; a randomly initialised projector
+ * emits tokens ~12× the embeddings' scale (measured on the default model), so the LLM received ~100× weaker
+ * gradients at visual positions than at text ones and learned to ignore them. Returns the factor applied.
+ */
+export function matchVisualScale(model: BvllmModel, pixels: tf.Tensor4D): number {
+  const second = PROJECTOR_KEYS[model.projector.kind][1];
+  const question = model.tokenizeQuestion('');
+  const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
+  const visualRms = tf.tidy(() => {
+    const count = Math.min(16, pixels.shape[0]);
+    const { patches } = model.vision.encode(tf.slice(pixels, [0, 0, 0, 0], [count, -1, -1, -1]) as tf.Tensor4D);
+    const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
+    const { spatialTokens } = model.spatialSample.apply(
+      { merged: { merged, groups: [...Array(count).keys()].map((i) => [i]), frameIndices: new Int32Array(count), timestampsSec: new Array(count).fill(0) }, question },
+      { training: false, rng: Rng.fromSeed(0) },
+    );
+    return rms(model.projector.apply({ spatialTokens }));
+  });
+  tf.dispose([question.inputIds, question.attentionMask]);
+  const factor = rms(model.store.get('model.embed_tokens.weight')) / visualRms;
+  for (const key of [`${second}.weight`, `${second}.bias`]) {
+    const v = model.store.get(key);
+    tf.tidy(() => v.assign(tf.mul(v, factor)));
+  }
+  return factor;
 }

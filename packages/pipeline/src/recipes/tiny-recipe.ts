@@ -21,7 +21,7 @@ import { QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, loadAssets, saveModel } from '../
 import type { PipelineConfigInput } from '../pipeline-config.js';
 import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
-import { pretrainSpatialSampler } from './sampler-pretrain.js';
+import { matchVisualScale, pretrainSpatialSampler } from './sampler-pretrain.js';
 import { pretrainVision } from './vision-pretrain.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
@@ -179,6 +179,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     const losses = pretrainSpatialSampler(model, frames, { steps: options.samplerSteps ?? 400, batchSize: 16, lr: 2e-3, seed: options.seed });
     log(`spatial Q-Former pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
   }
+  log(`visual tokens rescaled by ${matchVisualScale(model, frames).toFixed(3)} to the token-embedding scale`);
   frames.dispose();
 
   const common = { data, seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
