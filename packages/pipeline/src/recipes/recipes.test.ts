@@ -1,0 +1,56 @@
+import { initBackend, layerNorm, Rng, tf } from '@bvllm/core';
+import { Qwen2Tokenizer } from '@bvllm/llm-bridge';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BvllmModel } from '../bvllm-model.js';
+import { testAssets, testConfig } from '../test-model.js';
+import { byteBpeTokenizerJson, bytesToUnicode, trainByteBpe } from './byte-bpe.js';
+import { matchVisualScale, pretrainSpatialSampler } from './sampler-pretrain.js';
+import { basicTokens, buildWordPieceVocab } from './wordpiece-vocab.js';
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+describe('byte-level BPE training', () => {
+  it('learns the most frequent pairs first, deterministically, and round-trips text through the HF tokenizer', () => {
+    const corpus = ['aaab aaab', 'aaab'];
+    const { merges } = trainByteBpe(corpus, { merges: 3, specialTokens: [] });
+    // "aaab" ×3 and " aaab" ×1 (GPT-2 spaces are "Ġ"): (a,a) occurs 2×4 = 8 times, more than any other pair.
+    expect(merges[0]).toEqual(['a', 'a']);
+    expect(trainByteBpe(corpus, { merges: 3, specialTokens: [] }).merges).toEqual(merges);
+    const { vocab, merges: learned } = trainByteBpe(['What colour is the square? red', 'ünïcödé 🫠'], { merges: 20, specialTokens: ['<|im_end|>'] });
+    const tokenizer = Qwen2Tokenizer.fromJson(byteBpeTokenizerJson(vocab, learned, ['<|im_end|>']), { eos_token: '<|im_end|>' });
+    for (const text of ['What colour is the square?', 'ünïcödé 🫠 <|im_end|>']) expect(tokenizer.decode(tokenizer.encode(text))).toBe(text);
+    expect(tokenizer.eosTokenId).toBe(vocab.size);
+    expect(new Set(bytesToUnicode()).size).toBe(256);
+  });
+});
+
+describe('WordPiece vocabulary', () => {
+  it('puts [PAD] at id 0 and splits punctuation as BERT does', () => {
+    expect(basicTokens('What colour is the Square?')).toEqual(['what', 'colour', 'is', 'the', 'square', '?']);
+    const vocab = buildWordPieceVocab(['red red blue?']);
+    expect(vocab.slice(0, 6)).toEqual(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'red']);
+  });
+});
+
+describe('spatial Q-Former pre-training and visual scale', () => {
+  it('lowers the reconstruction loss, and rescales visual tokens to the token-embedding RMS', () => {
+    const model = BvllmModel.create(testConfig({ spatialSample: { kind: 'qformer', numQueries: 6, tokenBudget: null, qformer: testConfig().spatialSample.qformer } }), testAssets(), 2);
+    const pixels = tf.tidy(() => Rng.fromSeed(3).normal([8, 32, 32, 3]) as tf.Tensor4D);
+    const losses = pretrainSpatialSampler(model, pixels, { steps: 30, batchSize: 4, lr: 3e-3, seed: 0 });
+    expect(losses.at(-1)!).toBeLessThan(losses[0]);
+    matchVisualScale(model, pixels);
+    const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
+    const visual = tf.tidy(() => {
+      const { patches } = model.vision.encode(pixels);
+      const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
+      const question = model.tokenizeQuestion('');
+      const { spatialTokens } = model.spatialSample.apply({ merged: { merged, groups: [...Array(8).keys()].map((i) => [i]), frameIndices: new Int32Array(8), timestampsSec: new Array(8).fill(0) }, question }, { training: false, rng: Rng.fromSeed(0) });
+      return rms(model.projector.apply({ spatialTokens }));
+    });
+    expect(visual / rms(model.store.get('model.embed_tokens.weight'))).toBeCloseTo(1, 3);
+    pixels.dispose();
+    model.dispose();
+  });
+});
