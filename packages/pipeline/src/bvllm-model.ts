@@ -120,6 +120,7 @@ export class BvllmModel {
     if (this.loraAdapter) throw new Error('LoRA is already attached');
     this.loraAdapter = withSlot('lora', () => LoraAdapter.attach(this.llm, config, rng));
     for (const [key, v] of this.loraAdapter.variables()) this.store.adopt(key, v);
+    // Recorded in the config so a saved model re-attaches the same adapters before its weights load.
     (this.config as { lora?: Record<string, unknown> }).lora = { ...this.loraAdapter.config };
     return this.loraAdapter;
   }
