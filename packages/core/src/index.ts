@@ -2,7 +2,7 @@ export { tf, initBackend, type BackendChoice, type BackendInfo } from './backend
 export * from './errors.js';
 export { assertShape, dimOf, type Dim } from './shapes.js';
 export type { FrameFeatures, QuestionTokens, FrameSelection, MergedFrames, SpatialTokens, VisualEmbeds } from './tensor-types.js';
-export { StageRegistry, StoreBackedStage, configErrorFrom, type Stage, type StageContext, type StageDefinition, type StageDependencies } from './stage.js';
+export { StageRegistry, StoreBackedStage, configErrorFrom, parseConfig, type Stage, type StageContext, type StageDefinition, type StageDependencies } from './stage.js';
 export { Rng, philox4x32, type RngState } from './random.js';
 export { ParameterStore, type Init } from './parameter-store.js';
 export { mapKey, applyKeyRules, type KeyRule } from './key-rules.js';

@@ -110,3 +110,10 @@ export abstract class StoreBackedStage {
     this.store.dispose();
   }
 }
+
+/** Validates a config at a package boundary: the typed value, or a ConfigError naming the zod path of the bad field. */
+export function parseConfig<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw configErrorFrom(what, result.error);
+  return result.data;
+}

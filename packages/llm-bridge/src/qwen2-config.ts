@@ -1,4 +1,4 @@
-import { ConfigError, configErrorFrom } from '@bvllm/core';
+import { ConfigError, parseConfig } from '@bvllm/core';
 import { z } from 'zod';
 
 /**
@@ -44,9 +44,7 @@ export type Qwen2ConfigInput = z.input<typeof qwen2Config>;
 
 /** Validates our config (strict: a typo fails), filling defaults. Throws ConfigError. */
 export function parseQwen2Config(input: unknown): Qwen2Config {
-  const result = qwen2Config.safeParse(input);
-  if (!result.success) throw configErrorFrom('qwen2', result.error);
-  return result.data;
+  return parseConfig(qwen2Config, input, 'qwen2');
 }
 
 /** The per-head width d. */
@@ -76,9 +74,7 @@ const hfQwen2Config = z
 
 /** Reads a Hugging Face `Qwen2ForCausalLM` `config.json` object. Throws ConfigError on anything we cannot run. */
 export function qwen2ConfigFromHf(raw: Record<string, unknown>): Qwen2Config {
-  const result = hfQwen2Config.safeParse(raw);
-  if (!result.success) throw configErrorFrom('config.json', result.error);
-  const hf = result.data;
+  const hf = parseConfig(hfQwen2Config, raw, 'config.json');
   if (hf.model_type !== undefined && hf.model_type !== 'qwen2')
     throw new ConfigError(`config.json: model_type is "${hf.model_type}", expected "qwen2"`, ['model_type']);
   if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu')

@@ -3,7 +3,7 @@
  * Each stage's own fields are validated by its registry (so `frameSelect: { kind: 'uniform' }` is an ablation), and
  * this schema validates only what the pipeline itself reads.
  */
-import { ConfigError, configErrorFrom } from '@bvllm/core';
+import { ConfigError, parseConfig } from '@bvllm/core';
 import { z } from 'zod';
 
 export const PIPELINE_FORMAT = 'bvllm-pipeline';
@@ -51,9 +51,7 @@ export type PipelineConfigInput = z.input<typeof pipelineConfigSchema>;
 
 /** Validates a pipeline config at the boundary; a bad field gives a ConfigError naming its path. */
 export function parsePipelineConfig(input: unknown): PipelineConfig {
-  const result = pipelineConfigSchema.safeParse(input);
-  if (!result.success) throw configErrorFrom('pipeline config', result.error);
-  return result.data;
+  return parseConfig(pipelineConfigSchema, input, 'pipeline config');
 }
 
 /** Runs a stage registry's validation, prefixing the error with the slot's path in the pipeline config. */

@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AbortedError, configErrorFrom } from '@bvllm/core';
+import { AbortedError, parseConfig } from '@bvllm/core';
 import { synthConfigSchema, type SynthConfig, type SynthConfigInput, type TaskName } from './config.js';
 import { buildItem, itemSamples, SPLITS, type SplitName, type SynthItem } from './build-item.js';
 import { encodeMp4 } from './encode-mp4.js';
@@ -18,9 +18,7 @@ export const GENERATOR_VERSION = 1;
 
 /** Validates a config, filling in defaults; throws `ConfigError` naming the first bad field. */
 export function parseSynthConfig(input: unknown): SynthConfig {
-  const result = synthConfigSchema.safeParse(input);
-  if (!result.success) throw configErrorFrom('synth config', result.error);
-  return result.data;
+  return parseConfig(synthConfigSchema, input, 'synth config');
 }
 
 export interface SynthProgress {

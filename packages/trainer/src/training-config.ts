@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, configErrorFrom } from '@bvllm/core';
+import { ConfigError, parseConfig } from '@bvllm/core';
 
 /** What every stage shares: the optimizer, schedule, batching and bookkeeping of the loop. */
 const common = {
@@ -116,9 +116,7 @@ export function parseTrainingConfig(value: unknown): TrainingConfig {
   const stage = (value as { stage?: unknown } | null)?.stage;
   if (stage !== 'stage1' && stage !== 'stage2')
     throw new ConfigError(`training config: stage: expected "stage1" or "stage2", got ${JSON.stringify(stage)}`, ['stage']);
-  const result = trainingConfig.safeParse(value);
-  if (!result.success) throw configErrorFrom('training config', result.error);
-  return result.data;
+  return parseConfig(trainingConfig, value, 'training config');
 }
 
 /** Parses YAML text into a validated config; YAML syntax errors are ConfigErrors too. */

@@ -5,10 +5,10 @@
  */
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import { parseConfig } from '@bvllm/core';
 import { VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
 import { CORRUPT, DEFAULT_MAX_PIXELS, parseHeader, probeVideo } from './probe.js';
-import { parseOptions } from './parse-options.js';
 import { sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from './sampling.js';
 
 /** Sampled frames of one video, in ascending time. */
@@ -48,7 +48,7 @@ export function isImageFile(path: string): boolean {
 
 /** Decodes the frames `sampling` picks from a video file, an image (one frame) or a folder of frame images. */
 export async function decodeVideo(path: string, sampling: SamplingInput = {}, options: DecodeOptions = {}): Promise<DecodedVideo> {
-  const opts = parseOptions(samplingOptionsSchema, sampling, 'sampling options');
+  const opts = parseConfig(samplingOptionsSchema, sampling, 'sampling options');
   if (!existsSync(path)) throw new VideoDecodeError(path, 'file does not exist');
   if (statSync(path).isDirectory()) return decodeFolder(path, sampling, options);
   if (isImageFile(path)) {
@@ -144,7 +144,7 @@ async function decodeFolder(dir: string, sampling: SamplingInput, options: Decod
     .filter((f) => isImageFile(f))
     .sort();
   if (files.length === 0) throw new VideoDecodeError(dir, 'the folder holds no frame images (jpg, png, webp, bmp)');
-  const indices = sampleFrameIndices(files.length, FRAME_FOLDER_FPS, parseOptions(samplingOptionsSchema, sampling, 'sampling options'));
+  const indices = sampleFrameIndices(files.length, FRAME_FOLDER_FPS, parseConfig(samplingOptionsSchema, sampling, 'sampling options'));
   const decoded = new Map<number, { rgb: Uint8Array; width: number; height: number }>();
   for (const i of new Set(indices)) {
     const image = await decodeImage(join(dir, files[i]), options);

@@ -8,10 +8,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsFile, tf, writeSafetensors, type FrameFeatures } from '@bvllm/core';
+import { SafetensorsFile, tf, writeSafetensors, type FrameFeatures, parseConfig } from '@bvllm/core';
 import { isImageFile } from './decode.js';
 import { VideoDecodeError } from './errors.js';
-import { parseOptions } from './parse-options.js';
 import { samplingOptionsSchema } from './sampling.js';
 import type { EncodeVideoOptions, VisionEncoder } from './vision-encoder.js';
 
@@ -59,7 +58,7 @@ export class FeatureCache {
     const parts = {
       video: await contentHash(path),
       encoder: encoder.identity(),
-      sampling: parseOptions(samplingOptionsSchema, options.sampling ?? {}, 'sampling options'),
+      sampling: parseConfig(samplingOptionsSchema, options.sampling ?? {}, 'sampling options'),
       preprocess: encoder.preprocessOptions(options.preprocess),
       output: options.output ?? 'lastBlock',
       split: options.split ?? 'token0',

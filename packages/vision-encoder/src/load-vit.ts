@@ -5,13 +5,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, Rng, TensorSource, applyKeyRules, readHfConfig, tf, type KeyRule } from '@bvllm/core';
+import { ConfigError, Rng, TensorSource, applyKeyRules, readHfConfig, tf, type KeyRule, parseConfig } from '@bvllm/core';
 import { clipVisionKeys } from './clip-keys.js';
 import { familyOf, vitConfigFromHf, type VitLayout } from './hf-vit-config.js';
 import { instructBlipVisionKeys } from './instructblip-keys.js';
 import { fuseLavisQkvBias, lavisVisionKeys } from './lavis-keys.js';
 import { interpolatePositions } from './pos-interp.js';
-import { parseOptions } from './parse-options.js';
 import { siglipVisionKeys } from './siglip-keys.js';
 import { VisionTransformer, vitConfigSchema, type VitConfig, type VitConfigInput } from './vit.js';
 
@@ -46,7 +45,7 @@ export function loadVisionTransformer(dir: string, options: LoadVitOptions = {})
     if (!layout) throw new ConfigError(`${dir}: cannot tell the checkpoint layout from config.json; pass layout (instructblip, lavis, clip, siglip)`, ['layout']);
     const family: VitConfig['family'] = layout === 'lavis' ? 'instructblip' : layout;
     let config: VitConfig;
-    if (options.config) config = parseOptions(vitConfigSchema, { ...options.config, family, ...(options.imageSize ? { imageSize: options.imageSize } : {}) }, `${dir}: vision config`);
+    if (options.config) config = parseConfig(vitConfigSchema, { ...options.config, family, ...(options.imageSize ? { imageSize: options.imageSize } : {}) }, `${dir}: vision config`);
     else if (hasConfigFile) config = vitConfigFromHf(raw, family, { imageSize: options.imageSize });
     else throw new ConfigError(`${dir}: no config.json; pass config`, ['config']);
 

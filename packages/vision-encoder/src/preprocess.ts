@@ -5,8 +5,7 @@
  * resize is off by one level now and then, and a level is 0.015 after normalisation.
  */
 import { z } from 'zod';
-import { InvalidArgumentError } from '@bvllm/core';
-import { parseOptions } from './parse-options.js';
+import { InvalidArgumentError, parseConfig } from '@bvllm/core';
 
 /** CLIP (openai/clip-vit-large-patch14-336) normalisation constants, per RGB channel. */
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -157,7 +156,7 @@ export function resizeAndCrop(rgb: Uint8Array, width: number, height: number, op
  * `(x − mean)/std`.
  */
 export function preprocessClip(rgb: Uint8Array, width: number, height: number, options: PreprocessInput = {}): Float32Array {
-  const opts = parseOptions(preprocessOptionsSchema, options, 'preprocess options');
+  const opts = parseConfig(preprocessOptionsSchema, options, 'preprocess options');
   const crop = resizeAndCrop(rgb, width, height, opts);
   const mean = opts.mean.map(Math.fround);
   const std = opts.std.map(Math.fround);

@@ -6,12 +6,11 @@
  * The tower's `post_layernorm` weights are what initialise the frame selector's temporal LN (D13).
  */
 import { createHash } from 'node:crypto';
-import { AbortedError, ShapeError, tf, type FrameFeatures, type Rng } from '@bvllm/core';
+import { AbortedError, ShapeError, tf, type FrameFeatures, type Rng, parseConfig } from '@bvllm/core';
 import { decodeVideo, type DecodeOptions, type DecodedVideo } from './decode.js';
 import type { VitLayout } from './hf-vit-config.js';
 import { loadVisionTransformer, type LoadVitOptions } from './load-vit.js';
 import { preprocessClip, preprocessOptionsSchema, type PreprocessInput, type PreprocessOptions } from './preprocess.js';
-import { parseOptions } from './parse-options.js';
 import type { SamplingInput } from './sampling.js';
 import { VisionTransformer, vitConfigSchema, type VitConfigInput } from './vit.js';
 
@@ -65,7 +64,7 @@ export class VisionEncoder {
 
   /** A randomly initialised, trainable tower under HF InstructBlipVision key names (or the family's own). */
   static create(config: VitConfigInput, rng: Rng): VisionEncoder {
-    return new VisionEncoder(new VisionTransformer(parseOptions(vitConfigSchema, config, 'vision encoder config'), rng), 'created');
+    return new VisionEncoder(new VisionTransformer(parseConfig(vitConfigSchema, config, 'vision encoder config'), rng), 'created');
   }
 
   get imageSize(): number {
@@ -110,7 +109,7 @@ export class VisionEncoder {
 
   /** The preprocessing this encoder expects: CLIP's, at its own image size unless overridden. */
   preprocessOptions(overrides: PreprocessInput = {}): PreprocessOptions {
-    const options = parseOptions(preprocessOptionsSchema, { shortestEdge: this.imageSize, cropSize: this.imageSize, ...overrides }, 'preprocess options');
+    const options = parseConfig(preprocessOptionsSchema, { shortestEdge: this.imageSize, cropSize: this.imageSize, ...overrides }, 'preprocess options');
     if (options.cropSize !== this.imageSize) throw new ShapeError('pixels', ['B', this.imageSize, this.imageSize, 3], [1, options.cropSize, options.cropSize, 3], 'cropSize must equal the encoder image size');
     return options;
   }
