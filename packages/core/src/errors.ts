@@ -16,7 +16,9 @@ export type BvllmErrorCode =
   | 'TOKENIZER'
   | 'DATASET'
   | 'ABORTED'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  | 'ONNX_GRAPH'
+  | 'ONNX_RUNTIME';
 
 const marker = Symbol.for('bvllm.error');
 
