@@ -1,11 +1,14 @@
 /**
  * Autoregressive decoding (spec §3): one prefill over the prompt embeddings (text with visual embeddings spliced
- * in), then one token per step through the KV cache. Batch size 1, as the reference. Every step yields to the
- * event loop, so an AbortSignal fires between tokens and a server stays responsive.
+ * in), then one token per step through the KV cache. Batch size 1, as the reference (`generateBatch` runs several
+ * prompts at once). Runs on any {@link CausalDecoder}: the tfjs Qwen2Model (passed as is) or the ONNX Runtime
+ * decoder. Every step yields to the event loop, so an AbortSignal fires between tokens and a server stays responsive.
  */
-import { AbortedError, BvllmError, Rng, assertShape, tf } from '@bvllm/core';
+import { AbortedError, BvllmError, Rng, ShapeError, assertShape, tf } from '@bvllm/core';
 import { z } from 'zod';
-import { disposeKvCache, type KvCache, type Qwen2Model } from './qwen2-model.js';
+import { TfjsDecoder } from './decoder-runtime-tfjs.js';
+import type { CausalDecoder } from './decoder-runtime.js';
+import { Qwen2Model } from './qwen2-model.js';
 import { sampleNextToken, samplingConfig } from './sampling.js';
 import { StopStringMatcher, TextDeltaDecoder } from './text-deltas.js';
 import type { Qwen2Tokenizer } from './tokenizer.js';
@@ -37,8 +40,8 @@ export type GenerationConfigInput = z.input<typeof generationConfig>;
 
 /** What to continue: the spliced prompt of one sequence. */
 export interface GenerationPrompt {
-  /** `[1, L, D]`; not consumed. */
-  inputsEmbeds: tf.Tensor;
+  /** `[1, L, D]`, a tensor or its row-major values; not consumed. */
+  inputsEmbeds: tf.Tensor | Float32Array;
   /** Prompt token ids (placeholders included or not) for the repetition penalty; none if absent. */
   promptIds?: readonly number[];
 }
@@ -51,13 +54,32 @@ export interface GenerationRuntime {
 
 export type FinishReason = 'eos' | 'length' | 'context' | 'stop';
 
-const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** A decoder, or a tfjs model generation wraps in one. */
+export type DecoderLike = CausalDecoder | Qwen2Model;
+
+export function asCausalDecoder(model: DecoderLike): CausalDecoder {
+  return model instanceof Qwen2Model ? TfjsDecoder.of(model) : model;
+}
+
+export const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The context limit and a typed error, checked before any compute. */
-export function checkPromptLength(model: Qwen2Model, promptLength: number, maxContext?: number): number {
-  const limit = Math.min(model.config.maxPositionEmbeddings, maxContext ?? Infinity);
+export function checkPromptLength(model: DecoderLike, promptLength: number, maxContext?: number): number {
+  const limit = Math.min(asCausalDecoder(model).maxPositions, maxContext ?? Infinity);
   if (promptLength > limit) throw new PromptTooLongError(promptLength, limit);
   return limit;
+}
+
+/** The prompt's embeddings as values `[1, L, D]` and its length L, shape-checked against the decoder. */
+export async function readPrompt(decoder: CausalDecoder, prompt: GenerationPrompt): Promise<{ values: Float32Array; length: number }> {
+  const embeds = prompt.inputsEmbeds;
+  const d = decoder.hiddenSize;
+  if (embeds instanceof Float32Array) {
+    if (embeds.length === 0 || embeds.length % d !== 0) throw new ShapeError('inputsEmbeds', [1, 'L', d], [embeds.length], `${embeds.length} values are not whole rows of ${d}`);
+    return { values: embeds, length: embeds.length / d };
+  }
+  assertShape('inputsEmbeds', embeds, [1, 'L', d]);
+  return { values: (await embeds.data()) as Float32Array, length: embeds.shape[1]! };
 }
 
 /**
@@ -65,15 +87,15 @@ export function checkPromptLength(model: Qwen2Model, promptLength: number, maxCo
  * disposed here, also when the consumer stops early or the signal aborts (with {@link AbortedError}).
  */
 export async function* generateTokens(
-  model: Qwen2Model,
+  model: DecoderLike,
   prompt: GenerationPrompt,
   options: GenerationConfigInput,
   runtime: GenerationRuntime,
 ): AsyncGenerator<number, FinishReason> {
   const config = generationConfig.parse(options);
-  assertShape('inputsEmbeds', prompt.inputsEmbeds, [1, 'L', model.config.hiddenSize]);
-  const promptLength = prompt.inputsEmbeds.shape[1]!;
-  const limit = checkPromptLength(model, promptLength, config.maxContext);
+  const decoder = asCausalDecoder(model);
+  const { values, length: promptLength } = await readPrompt(decoder, prompt);
+  const limit = checkPromptLength(decoder, promptLength, config.maxContext);
   const rng = Rng.fromSeed(config.seed).fork('sampling');
   const seen = [...(prompt.promptIds ?? [])].filter((id) => id >= 0);
   const eos = new Set(runtime.eosTokenIds);
@@ -81,14 +103,10 @@ export async function* generateTokens(
     if (runtime.signal?.aborted) throw new AbortedError('generation', { cause: runtime.signal.reason });
   };
   abortIfNeeded();
-  let cache: KvCache | undefined;
-  let { logits, cache: first } = model.forward({ inputsEmbeds: prompt.inputsEmbeds, useCache: true, logitsFor: 'last' });
-  cache = first;
+  let { logits, cache } = await decoder.prefill({ inputsEmbeds: values, batch: 1, length: promptLength });
   try {
     for (let step = 0; ; step++) {
-      const row = (await logits.data()) as Float32Array;
-      logits.dispose();
-      const token = sampleNextToken(Float32Array.from(row), seen, config, rng);
+      const token = sampleNextToken(Float32Array.from(logits), seen, config, rng);
       if (eos.has(token)) return 'eos';
       seen.push(token);
       yield token;
@@ -97,22 +115,17 @@ export async function* generateTokens(
       if (promptLength + step + 1 > limit) return 'context';
       await nextTick();
       abortIfNeeded();
-      const embeds = model.embed([[token]]);
-      const out = model.forward({ inputsEmbeds: embeds, cache, useCache: true, logitsFor: 'last' });
-      embeds.dispose();
-      disposeKvCache(cache);
-      cache = out.cache;
-      logits = out.logits;
+      ({ logits, cache } = await decoder.step(cache, [token]));
     }
   } finally {
-    if (!logits.isDisposed) logits.dispose();
-    disposeKvCache(cache);
+    // A step consumes its cache even when it throws, so this frees at most once.
+    decoder.disposeCache(cache);
   }
 }
 
 /** Runs {@link generateTokens} to the end. */
 export async function generate(
-  model: Qwen2Model,
+  model: DecoderLike,
   prompt: GenerationPrompt,
   options: GenerationConfigInput,
   runtime: GenerationRuntime,
@@ -131,7 +144,7 @@ export async function generate(
  * skipped. Stops at EOS (the tokenizer's unless `eosTokenIds` is given), a stop string, or `maxNewTokens`.
  */
 export async function* streamText(
-  model: Qwen2Model,
+  model: DecoderLike,
   tokenizer: Pick<Qwen2Tokenizer, 'decode' | 'eosTokenId'>,
   prompt: GenerationPrompt,
   options: GenerationConfigInput,
@@ -161,7 +174,7 @@ export async function* streamText(
 
 /** Runs {@link streamText} to the end. */
 export async function generateText(
-  model: Qwen2Model,
+  model: DecoderLike,
   tokenizer: Pick<Qwen2Tokenizer, 'decode' | 'eosTokenId'>,
   prompt: GenerationPrompt,
   options: GenerationConfigInput,

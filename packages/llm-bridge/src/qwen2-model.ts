@@ -9,6 +9,7 @@ import {
   ParameterStore,
   RMSNorm,
   Rng,
+  ShapeError,
   TensorSource,
   WeightsError,
   applyKeyRules,
@@ -117,6 +118,13 @@ export class Qwen2Block {
   }
 }
 
+/** Rotary tables for per-row positions `[B][L]`, shaped `[B, 1, L, d]` to broadcast over the heads. */
+function batchRotary(positionIds: readonly (readonly number[])[], headDim: number, theta: number): { cos: tf.Tensor; sin: tf.Tensor } {
+  const [b, l] = [positionIds.length, positionIds[0]?.length ?? 0];
+  const { cos, sin } = rotaryTables(positionIds.flat(), headDim, theta);
+  return { cos: tf.reshape(cos, [b, 1, l, headDim]), sin: tf.reshape(sin, [b, 1, l, headDim]) };
+}
+
 /** What {@link Qwen2Model.forward} reads. */
 export interface Qwen2ForwardInput {
   /** Token (and spliced visual) embeddings. `[B, L, D]` */
@@ -125,6 +133,11 @@ export interface Qwen2ForwardInput {
   attentionMask?: tf.Tensor;
   /** Positions already processed; the new ones continue at position P. */
   cache?: KvCache;
+  /**
+   * Rotary position of each new token, `[B][L]`, for left-padded batches (`positionIdsFromMask`); P … P+L−1 for
+   * every row when absent.
+   */
+  positionIds?: readonly (readonly number[])[];
   /** Return the extended cache (generation). Training leaves it off so no per-layer keys outlive the step. */
   useCache?: boolean;
   /** Logits at every position (`all`, training) or only the last one (`last`, generation: saves a [L, V] matmul). */
@@ -267,13 +280,15 @@ export class Qwen2Model {
     const [b, l] = inputsEmbeds.shape as [number, number, number];
     if (input.attentionMask) assertShape('attentionMask', input.attentionMask, [b, l]);
     if (cache) assertShape('cache.mask', cache.mask, [b, 'P']);
+    const ids = input.positionIds;
+    if (ids && (ids.length !== b || ids.some((row) => row.length !== l))) throw new ShapeError('positionIds', [b, l], [ids.length, ids[0]?.length ?? 0]);
     const past = cache ? cache.mask.shape[1] : 0;
     const result = tf.tidy(() => {
       const newMask = input.attentionMask ? tf.cast(input.attentionMask, 'float32') : tf.ones([b, l]);
       const mask = (cache ? tf.concat([tf.cast(cache.mask, 'float32'), newMask], 1) : newMask) as tf.Tensor2D;
       // Right padding keeps every real token at its index, so positions are plain P … P+L−1 (spec §1.2).
       const positions = Array.from({ length: l }, (_, i) => past + i);
-      const { cos, sin } = rotaryTables(positions, headDimOf(this.config), this.config.ropeTheta);
+      const { cos, sin } = input.positionIds ? batchRotary(input.positionIds, headDimOf(this.config), this.config.ropeTheta) : rotaryTables(positions, headDimOf(this.config), this.config.ropeTheta);
       const bias = tf.add(paddingBias(mask), causalBias(l, past + l));
       let x: tf.Tensor = inputsEmbeds;
       const keys: tf.Tensor4D[] = [];
