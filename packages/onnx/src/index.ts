@@ -1,0 +1,47 @@
+export { OnnxGraphError, OrtSessionError } from './errors.js';
+export { ONNX_DTYPE, dtypeOfArray, dtypeOfNumber, type OnnxDtype, type InitializerData } from './data-types.js';
+export {
+  GraphBuilder,
+  DEFAULT_OPSET,
+  MS_DOMAIN,
+  type Dim,
+  type ValueInfo,
+  type Initializer,
+  type AttributeValue,
+  type GraphNode,
+} from './graph-builder.js';
+export { Ops, type Int64Operand } from './ops.js';
+export {
+  linear,
+  addLinearWeight,
+  transposeMatrix,
+  layerNorm,
+  rmsNorm,
+  gelu,
+  silu,
+  rotaryTables,
+  applyRotary,
+  causalPaddingBias,
+  groupedQueryAttention,
+  splitHeads,
+  MASKED_SCORE,
+  type WeightInput,
+  type AttentionInput,
+} from './layers.js';
+export {
+  onnx,
+  toModelProto,
+  encodeModel,
+  decodeModel,
+  writeModel,
+  IR_VERSION,
+  DEFAULT_EXTERNAL_DATA_THRESHOLD,
+  type ModelProto,
+  type WriteModelOptions,
+  type WrittenModel,
+} from './serialize.js';
+export { checkModel } from './check-model.js';
+export { quantizeBlocks, dequantizeBlocks, type QuantBits, type BlockQuantOptions, type BlockQuantized } from './quantize.js';
+export { quantizeMatMuls, QUANT_PRESETS, type QuantizePassOptions, type QuantizePassResult } from './quantize-pass.js';
+export { createSession, runSession, OrtSessionCache, ort, type SessionOptions, type ExecutionProvider } from './session.js';
+export { exportKey, exportCached } from './export-cache.js';

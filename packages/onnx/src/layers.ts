@@ -1,0 +1,171 @@
+/**
+ * Composite layers written as standard ONNX ops, in the node patterns onnxruntime's graph optimiser fuses
+ * (LayerNormalization, the RMSNorm Pow→ReduceMean→Add→Sqrt→Div chain, the erf GELU chain, MatMul+Add).
+ * Shapes: B batch, L new positions, S = P + L key positions, H query heads, Hkv key/value heads, d head width.
+ */
+import { tf } from '@bvllm/core';
+import { OnnxGraphError } from './errors.js';
+import type { GraphBuilder } from './graph-builder.js';
+
+/** A weight given either as a tfjs tensor or as row-major values with their dims. */
+export type WeightInput = tf.Tensor | { readonly data: Float32Array; readonly dims: readonly number[] };
+
+function weightValues(w: WeightInput): { data: Float32Array; dims: readonly number[] } {
+  if (w instanceof tf.Tensor) {
+    if (w.dtype !== 'float32') throw new OnnxGraphError(`weight tensor: dtype ${w.dtype}, expected float32`);
+    return { data: w.dataSync() as Float32Array, dims: w.shape };
+  }
+  return w;
+}
+
+/** `[rows, cols]` row-major → `[cols, rows]`, blocked so both sides stay in cache for large matrices. */
+export function transposeMatrix(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const tile = 64;
+  for (let r0 = 0; r0 < rows; r0 += tile)
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const rEnd = Math.min(r0 + tile, rows);
+      const cEnd = Math.min(c0 + tile, cols);
+      for (let r = r0; r < rEnd; r++) for (let c = c0; c < cEnd; c++) out[c * rows + r] = data[r * cols + c];
+    }
+  return out;
+}
+
+/**
+ * Stores an HF linear weight `[out, in]` transposed once as `name` `[in, out]`, the layout MatMul reads directly
+ * (no Transpose node per call). Several weights given together are concatenated along `out` (fused q/k/v).
+ */
+export function addLinearWeight(g: GraphBuilder, name: string, weights: readonly WeightInput[]): string {
+  const parts = weights.map(weightValues);
+  const inDim = parts[0].dims[1];
+  for (const p of parts)
+    if (p.dims.length !== 2 || p.dims[1] !== inDim) throw new OnnxGraphError(`linear weight "${name}": expected [out, ${inDim}] parts, got [${p.dims.join(', ')}]`);
+  const outDim = parts.reduce((sum, p) => sum + p.dims[0], 0);
+  const stacked = parts.length === 1 ? parts[0].data : new Float32Array(outDim * inDim);
+  if (parts.length > 1) {
+    let offset = 0;
+    for (const p of parts) {
+      stacked.set(p.data, offset);
+      offset += p.data.length;
+    }
+  }
+  return g.initializer(name, transposeMatrix(stacked, outDim, inDim), [inDim, outDim]);
+}
+
+/**
+ * `x [..., in] → [..., out]`: MatMul on the pre-transposed weight, then the bias. `weight` is `[out, in]` (HF
+ * layout) or several such parts fused along `out`; `bias` is `[out]` (parts concatenated likewise).
+ */
+export function linear(g: GraphBuilder, x: string, name: string, weight: WeightInput | readonly WeightInput[], bias?: WeightInput | readonly WeightInput[]): string {
+  const w = addLinearWeight(g, `${name}.weight`, Array.isArray(weight) ? weight : [weight as WeightInput]);
+  const y = g.op.matMul(x, w);
+  if (!bias) return y;
+  const biases = (Array.isArray(bias) ? bias : [bias as WeightInput]).map(weightValues);
+  const b = new Float32Array(biases.reduce((n, p) => n + p.data.length, 0));
+  biases.reduce((offset, p) => (b.set(p.data, offset), offset + p.data.length), 0);
+  return g.op.add(y, g.initializer(`${name}.bias`, b, [b.length]));
+}
+
+/** LayerNorm over the last axis (standard LayerNormalization, opset 17+). */
+export function layerNorm(g: GraphBuilder, x: string, name: string, weight: WeightInput, bias: WeightInput, eps: number): string {
+  const w = weightValues(weight);
+  const b = weightValues(bias);
+  return g.op.layerNormalization(x, g.initializer(`${name}.weight`, w.data, w.dims), g.initializer(`${name}.bias`, b.data, b.dims), eps);
+}
+
+/** RMSNorm `x / sqrt(mean(x²) + eps) · w` over the last axis (HF `Qwen2RMSNorm`), as ORT's fusable chain. */
+export function rmsNorm(g: GraphBuilder, x: string, name: string, weight: WeightInput, eps: number): string {
+  const w = weightValues(weight);
+  const meanSquare = g.op.reduceMean(g.op.pow(x, g.float(2)), [-1]);
+  const normed = g.op.div(x, g.op.sqrt(g.op.add(meanSquare, g.float(eps))));
+  return g.op.mul(normed, g.initializer(`${name}.weight`, w.data, w.dims));
+}
+
+/** Exact GELU `x · ½ · (1 + erf(x / √2))`, the chain ORT fuses into Gelu. */
+export function gelu(g: GraphBuilder, x: string): string {
+  const erf = g.op.erf(g.op.div(x, g.float(Math.SQRT2)));
+  return g.op.mul(g.op.mul(x, g.op.add(erf, g.float(1))), g.float(0.5));
+}
+
+/** `x · sigmoid(x)`. */
+export function silu(g: GraphBuilder, x: string): string {
+  return g.op.mul(x, g.op.sigmoid(x));
+}
+
+/**
+ * Rotary tables for int64 `positionIds [B, L]` (HF `RotaryEmbedding`: θ^(−2i/d) frequencies, halves duplicated):
+ * `cos`, `sin` `[B, 1, L, d]`, ready to broadcast over heads. Built once per graph and shared by every layer.
+ */
+export function rotaryTables(g: GraphBuilder, positionIds: string, headDim: number, theta: number): { cos: string; sin: string } {
+  const half = headDim / 2;
+  const invFreq = Float32Array.from({ length: half }, (_, i) => 1 / theta ** ((2 * i) / headDim));
+  const positions = g.op.unsqueeze(g.op.cast(positionIds, 'float32'), [-1]);
+  const freqs = g.op.mul(positions, g.initializer(g.fresh('rotary_inv_freq'), invFreq, [half]));
+  const angles = g.op.unsqueeze(g.op.concat([freqs, freqs], -1), [1]);
+  return { cos: g.op.cos(angles), sin: g.op.sin(angles) };
+}
+
+/** `x · cos + rotate_half(x) · sin` for `x [B, heads, L, d]` (HF `apply_rotary_pos_emb`). */
+export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string, headDim: number): string {
+  const half = headDim / 2;
+  const x1 = g.op.slice(x, [0], [half], [-1]);
+  const x2 = g.op.slice(x, [half], [headDim], [-1]);
+  const rotated = g.op.concat([g.op.neg(x2), x1], -1);
+  return g.op.add(g.op.mul(x, cos), g.op.mul(rotated, sin));
+}
+
+/** Large finite negative: added once to masked scores, so a fully masked (padding) row stays finite, never NaN. */
+export const MASKED_SCORE = -3.0e38;
+
+/**
+ * Additive attention bias `[B, 1, L, S]` from an int64 `attentionMask [B, S]` covering past and current positions:
+ * key j is hidden from chunk query i when it is padding or lies after it (j > P + i, with P = S − L).
+ */
+export function causalPaddingBias(g: GraphBuilder, attentionMask: string, chunk: string): string {
+  const one = g.int64([1], true);
+  const zero = g.int64([0], true);
+  const total = g.op.squeeze(g.op.shape(attentionMask, 1, 2), [0]);
+  const length = g.op.squeeze(g.op.shape(chunk, 1, 2), [0]);
+  const keyIndex = g.op.unsqueeze(g.op.range(zero, total, one), [0]);
+  const queryIndex = g.op.unsqueeze(g.op.range(g.op.sub(total, length), total, one), [1]);
+  const future = g.op.greater(keyIndex, queryIndex);
+  const padding = g.op.unsqueeze(g.op.equal(attentionMask, g.int64([0], true)), [1, 2]);
+  const hidden = g.node1('Or', [future, padding]);
+  return g.op.where(hidden, g.float(MASKED_SCORE), g.float(0));
+}
+
+export interface AttentionInput {
+  /** `[B, H, L, d]`, rotary applied. */
+  q: string;
+  /** `[B, Hkv, S, d]`, rotary applied, past included. */
+  k: string;
+  /** `[B, Hkv, S, d]`. */
+  v: string;
+  /** Additive bias broadcasting to `[B, H, L, S]`. */
+  bias: string;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/**
+ * Scaled dot-product attention with grouped-query heads: returns `[B, L, H·d]`. The H query heads are folded as
+ * `[B, Hkv, G·L, d]` (G = H / Hkv) so each KV head serves its G query heads in one MatMul, without repeating the
+ * cache G times (HF `repeat_kv` would copy it every step).
+ */
+export function groupedQueryAttention(g: GraphBuilder, input: AttentionInput): string {
+  const { numHeads, numKvHeads, headDim } = input;
+  if (numHeads % numKvHeads !== 0) throw new OnnxGraphError(`attention: ${numHeads} query heads are not a multiple of ${numKvHeads} KV heads`);
+  const q = g.op.mul(input.q, g.float(1 / Math.sqrt(headDim)));
+  const grouped = g.op.reshape(q, [0, numKvHeads, -1, headDim]);
+  const scores = g.op.matMul(grouped, g.op.transpose(input.k, [0, 1, 3, 2]));
+  const perHead = g.op.add(g.op.reshape(scores, [0, numHeads, -1, 0]), input.bias);
+  const probs = g.op.reshape(g.op.softmax(perHead, -1), [0, numKvHeads, -1, 0]);
+  const context = g.op.reshape(g.op.matMul(probs, input.v), [0, numHeads, -1, headDim]);
+  return g.op.reshape(g.op.transpose(context, [0, 2, 1, 3]), [0, 0, numHeads * headDim]);
+}
+
+/** `x [B, L, heads·d] → [B, heads, L, d]`. */
+export function splitHeads(g: GraphBuilder, x: string, heads: number, headDim: number): string {
+  return g.op.transpose(g.op.reshape(x, [0, 0, heads, headDim]), [0, 2, 1, 3]);
+}

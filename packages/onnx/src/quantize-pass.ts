@@ -1,0 +1,71 @@
+import { MS_DOMAIN, type GraphBuilder, type GraphNode } from './graph-builder.js';
+import { transposeMatrix } from './layers.js';
+import { quantizeBlocks, resolveBlockOptions, type BlockQuantOptions } from './quantize.js';
+
+export interface QuantizePassOptions extends BlockQuantOptions {
+  /** Weights with fewer values stay float32 (default 0: every eligible MatMul weight). */
+  minElements?: number;
+  /** Initializer names to leave in float32. */
+  exclude?: (initializerName: string) => boolean;
+  /**
+   * MatMulNBits `accuracy_level`: 0 (default) computes in float32 after dequantising; 4 lets ORT quantise the
+   * activations to int8 per block as well (faster prefill on CPU, more error).
+   */
+  accuracyLevel?: 0 | 4;
+}
+
+export interface QuantizePassResult {
+  /** Initializers replaced by block-quantised codes. */
+  quantized: string[];
+  /** Bytes of float32 weights before, and of codes + scales + zero points after. */
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/** Weight-only quantisation, e.g. `{ bits: 4 }` or `{ bits: 8 }`: the `quantizeMatMuls` pass's preset options. */
+export const QUANT_PRESETS = {
+  int8: { bits: 8, blockSize: 32, symmetric: true },
+  int4: { bits: 4, blockSize: 32, symmetric: false },
+} as const satisfies Record<string, BlockQuantOptions>;
+
+/**
+ * Replaces every `MatMul(A, W)` whose `W` is a 2-D float32 initializer `[K, N]` by
+ * `com.microsoft::MatMulNBits(A, codes, scales[, zero_points])` with the same output (weight-only quantisation: the
+ * activations stay float32). The float32 weight is dropped once no node reads it. Run after building, before writing.
+ */
+export function quantizeMatMuls(g: GraphBuilder, options: QuantizePassOptions): QuantizePassResult {
+  const { bits, blockSize, symmetric } = resolveBlockOptions(options);
+  const replaced = new Map<string, { k: number; n: number; inputs: string[] }>();
+  let bytesBefore = 0;
+  let bytesAfter = 0;
+  const eligible = (node: GraphNode) => {
+    if (node.opType !== 'MatMul' || node.domain !== '') return false;
+    const w = g.initializers.get(node.inputs[1]);
+    if (!w || w.dtype !== 'float32' || w.dims.length !== 2 || options.exclude?.(w.name)) return false;
+    return w.data.length >= (options.minElements ?? 0);
+  };
+  g.rewriteNodes((node) => {
+    if (!eligible(node)) return undefined;
+    const name = node.inputs[1];
+    let q = replaced.get(name);
+    if (!q) {
+      const w = g.initializers.get(name)!;
+      const [k, n] = w.dims;
+      // The initializer is W [K, N]; quantisation runs per output column, i.e. over the rows of Wᵀ [N, K].
+      const blocks = quantizeBlocks(transposeMatrix(w.data as Float32Array, k, n), k, n, { bits, blockSize, symmetric });
+      const inputs = [
+        g.initializer(g.fresh(`${name}.q${bits}`), blocks.codes, [n, blocks.kBlocks, (blockSize * bits) / 8]),
+        g.initializer(g.fresh(`${name}.scales`), blocks.scales, [blocks.scales.length]),
+      ];
+      if (blocks.zeroPoints) inputs.push(g.initializer(g.fresh(`${name}.zero_points`), blocks.zeroPoints, [blocks.zeroPoints.length]));
+      bytesBefore += w.data.byteLength;
+      bytesAfter += blocks.codes.byteLength + blocks.scales.byteLength + (blocks.zeroPoints?.byteLength ?? 0);
+      q = { k, n, inputs };
+      replaced.set(name, q);
+    }
+    const attributes = { K: q.k, N: q.n, bits, block_size: blockSize, accuracy_level: options.accuracyLevel ?? 0 };
+    return [{ ...node, opType: 'MatMulNBits', domain: MS_DOMAIN, inputs: [node.inputs[0], ...q.inputs], attributes }];
+  });
+  for (const name of replaced.keys()) if (!g.nodes.some((n) => n.inputs.includes(name))) g.removeInitializer(name);
+  return { quantized: [...replaced.keys()], bytesBefore, bytesAfter };
+}
