@@ -4,8 +4,9 @@
  * in the chat prompt, and Qwen2 streams the answer. Frame features are computed once per video and reused.
  */
 import { Rng, tf, type FrameFeatures } from '@bvllm/core';
-import { spliceVisual, streamText, tokenizeMultimodal, type FinishReason, type GenerationConfigInput } from '@bvllm/llm-bridge';
+import { spliceVisual, streamText, tokenizeMultimodal, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import type { BvllmModel } from './bvllm-model.js';
+import { inferenceDecoder } from './llm-runtime.js';
 
 /** A turn of a conversation about one video. */
 export interface ChatTurn {
@@ -36,20 +37,33 @@ export interface AskResult {
   selection: SelectionSummary;
 }
 
-/** Streams the assistant's next turn after `turns` (the last one a user question) as text deltas. */
-export async function* streamAnswer(model: BvllmModel, features: FrameFeatures, turns: readonly ChatTurn[], options: AskOptions = {}): AsyncGenerator<string, AskResult> {
+/** A question turned into what the decoder continues, with what the visual path chose. */
+export interface AnswerPrompt {
+  /** The chat prompt's embeddings `[1, L, D]` with the visual embeddings spliced at `<video>`. */
+  prompt: GenerationPrompt;
+  selection: SelectionSummary;
+}
+
+/**
+ * Runs the visual path for the last user turn and splices its embeddings into the chat prompt. Frees every
+ * tensor it made: the prompt comes back as plain values, ready for either runtime.
+ */
+export async function answerPrompt(model: BvllmModel, features: FrameFeatures, turns: readonly ChatTurn[], seed = 0): Promise<AnswerPrompt> {
   const question = turns[turns.length - 1];
   if (!question || question.role !== 'user') throw new Error('the last turn must be a user question');
-  const seed = options.seed ?? 0;
   const tokens = model.tokenizeQuestion(question.content);
   const ids = tokenizeMultimodal(model.assets.tokenizer, model.template.render(model.messagesFor(turns), { addGenerationPrompt: true }));
   const context = { training: false, rng: Rng.fromSeed(seed).fork('frame-select') };
   const path = model.visualPath(features, tokens, context);
-  let summary: SelectionSummary;
-  let inputsEmbeds: tf.Tensor;
   try {
     const weights = (await path.selection.frameWeights.array()) as number[][];
-    summary = {
+    const spliced = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] });
+    // Generation needs only the embeddings (batch 1: no padding, no labels).
+    tf.dispose([spliced.attentionMask, spliced.labels]);
+    const inputsEmbeds = (await spliced.inputsEmbeds.data()) as Float32Array;
+    const promptTokens = spliced.inputsEmbeds.shape[1]!;
+    spliced.inputsEmbeds.dispose();
+    const selection: SelectionSummary = {
       frames: path.merged.groups.map((group, i) => ({
         frameIndex: path.merged.frameIndices[i],
         timestampSec: path.merged.timestampsSec[i],
@@ -58,26 +72,31 @@ export async function* streamAnswer(model: BvllmModel, features: FrameFeatures, 
       })),
       frameWeights: weights,
       visualTokens: path.visualEmbeds.shape[0],
-      promptTokens: 0,
+      promptTokens,
     };
-    const spliced = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] });
-    // Generation needs only the embeddings (batch 1: no padding, no labels).
-    tf.dispose([spliced.attentionMask, spliced.labels]);
-    inputsEmbeds = spliced.inputsEmbeds;
-    summary.promptTokens = inputsEmbeds.shape[1]!;
+    return { prompt: { inputsEmbeds, promptIds: ids }, selection };
   } finally {
     tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds, tokens.inputIds, tokens.attentionMask]);
   }
-  try {
-    const generation = { ...model.config.generation, ...options.generation, seed };
-    const stream = streamText(model.llm, model.assets.tokenizer, { inputsEmbeds, promptIds: ids }, generation, { signal: options.signal });
-    for (;;) {
-      const next = await stream.next();
-      if (next.done) return { finishReason: next.value, selection: summary };
-      yield next.value;
-    }
-  } finally {
-    inputsEmbeds.dispose();
+}
+
+/** The model's generation defaults under the caller's overrides, with the answer's seed. */
+export function answerGeneration(model: BvllmModel, options: AskOptions): GenerationConfigInput {
+  return { ...model.config.generation, ...options.generation, seed: options.seed ?? 0 };
+}
+
+/**
+ * Streams the assistant's next turn after `turns` (the last one a user question) as text deltas, on the decoder
+ * of the model's `runtime.llm`.
+ */
+export async function* streamAnswer(model: BvllmModel, features: FrameFeatures, turns: readonly ChatTurn[], options: AskOptions = {}): AsyncGenerator<string, AskResult> {
+  const { prompt, selection } = await answerPrompt(model, features, turns, options.seed ?? 0);
+  const decoder = await inferenceDecoder(model);
+  const stream = streamText(decoder, model.assets.tokenizer, prompt, answerGeneration(model, options), { signal: options.signal });
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return { finishReason: next.value, selection };
+    yield next.value;
   }
 }
 

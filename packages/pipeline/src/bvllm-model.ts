@@ -28,6 +28,7 @@ import {
 import { spatialSampleRegistry, type SpatialSampleStage } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { VisionEncoder } from '@bvllm/vision-encoder';
+import { releaseInferenceDecoder } from './llm-runtime.js';
 import { parsePipelineConfig, withSlot, type PipelineConfig } from './pipeline-config.js';
 
 /** The tokenizers a model folder carries beside its weights. */
@@ -180,6 +181,7 @@ export class BvllmModel {
   }
 
   dispose(): void {
+    void releaseInferenceDecoder(this);
     this.loraAdapter?.detach();
     this.vision.model.store.dispose();
     for (const stage of [this.frameSelect, this.tokenMerge, this.spatialSample, this.projector]) stage.dispose();

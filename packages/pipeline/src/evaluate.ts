@@ -2,13 +2,16 @@
  * Evaluates a model on a VideoLLaMA2-format split with the official protocol (spec §4.1): greedy answers at 1 fps;
  * MCQA items (those with `options`) scored by the official letter extraction, open items by normalised exact match
  * (the local stand-in for the GPT judge). Features are computed once per video, however many questions it has.
+ * Answers are generated `batchSize` questions at a time (`generateBatch`), which equals answering one by one.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FrameFeatures } from '@bvllm/core';
 import { scoreMcqa, scoreOpenQa, type EvalReport, type McqaBenchmark, type McqaItem, type McqaPrediction, type OpenQaItem } from '@bvllm/trainer';
-import { answer } from './answer.js';
+import { generateBatch, type GenerationPrompt } from '@bvllm/llm-bridge';
+import { answerGeneration, answerPrompt } from './answer.js';
 import type { BvllmModel } from './bvllm-model.js';
+import { inferenceDecoder } from './llm-runtime.js';
 import { disposeFeatures, videoFeatures } from './video-features.js';
 
 interface EvalEntry {
@@ -27,6 +30,8 @@ export interface EvaluateOptions {
   limit?: number;
   /** Gumbel seed (D4). */
   seed?: number;
+  /** Questions answered together (left-padded batch); 1 answers one at a time. Default 8. */
+  batchSize?: number;
   onItem?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -46,7 +51,22 @@ export async function evaluateSplit(model: BvllmModel, annotationsPath: string, 
   const mcqa: McqaItem[] = [];
   const open: OpenQaItem[] = [];
   const answers: EvaluateResult['answers'] = [];
+  const decoder = await inferenceDecoder(model);
+  const generation = answerGeneration(model, { seed: options.seed });
+  const batchSize = options.batchSize ?? 8;
+  let pending: { item: EvalEntry; question: string; reference: string; prompt: GenerationPrompt }[] = [];
   let done = 0;
+  const flush = async () => {
+    const results = await generateBatch(decoder, pending.map((p) => p.prompt), generation, { tokenizer: model.assets.tokenizer, signal: options.signal });
+    pending.forEach(({ item, question, reference }, i) => {
+      const text = results[i]!.text!;
+      answers.push({ id: item.id, task: item.task, output: text, reference });
+      if (item.options) mcqa.push({ id: item.id, task: item.task, options: item.options, answerIndex: reference.charCodeAt(0) - 65, output: text });
+      else open.push({ id: item.id, task: item.task, question, answer: reference, prediction: text });
+      options.onItem?.(++done, entries.length);
+    });
+    pending = [];
+  };
   for (const [video, items] of byVideo) {
     const features: FrameFeatures = await videoFeatures(model, join(folder, video), { signal: options.signal });
     try {
@@ -54,16 +74,15 @@ export async function evaluateSplit(model: BvllmModel, annotationsPath: string, 
         const human = item.conversations.find((c) => c.from === 'human')?.value ?? '';
         const reference = item.conversations.find((c) => c.from === 'gpt')?.value ?? item.answer ?? '';
         const question = human.replace(/<video>\n?/, '');
-        const { text } = await answer(model, features, [{ role: 'user', content: question }], { seed: options.seed, signal: options.signal });
-        answers.push({ id: item.id, task: item.task, output: text, reference });
-        if (item.options) mcqa.push({ id: item.id, task: item.task, options: item.options, answerIndex: reference.charCodeAt(0) - 65, output: text });
-        else open.push({ id: item.id, task: item.task, question, answer: reference, prediction: text });
-        options.onItem?.(++done, entries.length);
+        const { prompt } = await answerPrompt(model, features, [{ role: 'user', content: question }], options.seed ?? 0);
+        pending.push({ item, question, reference, prompt });
+        if (pending.length >= batchSize) await flush();
       }
     } finally {
       disposeFeatures(features);
     }
   }
+  if (pending.length) await flush();
   return {
     mcqa: mcqa.length ? scoreMcqa(options.benchmark ?? 'perception-test', mcqa) : undefined,
     open: open.length ? await scoreOpenQa('open-qa', open) : undefined,

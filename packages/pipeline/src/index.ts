@@ -1,7 +1,19 @@
 export { BvllmModel, type BvllmAssets, type BvllmSample, type VisualPath } from './bvllm-model.js';
-export { pipelineConfigSchema, parsePipelineConfig, PIPELINE_FORMAT, PIPELINE_FORMAT_VERSION, type PipelineConfig, type PipelineConfigInput } from './pipeline-config.js';
+export {
+  pipelineConfigSchema,
+  parsePipelineConfig,
+  runtimeConfig,
+  moduleRuntime,
+  PIPELINE_FORMAT,
+  PIPELINE_FORMAT_VERSION,
+  type PipelineConfig,
+  type PipelineConfigInput,
+  type RuntimeConfig,
+  type ModuleRuntime,
+} from './pipeline-config.js';
 export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
-export { streamAnswer, answer, type ChatTurn, type AskOptions, type AskResult, type SelectionSummary } from './answer.js';
+export { streamAnswer, answer, answerPrompt, answerGeneration, type AnswerPrompt, type ChatTurn, type AskOptions, type AskResult, type SelectionSummary } from './answer.js';
+export { inferenceDecoder, releaseInferenceDecoder, llmRuntime, exportedLlm, llmWeightsKey, LLM_ONNX_DIR, type InferenceRuntimeOptions } from './llm-runtime.js';
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';

@@ -11,6 +11,25 @@ export const PIPELINE_FORMAT_VERSION = 1;
 
 const stageConfig = z.object({ kind: z.string() }).passthrough();
 
+/** The engine of one module at inference: tfjs (trains; runs anywhere) or onnxruntime-node (the fast path). */
+export const moduleRuntime = z.enum(['tfjs', 'onnx']);
+export type ModuleRuntime = z.infer<typeof moduleRuntime>;
+
+/**
+ * Inference engine per module. Training always runs on tfjs; a module on `onnx` is exported from the current
+ * weights (cached on disk by their hash) the first time it answers. Modules without an ONNX exporter yet (the
+ * vision tower, the Q-Former stages) take their field here when theirs lands.
+ */
+export const runtimeConfig = z
+  .object({
+    /** The Qwen2 decoder; `onnx` by default, `BVLLM_LLM_RUNTIME` overrides it. */
+    llm: moduleRuntime.default('tfjs'),
+    /** Weight-only quantisation of the decoder's ONNX export (`none` keeps f32, and greedy answers equal tfjs'). */
+    llmQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
+  })
+  .strict();
+export type RuntimeConfig = z.output<typeof runtimeConfig>;
+
 export const pipelineConfigSchema = z
   .object({
     format: z.literal(PIPELINE_FORMAT).default(PIPELINE_FORMAT),
@@ -43,6 +62,8 @@ export const pipelineConfigSchema = z
     systemPrompt: z.string().optional(),
     /** Generation defaults (`generationConfig`): greedy, as the official eval (spec §3). */
     generation: z.record(z.unknown()).default({}),
+    /** Which engine runs each module at inference (`runtimeConfig`). */
+    runtime: runtimeConfig.default({}),
   })
   .strict();
 

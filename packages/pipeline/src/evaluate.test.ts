@@ -1,0 +1,62 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend, tf } from '@bvllm/core';
+import { ffmpegPath } from '@bvllm/vision-encoder';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answer } from './answer.js';
+import { BvllmModel } from './bvllm-model.js';
+import { evaluateSplit } from './evaluate.js';
+import { testAssets, testConfig } from './test-model.js';
+import { disposeFeatures, videoFeatures } from './video-features.js';
+
+let dir: string;
+let model: BvllmModel;
+const questions = ['What colour is the square?', 'What shape flashed briefly?', 'red or blue?', 'What colour?', 'circle?'];
+
+beforeAll(async () => {
+  await initBackend();
+  dir = mkdtempSync(join(tmpdir(), 'bvllm-eval-'));
+  for (const [name, colour] of [['a.mp4', 'red'], ['b.mp4', 'blue']])
+    execFileSync(ffmpegPath(), ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', `color=c=${colour}:s=32x32:r=4:d=2`, '-pix_fmt', 'yuv420p', join(dir, name)]);
+  // Two MCQA and three open questions over two videos, in the official JSON format.
+  const entries = questions.map((q, i) => ({
+    id: `q${i}`,
+    video: i < 3 ? 'a.mp4' : 'b.mp4',
+    ...(i % 2 === 0 && { options: ['(A) red', '(B) blue'] }),
+    conversations: [
+      { from: 'human', value: `<video>\n${q}` },
+      { from: 'gpt', value: i % 2 === 0 ? 'A' : 'red' },
+    ],
+  }));
+  writeFileSync(join(dir, 'test.json'), JSON.stringify(entries));
+  // Sampled (per-row generators, as one-at-a-time): greedy output of random tiny weights is the same for every prompt.
+  model = BvllmModel.create(testConfig({ generation: { maxNewTokens: 6, doSample: true, temperature: 3, topP: 1 }, runtime: { llm: 'tfjs' } }), testAssets(), 4);
+});
+afterAll(() => {
+  model.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('evaluateSplit (spec §4.1)', () => {
+  it('batched answers (3 at a time, across videos) equal one-at-a-time answers and answer(), sampled per row', async () => {
+    const batched = await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 3, seed: 2 });
+    const single = await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 1, seed: 2 });
+    expect(batched.answers).toEqual(single.answers);
+    expect(batched.mcqa?.report.overall.total).toBe(3);
+    expect(batched.open?.overall.total).toBe(2);
+    const features = await videoFeatures(model, join(dir, 'a.mp4'));
+    const direct = await answer(model, features, [{ role: 'user', content: questions[1]! }], { seed: 2 });
+    disposeFeatures(features);
+    expect(batched.answers[1]!.output).toBe(direct.text);
+    expect(new Set(batched.answers.map((a) => a.output)).size).toBeGreaterThan(2);
+  });
+
+  it('leaks no tensors', async () => {
+    await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
+    const before = tf.memory().numTensors;
+    await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
