@@ -5,25 +5,20 @@
  * optionally with the model's `config.json`. A user's existing export of a Qwen2 model loads through the same path
  * as ours. The two sessions are created once per load and reused for every call.
  *
- * onnxruntime-node is imported statically: its CPU binaries ship in the package (pnpm does not run its CUDA
- * postinstall), so importing it never touches the network; the CUDA provider is used only when asked for and
- * installed.
+ * Sessions come from `@bvllm/onnx` (CPU by default, CUDA when asked for and installed; failures are an
+ * OrtSessionError naming the file).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, ShapeError } from '@bvllm/core';
-import * as ort from 'onnxruntime-node';
+import { createSession, ort, runSession, type SessionOptions } from '@bvllm/onnx';
 import { positionIdsFromMask, type CausalDecoder, type DecoderCache, type DecoderStepResult, type PrefillInput } from '../decoder-runtime.js';
 
 export const ORT_EMBED_FILE = 'embed_tokens.onnx';
 export const ORT_DECODER_FILE = 'decoder_model_merged.onnx';
 
-export interface OrtDecoderOptions {
-  /** Intra-op threads; onnxruntime's default (one per physical core) when absent. */
-  threads?: number;
-  /** Execution providers in order of preference, e.g. `['cuda', 'cpu']`; CPU only by default. */
-  executionProviders?: string[];
-}
+/** Threads (default: every core) and execution providers (default CPU; `['cuda', 'cpu']` with the CUDA build). */
+export type OrtDecoderOptions = SessionOptions;
 
 interface OrtCache extends DecoderCache {
   /** Per past input name, `[B, Hkv, P, d]`. */
@@ -62,13 +57,11 @@ export class OrtDecoder implements CausalDecoder {
   static async load(dir: string, options: OrtDecoderOptions = {}): Promise<OrtDecoder> {
     for (const file of [ORT_EMBED_FILE, ORT_DECODER_FILE])
       if (!existsSync(join(dir, file))) throw new ConfigError(`ONNX decoder folder ${dir} has no ${file}`, ['onnx', file]);
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: options.executionProviders ?? ['cpu'],
-      graphOptimizationLevel: 'all',
-      ...(options.threads !== undefined && { intraOpNumThreads: options.threads, interOpNumThreads: 1 }),
-    };
-    const embed = await ort.InferenceSession.create(join(dir, ORT_EMBED_FILE), sessionOptions);
-    const decoder = await ort.InferenceSession.create(join(dir, ORT_DECODER_FILE), sessionOptions);
+    const embed = await createSession(join(dir, ORT_EMBED_FILE), options);
+    const decoder = await createSession(join(dir, ORT_DECODER_FILE), options).catch(async (error: unknown) => {
+      await embed.release();
+      throw error;
+    });
     try {
       const tensorMeta = (list: readonly ort.InferenceSession.ValueMetadata[], name: string, file: string) => {
         const meta = list.find((m) => m.name === name);
@@ -109,7 +102,7 @@ export class OrtDecoder implements CausalDecoder {
     const length = ids[0]?.length ?? 0;
     if (ids.some((row) => row.length !== length)) throw new ShapeError('input_ids', [ids.length, length], [ids.length, Math.max(...ids.map((r) => r.length))], 'rows must have equal lengths');
     const input = new ort.Tensor('int64', BigInt64Array.from(ids.flat(), BigInt), [ids.length, length]);
-    const { inputs_embeds: out } = await this.embedSession.run({ input_ids: input });
+    const { inputs_embeds: out } = await runSession(this.embedSession, { input_ids: input }, join(this.dir, ORT_EMBED_FILE));
     return out!.data as Float32Array;
   }
 
@@ -171,14 +164,14 @@ export class OrtDecoder implements CausalDecoder {
       position_ids: new ort.Tensor('int64', BigInt64Array.from(positionIdsFromMask(mask, length).flat(), BigInt), [batch, length]),
     };
     for (const [name, tensor] of cache.past) feeds[name] = tensor;
-    let outputs: ort.InferenceSession.OnnxValueMapType;
+    let outputs: Record<string, ort.Tensor>;
     try {
-      outputs = await this.decoderSession.run(feeds);
+      outputs = await runSession(this.decoderSession, feeds, join(this.dir, ORT_DECODER_FILE));
     } finally {
       this.disposeCache(cache);
     }
-    const logits = outputs.logits as ort.Tensor;
-    const past = new Map(this.pastInputs.map(({ name }) => [name, outputs[name.replace('past_key_values', 'present')] as ort.Tensor]));
+    const logits = outputs.logits!;
+    const past = new Map(this.pastInputs.map(({ name }) => [name, outputs[name.replace('past_key_values', 'present')]!]));
     const cacheOut: OrtCache = { batch, length: width, past, mask };
     return { logits: lastPosition(logits, this.vocabSize), cache: cacheOut };
   }
