@@ -12,3 +12,11 @@ function parseNumber(predicate: (n: number) => boolean, expected: string): (valu
 export const positiveInt = parseNumber((n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
 export const nonNegativeInt = parseNumber((n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
 export const finiteNumber = parseNumber(Number.isFinite, 'a number');
+
+/** `--runtime`: the engine the LLM answers on. */
+export function runtimeName(value: string): 'tfjs' | 'onnx' {
+  if (value !== 'tfjs' && value !== 'onnx') throw new FlagError('expected tfjs or onnx');
+  return value;
+}
+
+export const RUNTIME_FLAG_HELP = 'LLM engine: onnx (onnxruntime-node, default unless the model config says otherwise) or tfjs';

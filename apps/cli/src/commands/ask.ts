@@ -3,7 +3,7 @@ import { VideoChat, type AskResult } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
 import { writeContactSheet } from '../contact-sheet.js';
-import { finiteNumber, nonNegativeInt, positiveInt } from '../flags.js';
+import { RUNTIME_FLAG_HELP, finiteNumber, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
 import { loadModelOption } from './model-option.js';
 import { progressLine } from '../progress-line.js';
 
@@ -15,6 +15,7 @@ interface AskFlags {
   maxNewTokens?: number;
   temperature?: number;
   cache?: string;
+  runtime?: 'tfjs' | 'onnx';
 }
 
 export function registerAsk(program: Command, output: CliOutput): void {
@@ -30,9 +31,10 @@ export function registerAsk(program: Command, output: CliOutput): void {
     .option('--max-new-tokens <n>', 'longest answer in tokens', positiveInt)
     .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', finiteNumber)
     .option('--cache <dir>', 'feature cache folder, so a second question never re-encodes the video')
+    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
     .action(async (video: string, question: string, flags: AskFlags) => {
       const started = performance.now();
-      const model = await loadModelOption(flags.model);
+      const model = await loadModelOption(flags.model, flags.runtime);
       const chat = await VideoChat.open(model, video, {
         cache: flags.cache ? new FeatureCache(flags.cache) : undefined,
         onProgress: flags.json ? undefined : progressLine('encode', output),

@@ -3,7 +3,7 @@ import { VideoChat } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
-import { nonNegativeInt } from '../flags.js';
+import { RUNTIME_FLAG_HELP, nonNegativeInt, runtimeName } from '../flags.js';
 import { loadModelOption } from './model-option.js';
 
 export function registerChat(program: Command, output: CliOutput): void {
@@ -13,8 +13,9 @@ export function registerChat(program: Command, output: CliOutput): void {
     .argument('<video>', 'a video file, an image, or a folder of frames')
     .option('--model <dir>', 'a B-VLLM model folder (default: the shipped bvllm-tiny)')
     .option('--seed <n>', 'seed of the frame-selection noise', nonNegativeInt, 0)
-    .action(async (video: string, flags: { model?: string; seed: number }) => {
-      const model = await loadModelOption(flags.model);
+    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
+    .action(async (video: string, flags: { model?: string; seed: number; runtime?: 'tfjs' | 'onnx' }) => {
+      const model = await loadModelOption(flags.model, flags.runtime);
       const chat = await VideoChat.open(model, video, { onProgress: progressLine('encode', output) });
       const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY });
       try {

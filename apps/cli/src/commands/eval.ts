@@ -3,7 +3,7 @@ import { evaluateSplit } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
-import { nonNegativeInt, positiveInt } from '../flags.js';
+import { RUNTIME_FLAG_HELP, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
 import { loadModelOption } from './model-option.js';
 
 export function registerEval(program: Command, output: CliOutput): void {
@@ -15,10 +15,12 @@ export function registerEval(program: Command, output: CliOutput): void {
     .option('--limit <n>', 'only the first n entries', positiveInt)
     .option('--seed <n>', 'seed of the frame-selection noise', nonNegativeInt, 0)
     .option('--out <dir>', 'write JSON and Markdown reports here')
-    .action(async (flags: { data: string; model?: string; limit?: number; seed: number; out?: string }) => {
-      const model = await loadModelOption(flags.model);
+    .option('--batch-size <n>', 'questions answered together (equal to one at a time, faster)', positiveInt, 8)
+    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
+    .action(async (flags: { data: string; model?: string; limit?: number; seed: number; out?: string; batchSize: number; runtime?: 'tfjs' | 'onnx' }) => {
+      const model = await loadModelOption(flags.model, flags.runtime);
       try {
-        const result = await evaluateSplit(model, flags.data, { limit: flags.limit, seed: flags.seed, onItem: progressLine('questions', output) });
+        const result = await evaluateSplit(model, flags.data, { limit: flags.limit, seed: flags.seed, batchSize: flags.batchSize, onItem: progressLine('questions', output) });
         for (const report of [result.mcqa?.report, result.open].filter((r) => r !== undefined)) {
           const tasks = Object.entries(report.perTask).map(([t, s]) => `${t} ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
           output.out(`${report.kind}: ${(100 * report.overall.accuracy).toFixed(1)}% of ${report.overall.total} (${tasks})\n`);

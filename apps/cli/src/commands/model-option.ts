@@ -1,8 +1,10 @@
 import { initBackend } from '@bvllm/core';
 import { defaultModelDir, loadModel, type BvllmModel } from '@bvllm/pipeline';
 
-/** Loads `--model DIR`, or the shipped default model. */
-export async function loadModelOption(dir: string | undefined): Promise<BvllmModel> {
+/** Loads `--model DIR`, or the shipped default model, answering on `--runtime` when given. */
+export async function loadModelOption(dir: string | undefined, runtime?: 'tfjs' | 'onnx'): Promise<BvllmModel> {
   await initBackend();
-  return loadModel(dir ?? defaultModelDir());
+  const model = loadModel(dir ?? defaultModelDir());
+  if (runtime) model.config.runtime.llm = runtime;
+  return model;
 }
