@@ -1,0 +1,171 @@
+/**
+ * Exports a {@link Qwen2Model} to the two ONNX graphs transformers.js and optimum use for vision-language decoders
+ * (the interface of `shared/fixtures/qwen2-tiny-s2-onnx`):
+ *
+ * - `embed_tokens.onnx`: `input_ids` int64 `[batch_size, sequence_length]` → `inputs_embeds` `[.., .., D]`.
+ * - `decoder_model_merged.onnx`: `inputs_embeds` `[B, L, D]`, `attention_mask` int64 `[B, P + L]` (past and
+ *   current, 1 = attend), `position_ids` int64 `[B, L]`, `past_key_values.{i}.key|value` `[B, Hkv, P, d]` →
+ *   `logits` `[B, L, V]` and `present.{i}.key|value` `[B, Hkv, P + L, d]` = concat(past, new), keys after rotary,
+ *   one entry per KV head (grouped-query attention, not repeated). Causality inside the chunk is in the graph.
+ * - `config.json`: the HF Qwen2 config, so the folder describes itself.
+ *
+ * Speed: every projection is a MatMul on a weight transposed once at export; q/k/v and gate/up are fused into one
+ * MatMul each (fewer, larger products per step); rotary tables and the mask bias are built once per call and shared
+ * by all layers. A LoRA adapter must be merged first (`adapter.merge()`): the export reads the base weights.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  GraphBuilder,
+  QUANT_PRESETS,
+  addLinearWeight,
+  applyRotary,
+  causalPaddingBias,
+  exportCached,
+  exportKey,
+  groupedQueryAttention,
+  linear,
+  quantizeMatMuls,
+  rmsNorm,
+  rotaryTables,
+  silu,
+  splitHeads,
+  writeModel,
+  type QuantizePassResult,
+} from '@bvllm/onnx';
+import { headDimOf } from '../qwen2-config.js';
+import type { Qwen2Block, Qwen2Model } from '../qwen2-model.js';
+
+/** Bump when the graphs change, so cached exports are rebuilt. */
+export const QWEN2_ONNX_EXPORTER_VERSION = '1';
+
+export const EMBED_TOKENS_FILE = 'embed_tokens.onnx';
+export const DECODER_MERGED_FILE = 'decoder_model_merged.onnx';
+
+/** The symbolic dims of the transformers.js layout; `batch_size` on the past inputs is load-bearing (fixture README). */
+const BATCH = 'batch_size';
+const SEQUENCE = 'sequence_length';
+const PAST = 'past_sequence_length';
+const TOTAL = 'past_sequence_length + sequence_length';
+
+export interface Qwen2OnnxExportOptions {
+  /** Weight-only quantisation of every decoder MatMul, LM head included (MatMulNBits, block 32); float32 if absent. */
+  quantize?: 'int8' | 'int4';
+  /** Write weights to `<file>.data` once a graph's initializers exceed this many bytes (default 1 GiB). */
+  externalDataThreshold?: number;
+}
+
+export interface Qwen2OnnxExport {
+  dir: string;
+  embedTokens: string;
+  decoder: string;
+  /** Present when `quantize` was set: which weights were quantised and the bytes saved. */
+  quantized?: QuantizePassResult;
+}
+
+/** `embed_tokens.onnx`: a Gather of token rows (no scaling). */
+export function buildQwen2EmbedGraph(model: Qwen2Model): GraphBuilder {
+  const g = new GraphBuilder('qwen2_embed_tokens');
+  const ids = g.input('input_ids', 'int64', [BATCH, SEQUENCE]);
+  const table = g.initializerFromTensor('model.embed_tokens.weight', model.embedTokens);
+  g.output('inputs_embeds', 'float32', [BATCH, SEQUENCE, model.config.hiddenSize], g.op.gather(table, ids, 0));
+  return g;
+}
+
+/** One decoder layer: returns the hidden state `[B, L, D]`; declares `present.{i}.key|value`. */
+function decoderLayer(g: GraphBuilder, model: Qwen2Model, block: Qwen2Block, i: number, x: string, rope: { cos: string; sin: string }, bias: string): string {
+  const { numHeads, numKvHeads, intermediateSize, rmsNormEps } = model.config;
+  const d = headDimOf(model.config);
+  const p = block.baseLinears;
+  const prefix = `model.layers.${i}`;
+  const h = rmsNorm(g, x, `${prefix}.input_layernorm`, block.inputNorm.weight, rmsNormEps);
+  const qkv = linear(g, h, `${prefix}.self_attn.qkv_proj`, [p.q_proj.weight, p.k_proj.weight, p.v_proj.weight], [p.q_proj.bias!, p.k_proj.bias!, p.v_proj.bias!]);
+  const [q, k, v] = g.node('Split', [qkv, g.int64([numHeads * d, numKvHeads * d, numKvHeads * d])], 3, { axis: -1 });
+  const queries = applyRotary(g, splitHeads(g, q, numHeads, d), rope.cos, rope.sin, d);
+  const newKeys = applyRotary(g, splitHeads(g, k, numKvHeads, d), rope.cos, rope.sin, d);
+  const pastKey = g.input(`past_key_values.${i}.key`, 'float32', [BATCH, numKvHeads, PAST, d]);
+  const pastValue = g.input(`past_key_values.${i}.value`, 'float32', [BATCH, numKvHeads, PAST, d]);
+  const [keys] = g.node('Concat', [pastKey, newKeys], [`present.${i}.key`], { axis: 2 });
+  const [values] = g.node('Concat', [pastValue, splitHeads(g, v, numKvHeads, d)], [`present.${i}.value`], { axis: 2 });
+  const attended = groupedQueryAttention(g, { q: queries, k: keys, v: values, bias, numHeads, numKvHeads, headDim: d });
+  const afterAttention = g.op.add(x, linear(g, attended, `${prefix}.self_attn.o_proj`, p.o_proj.weight));
+  const m = rmsNorm(g, afterAttention, `${prefix}.post_attention_layernorm`, block.postAttentionNorm.weight, rmsNormEps);
+  const gateUp = linear(g, m, `${prefix}.mlp.gate_up_proj`, [p.gate_proj.weight, p.up_proj.weight]);
+  const [gate, up] = g.node('Split', [gateUp, g.int64([intermediateSize, intermediateSize])], 2, { axis: -1 });
+  const mlp = linear(g, g.op.mul(silu(g, gate), up), `${prefix}.mlp.down_proj`, p.down_proj.weight);
+  return g.op.add(afterAttention, mlp);
+}
+
+/** `decoder_model_merged.onnx` in the fixture's interface (inputs and outputs in its order). */
+export function buildQwen2DecoderGraph(model: Qwen2Model): GraphBuilder {
+  const { hiddenSize, vocabSize, numKvHeads, ropeTheta, rmsNormEps } = model.config;
+  const d = headDimOf(model.config);
+  const g = new GraphBuilder('qwen2_decoder_model_merged');
+  const embeds = g.input('inputs_embeds', 'float32', [BATCH, SEQUENCE, hiddenSize]);
+  const mask = g.input('attention_mask', 'int64', [BATCH, TOTAL]);
+  const positions = g.input('position_ids', 'int64', [BATCH, SEQUENCE]);
+  const rope = rotaryTables(g, positions, d, ropeTheta);
+  const bias = causalPaddingBias(g, mask, embeds);
+  let x = embeds;
+  model.layers.forEach((block, i) => {
+    x = decoderLayer(g, model, block, i, x, rope, bias);
+  });
+  const normed = rmsNorm(g, x, 'model.norm', model.norm.weight, rmsNormEps);
+  // Tied or not, the head is its own transposed initializer: MatMul needs [D, V], the embedding Gather [V, D].
+  const head = g.op.matMul(normed, addLinearWeight(g, 'lm_head.weight', [model.lmHead]));
+  g.output('logits', 'float32', [BATCH, SEQUENCE, vocabSize], head);
+  model.layers.forEach((_, i) => {
+    g.output(`present.${i}.key`, 'float32', [BATCH, numKvHeads, TOTAL, d]);
+    g.output(`present.${i}.value`, 'float32', [BATCH, numKvHeads, TOTAL, d]);
+  });
+  return g;
+}
+
+/** The HF `config.json` of the exported model (Qwen2ForCausalLM), plus a note on how it was exported. */
+export function qwen2HfConfig(model: Qwen2Model, options: Qwen2OnnxExportOptions = {}): Record<string, unknown> {
+  const c = model.config;
+  return {
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: headDimOf(c),
+    hidden_act: 'silu',
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    torch_dtype: 'float32',
+    bvllm_onnx: { exporter_version: QWEN2_ONNX_EXPORTER_VERSION, quantize: options.quantize ?? null },
+  };
+}
+
+/**
+ * Writes `embed_tokens.onnx`, `decoder_model_merged.onnx` and `config.json` into `outDir`. One graph is built and
+ * written at a time, so peak memory is the model plus one graph's weights (plus their quantised form).
+ */
+export function exportQwen2Onnx(model: Qwen2Model, outDir: string, options: Qwen2OnnxExportOptions = {}): Qwen2OnnxExport {
+  mkdirSync(outDir, { recursive: true });
+  const write = { externalDataThreshold: options.externalDataThreshold };
+  const embedTokens = writeModel(buildQwen2EmbedGraph(model), join(outDir, EMBED_TOKENS_FILE), write).path;
+  const decoderGraph = buildQwen2DecoderGraph(model);
+  const quantized = options.quantize ? quantizeMatMuls(decoderGraph, QUANT_PRESETS[options.quantize]) : undefined;
+  const decoder = writeModel(decoderGraph, join(outDir, DECODER_MERGED_FILE), write).path;
+  writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(model, options), null, 2)}\n`);
+  return { dir: outDir, embedTokens, decoder, quantized };
+}
+
+/**
+ * {@link exportQwen2Onnx} through the on-disk export cache: the folder `cacheDir/<key>` where the key hashes every
+ * weight, the options and the exporter version, exported only when it does not exist yet.
+ */
+export async function exportQwen2OnnxCached(model: Qwen2Model, cacheDir: string, options: Qwen2OnnxExportOptions = {}): Promise<string> {
+  const key = exportKey(`qwen2-onnx-${QWEN2_ONNX_EXPORTER_VERSION}`, model.store.entries(), { quantize: options.quantize ?? null });
+  return exportCached(cacheDir, key, (folder) => {
+    exportQwen2Onnx(model, folder, options);
+  });
+}
