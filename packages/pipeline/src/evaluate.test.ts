@@ -12,7 +12,7 @@ import { testAssets, testConfig } from './test-model.js';
 import { disposeFeatures, videoFeatures } from './video-features.js';
 
 let dir: string;
-let model: BvllmModel;
+const models = new Map<string, BvllmModel>();
 const questions = ['What colour is the square?', 'What shape flashed briefly?', 'red or blue?', 'What colour?', 'circle?'];
 
 beforeAll(async () => {
@@ -32,15 +32,16 @@ beforeAll(async () => {
   }));
   writeFileSync(join(dir, 'test.json'), JSON.stringify(entries));
   // Sampled (per-row generators, as one-at-a-time): greedy output of random tiny weights is the same for every prompt.
-  model = BvllmModel.create(testConfig({ generation: { maxNewTokens: 6, doSample: true, temperature: 3, topP: 1 }, runtime: { llm: 'tfjs' } }), testAssets(), 4);
+  for (const llm of ['tfjs', 'onnx'] as const) models.set(llm, BvllmModel.create(testConfig({ generation: { maxNewTokens: 6, doSample: true, temperature: 3, topP: 1 }, runtime: { llm } }), testAssets(), 4));
 });
 afterAll(() => {
-  model.dispose();
+  for (const model of models.values()) model.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('evaluateSplit (spec §4.1)', () => {
+describe.each(['tfjs', 'onnx'])('evaluateSplit on %s (spec §4.1)', (runtime) => {
   it('batched answers (3 at a time, across videos) equal one-at-a-time answers and answer(), sampled per row', async () => {
+    const model = models.get(runtime)!;
     const batched = await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 3, seed: 2 });
     const single = await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 1, seed: 2 });
     expect(batched.answers).toEqual(single.answers);
@@ -54,6 +55,7 @@ describe('evaluateSplit (spec §4.1)', () => {
   });
 
   it('leaks no tensors', async () => {
+    const model = models.get(runtime)!;
     await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
     const before = tf.memory().numTensors;
     await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 2, limit: 3 });

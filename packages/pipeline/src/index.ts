@@ -13,7 +13,7 @@ export {
 } from './pipeline-config.js';
 export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
 export { streamAnswer, answer, answerPrompt, answerGeneration, type AnswerPrompt, type ChatTurn, type AskOptions, type AskResult, type SelectionSummary } from './answer.js';
-export { inferenceDecoder, releaseInferenceDecoder, llmRuntime, exportedLlm, llmWeightsKey, LLM_ONNX_DIR, type InferenceRuntimeOptions } from './llm-runtime.js';
+export { inferenceDecoder, releaseInferenceDecoder, llmRuntime, exportedLlm, LLM_ONNX_DIR, type InferenceRuntimeOptions } from './llm-runtime.js';
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';

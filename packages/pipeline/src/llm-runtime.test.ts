@@ -7,7 +7,7 @@ import { OrtDecoder, Qwen2Model } from '@bvllm/llm-bridge';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { answer } from './answer.js';
 import { BvllmModel } from './bvllm-model.js';
-import { LLM_ONNX_DIR, inferenceDecoder, llmRuntime, llmWeightsKey, rememberModelDir } from './llm-runtime.js';
+import { LLM_ONNX_DIR, exportedLlm, inferenceDecoder, llmRuntime, rememberModelDir } from './llm-runtime.js';
 import { parsePipelineConfig } from './pipeline-config.js';
 import { testAssets, testConfig } from './test-model.js';
 import { disposeFeatures } from './video-features.js';
@@ -43,9 +43,9 @@ function fixtureModel(runtime: 'tfjs' | 'onnx'): BvllmModel {
 }
 
 describe('runtime config', () => {
-  it('runtime.llm has a default with f32 weights; BVLLM_LLM_RUNTIME overrides it and is validated', () => {
+  it('runtime.llm defaults to onnx with f32 weights; BVLLM_LLM_RUNTIME overrides it and is validated', () => {
     const parsed = parsePipelineConfig(testConfig());
-    expect(parsed.runtime).toEqual({ llm: 'tfjs', llmQuantize: 'none' });
+    expect(parsed.runtime).toEqual({ llm: 'onnx', llmQuantize: 'none' });
     expect(() => parsePipelineConfig({ ...testConfig(), runtime: { llm: 'webgpu' } })).toThrow(ConfigError);
     const model = fixtureModel('onnx');
     process.env.BVLLM_LLM_RUNTIME = 'tfjs';
@@ -75,14 +75,32 @@ describe('inference decoder', () => {
     tfjs.dispose();
   });
 
-  it('the export key follows the weights: equal for equal weights, new after a change', () => {
-    const a = fixtureModel('onnx');
-    const b = fixtureModel('onnx');
-    expect(llmWeightsKey(a)).toBe(llmWeightsKey(b));
-    const norm = b.llm.store.get('model.norm.weight');
-    norm.assign(tf.mul(norm, 2));
-    expect(llmWeightsKey(a)).not.toBe(llmWeightsKey(b));
-    a.dispose();
-    b.dispose();
+  it('without a shipped export, the LLM is exported once (LoRA merged) and answers as tfjs with the adapter', async () => {
+    const cacheDir = join(dir, 'cache');
+    const withLora = (runtime: 'tfjs' | 'onnx') => {
+      const model = fixtureModel(runtime);
+      const lora = model.attachLora({ r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj', 'down_proj'] }, Rng.fromSeed(1));
+      // B starts at zero (a no-op adapter); a trained-looking B makes merging matter.
+      for (const [key, v] of lora.variables()) if (key.includes('lora_B')) v.assign(tf.mul(tf.onesLike(v), 0.05));
+      return model;
+    };
+    const onnx = withLora('onnx');
+    const tfjs = withLora('tfjs');
+    const folder = await exportedLlm(onnx, { cacheDir });
+    expect(onnx.lora?.merged).toBe(false);
+    expect(OrtDecoder.exists(folder)).toBe(true);
+    // Equal weights reuse the folder; changed weights get a new one.
+    expect(await exportedLlm(tfjs, { cacheDir })).toBe(folder);
+    const plain = fixtureModel('onnx');
+    expect(await exportedLlm(plain, { cacheDir })).not.toBe(folder);
+    const turns = [{ role: 'user' as const, content: 'What shape flashed briefly?' }];
+    const decoder = await inferenceDecoder(onnx, { cacheDir });
+    expect((decoder as OrtDecoder).dir).toBe(folder);
+    const a = await answer(onnx, features, turns, { seed: 1, generation: { maxNewTokens: 10 } });
+    const b = await answer(tfjs, features, turns, { seed: 1, generation: { maxNewTokens: 10 } });
+    const c = await answer(plain, features, turns, { seed: 1, generation: { maxNewTokens: 10 } });
+    expect(a.text).toBe(b.text);
+    expect(a.text).not.toBe(c.text);
+    for (const m of [onnx, tfjs, plain]) m.dispose();
   });
 });

@@ -5,46 +5,31 @@
  * weights' hash so a model is exported once per machine, not once per process. The decoder (and its ONNX
  * sessions) is built on first use and reused for every question until the model is disposed.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@bvllm/core';
-import { OrtDecoder, asCausalDecoder, type CausalDecoder } from '@bvllm/llm-bridge';
+import { OrtDecoder, asCausalDecoder, exportQwen2OnnxCached, type CausalDecoder, type OrtDecoderOptions } from '@bvllm/llm-bridge';
 import type { BvllmModel } from './bvllm-model.js';
 import { moduleRuntime, type ModuleRuntime } from './pipeline-config.js';
 
 /** Inside a model folder: a decoder export to run instead of exporting our own. */
 export const LLM_ONNX_DIR = join('onnx', 'llm');
-/** Written last into a finished export; a folder without it is a crashed export and is rebuilt. */
-const COMPLETE_MARKER = '.export-complete';
-/** Bumped when the export layout changes, so old cache entries are not reused. */
-const EXPORT_FORMAT = 'qwen2-onnx-1';
 
 export interface InferenceRuntimeOptions {
   /** Export cache; `BVLLM_ONNX_CACHE`, else `~/.cache/bvllm/onnx`. */
   cacheDir?: string;
-  /** onnxruntime intra-op threads (its default: one per physical core). */
+  /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
   /** onnxruntime execution providers, e.g. `['cuda', 'cpu']` once the CUDA build is installed. */
-  executionProviders?: string[];
+  executionProviders?: OrtDecoderOptions['executionProviders'];
 }
-
-/** Writes an ONNX decoder export of `model.llm` (LoRA merged) into an empty folder. */
-export type LlmExporter = (model: BvllmModel, folder: string) => Promise<void>;
 
 const decoders = new WeakMap<BvllmModel, Promise<CausalDecoder>>();
 const modelDirs = new WeakMap<BvllmModel, string>();
-let exporter: LlmExporter | undefined;
 
 /** Records the folder a model was loaded from, where a shipped ONNX export may sit. */
 export function rememberModelDir(model: BvllmModel, dir: string): void {
   modelDirs.set(model, dir);
-}
-
-/** Installs the function that exports the decoder when no export exists yet. */
-export function setLlmExporter(fn: LlmExporter): void {
-  exporter = fn;
 }
 
 /** The LLM's engine: `BVLLM_LLM_RUNTIME` if set, else the config's `runtime.llm`. */
@@ -82,48 +67,18 @@ async function onnxDecoder(model: BvllmModel, options: InferenceRuntimeOptions):
   return OrtDecoder.load(folder, { threads: options.threads, executionProviders: options.executionProviders });
 }
 
-/** The cache folder holding an export of the model's current LLM weights, exporting them on a miss. */
+/** The cache folder holding an export of the model's current LLM weights (LoRA merged), exporting them on a miss. */
 export async function exportedLlm(model: BvllmModel, options: InferenceRuntimeOptions = {}): Promise<string> {
   const cacheDir = options.cacheDir ?? (process.env.BVLLM_ONNX_CACHE || join(homedir(), '.cache', 'bvllm', 'onnx'));
+  const quantize = model.config.runtime.llmQuantize;
   const lora = model.lora;
   const mergeHere = lora !== undefined && !lora.merged;
+  // The exporter reads the base weights, so the adapter's update must be in them (the cache key hashes them too).
   if (mergeHere) lora.merge();
   try {
-    const folder = join(cacheDir, llmWeightsKey(model));
-    if (existsSync(join(folder, COMPLETE_MARKER))) return folder;
-    if (!exporter) throw new ConfigError('runtime.llm is "onnx" but no ONNX exporter is installed and the model folder has no onnx/llm export; use runtime.llm "tfjs"', ['runtime', 'llm']);
-    const temp = `${folder}.tmp-${process.pid}`;
-    rmSync(temp, { recursive: true, force: true });
-    mkdirSync(temp, { recursive: true });
-    try {
-      await exporter(model, temp);
-      writeFileSync(join(temp, COMPLETE_MARKER), new Date().toISOString());
-      rmSync(folder, { recursive: true, force: true });
-      renameSync(temp, folder);
-    } catch (error) {
-      rmSync(temp, { recursive: true, force: true });
-      throw error;
-    }
-    return folder;
+    return await exportQwen2OnnxCached(model.llm, cacheDir, quantize === 'none' ? {} : { quantize });
   } finally {
     // Unmerging restores the adapter's training form (to float32 rounding), as the caller left it.
     if (mergeHere) lora.unmerge();
   }
-}
-
-/**
- * sha256 over the export format, the quantisation, the LLM config and every LLM weight (name, shape, bytes) as
- * the export would read them, LoRA already merged: a changed weight, option or exporter gives a new folder.
- */
-export function llmWeightsKey(model: BvllmModel): string {
-  const hash = createHash('sha256');
-  hash.update(`${EXPORT_FORMAT}\0${model.config.runtime.llmQuantize}\0${JSON.stringify(model.llm.config)}\0`);
-  const store = model.llm.store;
-  for (const key of [...store.keys()].sort()) {
-    const value = store.get(key);
-    const data = value.dataSync() as Float32Array;
-    hash.update(`${key}\0${value.shape.join(',')}\0`);
-    hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  return hash.digest('hex').slice(0, 32);
 }

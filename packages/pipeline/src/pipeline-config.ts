@@ -23,7 +23,7 @@ export type ModuleRuntime = z.infer<typeof moduleRuntime>;
 export const runtimeConfig = z
   .object({
     /** The Qwen2 decoder; `onnx` by default, `BVLLM_LLM_RUNTIME` overrides it. */
-    llm: moduleRuntime.default('tfjs'),
+    llm: moduleRuntime.default('onnx'),
     /** Weight-only quantisation of the decoder's ONNX export (`none` keeps f32, and greedy answers equal tfjs'). */
     llmQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
   })
