@@ -7,7 +7,7 @@ import { OrtDecoder, Qwen2Model } from '@bvllm/llm-bridge';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { answer } from './answer.js';
 import { BvllmModel } from './bvllm-model.js';
-import { LLM_ONNX_DIR, exportedLlm, inferenceDecoder, llmRuntime, rememberModelDir } from './llm-runtime.js';
+import { LLM_ONNX_DIR, exportedLlm, inferenceDecoder, llmRuntime, releaseInferenceDecoder, rememberModelDir } from './llm-runtime.js';
 import { parsePipelineConfig } from './pipeline-config.js';
 import { testAssets, testConfig } from './test-model.js';
 import { disposeFeatures } from './video-features.js';
@@ -96,6 +96,11 @@ describe('inference decoder', () => {
     const turns = [{ role: 'user' as const, content: 'What shape flashed briefly?' }];
     const decoder = await inferenceDecoder(onnx, { cacheDir });
     expect((decoder as OrtDecoder).dir).toBe(folder);
+    // Released (as training does), the next answer builds a new decoder; equal weights find the cached export.
+    await releaseInferenceDecoder(onnx);
+    const rebuilt = await inferenceDecoder(onnx, { cacheDir });
+    expect(rebuilt).not.toBe(decoder);
+    expect((rebuilt as OrtDecoder).dir).toBe(folder);
     const a = await answer(onnx, features, turns, { seed: 1, generation: { maxNewTokens: 10 } });
     const b = await answer(tfjs, features, turns, { seed: 1, generation: { maxNewTokens: 10 } });
     const c = await answer(plain, features, turns, { seed: 1, generation: { maxNewTokens: 10 } });
