@@ -1,5 +1,13 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  test: { include: ['src/**/*.test.ts', 'test/**/*.test.ts'], testTimeout: 60_000, pool: 'forks' },
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 60_000,
+    pool: 'forks',
+    // Answers run on ONNX by default: keep the tests' exports out of the user's ~/.cache (child processes inherit it).
+    env: { BVLLM_ONNX_CACHE: join(tmpdir(), 'bvllm-test-onnx-cache') },
+  },
 });

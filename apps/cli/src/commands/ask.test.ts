@@ -30,6 +30,21 @@ describe('bvllm ask', () => {
     expect(sheet.width).toBe(out.selection.frames.length * 132 + 4);
   });
 
+  it('answers the default model with the same greedy text on onnx (its export cached after the first run) and tfjs', () => {
+    const args = ['ask', video, 'What colour is the square?', '--json', '--max-new-tokens', '12'];
+    const answerOf = (run: { code: number | null; stdout: string; stderr: string }) => {
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      return (JSON.parse(run.stdout) as { answer: string }).answer;
+    };
+    const onnx = answerOf(bvllm([...args, '--runtime', 'onnx']));
+    const tfjs = answerOf(bvllm([...args, '--runtime', 'tfjs']));
+    expect(onnx.length).toBeGreaterThan(0);
+    expect(onnx).toBe(tfjs);
+    // Without --runtime the default (onnx) runs, on the export the first run cached.
+    expect(answerOf(bvllm(args))).toBe(onnx);
+  });
+
   it('is deterministic for a seed and streams plain text by default', () => {
     const a = bvllm(['ask', video, 'What shape flashed briefly?', '--model', modelDir, '--seed', '7', '--max-new-tokens', '3']);
     const b = bvllm(['ask', video, 'What shape flashed briefly?', '--model', modelDir, '--seed', '7', '--max-new-tokens', '3']);
