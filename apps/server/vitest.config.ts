@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -9,5 +11,7 @@ export default defineConfig({
     pool: 'forks',
     // Test files share two cores with the server processes they start; one file at a time keeps timings sane.
     fileParallelism: false,
+    // Answers run on ONNX by default: keep the tests' exports out of the user's ~/.cache (servers inherit it).
+    env: { BVLLM_ONNX_CACHE: join(tmpdir(), 'bvllm-test-onnx-cache') },
   },
 });
