@@ -45,3 +45,5 @@ export { quantizeBlocks, dequantizeBlocks, type QuantBits, type BlockQuantOption
 export { quantizeMatMuls, QUANT_PRESETS, type QuantizePassOptions, type QuantizePassResult } from './quantize-pass.js';
 export { createSession, runSession, OrtSessionCache, ort, type SessionOptions, type ExecutionProvider } from './session.js';
 export { exportKey, exportCached } from './export-cache.js';
+export { hfActivation, multiHeadAttention } from './transformer-blocks.js';
+export { qformerGraph, type QFormerGraphInput, type QFormerGraphOptions, type WeightLookup } from './qformer-graph.js';

@@ -43,30 +43,39 @@ describe('block quantisation (MatMulNBits layout)', () => {
   });
 
   for (const { label, options } of CASES)
-    it(`${label}: the MatMulNBits graph in onnxruntime matches float32 MatMul within the derived bound`, async () => {
-      const [m, k, n] = [3, 96, 40];
-      const weight = pseudoRandom(k * n, 9);
-      const a = pseudoRandom(m * k, 10);
-      const build = () => {
-        const g = new GraphBuilder('mm');
-        g.output('y', 'float32', ['m', n], g.op.matMul(g.input('a', 'float32', ['m', k]), g.initializer('w', weight, [k, n])));
-        return g;
-      };
-      const quantized = build();
-      const result = quantizeMatMuls(quantized, options);
-      expect(result.quantized).toEqual(['w']);
-      expect(quantized.initializers.has('w')).toBe(false);
-      expect(quantized.nodes.map((node) => node.opType)).toEqual(['MatMulNBits', 'Identity']);
-      const feeds = { a: f32(a, [m, k]) };
-      const exact = (await runGraph(build(), feeds)).y.data as Float32Array;
-      const approx = (await runGraph(quantized, feeds)).y.data as Float32Array;
-      // |Σ_k a_k (ŵ_kn − w_kn)| ≤ Σ_k |a_k| · scale(k, n) / 2, plus float32 rounding of the two sums.
-      const bound = halfScales(quantizeBlocks(transposeMatrix(weight, k, n), k, n, options));
-      for (let row = 0; row < m; row++)
-        for (let col = 0; col < n; col++) {
-          let limit = 0;
-          for (let i = 0; i < k; i++) limit += Math.abs(a[row * k + i]) * bound[col * k + i];
-          expect(Math.abs(approx[row * n + col] - exact[row * n + col])).toBeLessThanOrEqual(limit + 1e-4);
+    for (const accuracyLevel of [0, 4] as const)
+      it(`${label}, accuracy level ${accuracyLevel}: the MatMulNBits graph in onnxruntime matches float32 MatMul within the derived bound`, async () => {
+        const [m, k, n] = [3, 96, 40];
+        const weight = pseudoRandom(k * n, 9);
+        const a = pseudoRandom(m * k, 10);
+        const build = () => {
+          const g = new GraphBuilder('mm');
+          g.output('y', 'float32', ['m', n], g.op.matMul(g.input('a', 'float32', ['m', k]), g.initializer('w', weight, [k, n])));
+          return g;
+        };
+        const quantized = build();
+        const result = quantizeMatMuls(quantized, { ...options, accuracyLevel });
+        expect(result.quantized).toEqual(['w']);
+        expect(quantized.initializers.has('w')).toBe(false);
+        expect(quantized.nodes.map((node) => node.opType)).toEqual(['MatMulNBits', 'Identity']);
+        const feeds = { a: f32(a, [m, k]) };
+        const exact = (await runGraph(build(), feeds)).y.data as Float32Array;
+        const approx = (await runGraph(quantized, feeds)).y.data as Float32Array;
+        // Weights: |Σ_k a_k (ŵ_kn − w_kn)| ≤ Σ_k |a_k| · scale_w(k, n) / 2. Level 4 also rounds each activation to
+        // int8 within its block of K (scale_a = absmax / 127), adding Σ_k scale_a(k) / 2 · |ŵ_kn|.
+        const q = quantizeBlocks(transposeMatrix(weight, k, n), k, n, options);
+        const halfW = halfScales(q);
+        const dequantized = dequantizeBlocks(q);
+        for (let row = 0; row < m; row++) {
+          const halfA = Array.from({ length: k }, (_, i) => {
+            const start = row * k + Math.floor(i / q.blockSize) * q.blockSize;
+            return accuracyLevel === 4 ? Math.max(...Array.from(a.subarray(start, start + q.blockSize), Math.abs)) / 127 / 2 : 0;
+          });
+          for (let col = 0; col < n; col++) {
+            let limit = 0;
+            for (let i = 0; i < k; i++) limit += Math.abs(a[row * k + i]) * halfW[col * k + i] + halfA[i] * Math.abs(dequantized[col * k + i]);
+            expect(Math.abs(approx[row * n + col] - exact[row * n + col])).toBeLessThanOrEqual(limit + 1e-4);
+          }
         }
-    });
+      });
 });

@@ -33,14 +33,12 @@ import {
   writeModel,
   type QuantizePassResult,
 } from '@bvllm/onnx';
+import { ORT_DECODER_FILE, ORT_EMBED_FILE } from '../ort/ort-decoder.js';
 import { headDimOf } from '../qwen2-config.js';
 import type { Qwen2Block, Qwen2Model } from '../qwen2-model.js';
 
 /** Bump when the graphs change, so cached exports are rebuilt. */
 export const QWEN2_ONNX_EXPORTER_VERSION = '1';
-
-export const EMBED_TOKENS_FILE = 'embed_tokens.onnx';
-export const DECODER_MERGED_FILE = 'decoder_model_merged.onnx';
 
 /** The symbolic dims of the transformers.js layout; `batch_size` on the past inputs is load-bearing (fixture README). */
 const BATCH = 'batch_size';
@@ -151,10 +149,10 @@ export function qwen2HfConfig(model: Qwen2Model, options: Qwen2OnnxExportOptions
 export function exportQwen2Onnx(model: Qwen2Model, outDir: string, options: Qwen2OnnxExportOptions = {}): Qwen2OnnxExport {
   mkdirSync(outDir, { recursive: true });
   const write = { externalDataThreshold: options.externalDataThreshold };
-  const embedTokens = writeModel(buildQwen2EmbedGraph(model), join(outDir, EMBED_TOKENS_FILE), write).path;
+  const embedTokens = writeModel(buildQwen2EmbedGraph(model), join(outDir, ORT_EMBED_FILE), write).path;
   const decoderGraph = buildQwen2DecoderGraph(model);
   const quantized = options.quantize ? quantizeMatMuls(decoderGraph, QUANT_PRESETS[options.quantize]) : undefined;
-  const decoder = writeModel(decoderGraph, join(outDir, DECODER_MERGED_FILE), write).path;
+  const decoder = writeModel(decoderGraph, join(outDir, ORT_DECODER_FILE), write).path;
   writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(model, options), null, 2)}\n`);
   return { dir: outDir, embedTokens, decoder, quantized };
 }
