@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '@bvllm/core';
 import type { FeatureCache } from './feature-cache.js';
-import type { EncodeVideoOptions, VisionEncoder } from './vision-encoder.js';
+import type { EncodeVideoOptions, FrameEncoder } from './vision-encoder.js';
 
 const VIDEO_EXTENSIONS = /\.(mp4|mkv|webm|avi|mov|m4v|gif|mpg|mpeg|flv|wmv)$/i;
 
@@ -13,7 +13,7 @@ const VIDEO_EXTENSIONS = /\.(mp4|mkv|webm|avi|mov|m4v|gif|mpg|mpeg|flv|wmv)$/i;
  */
 export async function extractFeatures(
   dir: string,
-  encoder: VisionEncoder,
+  encoder: FrameEncoder,
   cache: FeatureCache,
   options: EncodeVideoOptions & { onVideo?: (path: string, index: number, total: number, hit: boolean) => void } = {},
 ): Promise<{ path: string; key: string; hit: boolean; numFrames: number }[]> {

@@ -12,7 +12,7 @@ import { SafetensorsFile, tf, writeSafetensors, type FrameFeatures, parseConfig 
 import { isImageFile } from './decode.js';
 import { VideoDecodeError } from './errors.js';
 import { samplingOptionsSchema } from './sampling.js';
-import type { EncodeVideoOptions, VisionEncoder } from './vision-encoder.js';
+import type { EncodeVideoOptions, FrameEncoder } from './vision-encoder.js';
 
 const FORMAT = 'bvllm-frame-features/1';
 
@@ -54,7 +54,7 @@ export class FeatureCache {
   }
 
   /** Features of `path` from the cache, or computed with `encoder` and stored. The caller owns the tensors. */
-  async getOrCompute(path: string, encoder: VisionEncoder, options: EncodeVideoOptions = {}): Promise<{ features: FrameFeatures; key: string; hit: boolean }> {
+  async getOrCompute(path: string, encoder: FrameEncoder, options: EncodeVideoOptions = {}): Promise<{ features: FrameFeatures; key: string; hit: boolean }> {
     const parts = {
       video: await contentHash(path),
       encoder: encoder.identity(),

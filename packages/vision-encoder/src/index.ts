@@ -25,3 +25,6 @@ export { siglipVisionKeys } from './siglip-keys.js';
 export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type EncoderIdentity, type FeatureOutput, type ClsSplit } from './vision-encoder.js';
 export { FeatureCache, contentHash, type CacheEntryMeta } from './feature-cache.js';
 export { extractFeatures } from './extract-features.js';
+export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-encoder.js';
+export { buildVisionGraph, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions } from './onnx/vision-onnx.js';
+export { OrtVisionEncoder, exportVisionEncoderCached, onnxCacheDir, VISION_ONNX_FILE, type OrtVisionOptions } from './onnx/ort-vision-encoder.js';

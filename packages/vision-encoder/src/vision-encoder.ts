@@ -50,7 +50,72 @@ export interface EncoderIdentity {
   weightsSha256: string;
 }
 
-export class VisionEncoder {
+/**
+ * The tower's tokens `[B, L, Cv]` → `cls [B, Cv]`, `patches [B, N, Cv]` under the {@link ClsSplit} rule; `pooled`
+ * (SigLIP's pooling head, `[B, Cv]`) is the `cls` of a tower without a class token. Shared by both runtimes.
+ */
+export function splitTokens(tokens: tf.Tensor3D, pooled: tf.Tensor2D | undefined, split: ClsSplit = 'token0'): { cls: tf.Tensor2D; patches: tf.Tensor3D } {
+  return tf.tidy(() => {
+    const [b, l, c] = tokens.shape;
+    if (pooled && split !== 'parity') return { cls: tf.clone(pooled), patches: tf.clone(tokens) };
+    if (split === 'parity' && l % 2 === 0) return { cls: tf.mean(tokens, 1) as tf.Tensor2D, patches: tf.clone(tokens) };
+    return {
+      cls: tf.reshape(tf.slice(tokens, [0, 0, 0], [b, 1, c]), [b, c]) as tf.Tensor2D,
+      patches: tf.slice(tokens, [0, 1, 0], [b, l - 1, c]) as tf.Tensor3D,
+    };
+  });
+}
+
+/** What the feature cache and the pipeline need from an encoder, whichever runtime runs it. */
+export interface FrameEncoder {
+  readonly imageSize: number;
+  identity(): EncoderIdentity;
+  preprocessOptions(overrides?: PreprocessInput): PreprocessOptions;
+  encodeFrames(video: DecodedVideo, options?: EncodeVideoOptions): Promise<FrameFeatures>;
+  encodeVideo(path: string, options?: EncodeVideoOptions): Promise<FrameFeatures>;
+}
+
+/** Decoded RGB frames → FrameFeatures: CLIP preprocessing, then `encodeBatch` on `batchSize` frames at a time. */
+export async function encodeFrameBatches(
+  video: DecodedVideo,
+  pre: PreprocessOptions,
+  options: EncodeVideoOptions,
+  encodeBatch: (pixels: tf.Tensor4D) => { cls: tf.Tensor2D; patches: tf.Tensor3D } | Promise<{ cls: tf.Tensor2D; patches: tf.Tensor3D }>,
+): Promise<FrameFeatures> {
+  const total = video.frames.length;
+  const batchSize = options.batchSize ?? 8;
+  const s = pre.cropSize;
+  const cls: tf.Tensor2D[] = [];
+  const patches: tf.Tensor3D[] = [];
+  try {
+    for (let start = 0; start < total; start += batchSize) {
+      if (options.signal?.aborted) throw new AbortedError('frame encoding');
+      const frames = video.frames.slice(start, start + batchSize);
+      const batch = new Float32Array(frames.length * s * s * 3);
+      frames.forEach((rgb, i) => batch.set(preprocessClip(rgb, video.width, video.height, pre), i * s * s * 3));
+      const pixels = tf.tensor4d(batch, [frames.length, s, s, 3]);
+      try {
+        const out = await encodeBatch(pixels);
+        cls.push(out.cls);
+        patches.push(out.patches);
+      } finally {
+        pixels.dispose();
+      }
+      options.onProgress?.(Math.min(start + batchSize, total), total);
+      // Lets an abort or a server request in; one batch is the unit of latency.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } catch (error) {
+    tf.dispose([...cls, ...patches]);
+    throw error;
+  }
+  if (cls.length === 1) return { cls: cls[0], patches: patches[0], timestampsSec: video.timestampsSec };
+  const features = { cls: tf.concat(cls, 0), patches: tf.concat(patches, 0), timestampsSec: video.timestampsSec };
+  tf.dispose([...cls, ...patches]);
+  return features;
+}
+
+export class VisionEncoder implements FrameEncoder {
   private constructor(
     readonly model: VisionTransformer,
     readonly layout: VitLayout | 'created',
@@ -92,18 +157,10 @@ export class VisionEncoder {
    */
   encode(pixels: tf.Tensor4D, options: EncodeOptions = {}): { cls: tf.Tensor2D; patches: tf.Tensor3D } {
     const output = options.output ?? 'lastBlock';
-    const parity = options.split === 'parity';
-    const pooled = this.model.config.family === 'siglip' && !parity;
+    const pooled = this.model.config.family === 'siglip' && options.split !== 'parity';
     return tf.tidy(() => {
       const out = this.model.forward(pixels, { postLayernorm: output === 'postLayernorm', pooled });
-      const tokens = output === 'postLayernorm' ? out.postLayernorm! : out.lastBlock;
-      const [b, l, c] = tokens.shape;
-      if (pooled) return { cls: out.pooled!, patches: tokens };
-      if (parity && l % 2 === 0) return { cls: tf.mean(tokens, 1) as tf.Tensor2D, patches: tokens };
-      return {
-        cls: tf.reshape(tf.slice(tokens, [0, 0, 0], [b, 1, c]), [b, c]) as tf.Tensor2D,
-        patches: tf.slice(tokens, [0, 1, 0], [b, l - 1, c]) as tf.Tensor3D,
-      };
+      return splitTokens(output === 'postLayernorm' ? out.postLayernorm! : out.lastBlock, out.pooled, options.split);
     });
   }
 
@@ -116,35 +173,7 @@ export class VisionEncoder {
 
   /** Decoded RGB frames → FrameFeatures, `batchSize` frames per ViT call. */
   async encodeFrames(video: DecodedVideo, options: EncodeVideoOptions = {}): Promise<FrameFeatures> {
-    const pre = this.preprocessOptions(options.preprocess);
-    const total = video.frames.length;
-    const batchSize = options.batchSize ?? 8;
-    const s = this.imageSize;
-    const cls: tf.Tensor2D[] = [];
-    const patches: tf.Tensor3D[] = [];
-    try {
-      for (let start = 0; start < total; start += batchSize) {
-        if (options.signal?.aborted) throw new AbortedError('frame encoding');
-        const frames = video.frames.slice(start, start + batchSize);
-        const batch = new Float32Array(frames.length * s * s * 3);
-        frames.forEach((rgb, i) => batch.set(preprocessClip(rgb, video.width, video.height, pre), i * s * s * 3));
-        const pixels = tf.tensor4d(batch, [frames.length, s, s, 3]);
-        const out = this.encode(pixels, options);
-        pixels.dispose();
-        cls.push(out.cls);
-        patches.push(out.patches);
-        options.onProgress?.(Math.min(start + batchSize, total), total);
-        // Lets an abort or a server request in; one batch is the unit of latency.
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    } catch (error) {
-      tf.dispose([...cls, ...patches]);
-      throw error;
-    }
-    if (cls.length === 1) return { cls: cls[0], patches: patches[0], timestampsSec: video.timestampsSec };
-    const features = { cls: tf.concat(cls, 0), patches: tf.concat(patches, 0), timestampsSec: video.timestampsSec };
-    tf.dispose([...cls, ...patches]);
-    return features;
+    return encodeFrameBatches(video, this.preprocessOptions(options.preprocess), options, (pixels) => this.encode(pixels, options));
   }
 
   /** Decodes, samples (1 fps by default, spec §3), preprocesses and encodes a video, image or frame folder. */
