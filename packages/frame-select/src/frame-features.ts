@@ -17,7 +17,7 @@ export function checkFrameFeatures(features: FrameFeatures, visionWidth: number)
  * The LayerNorm is per token, so it commutes with picking frames; it still runs on all T frames here because soft
  * weights mix every frame.
  */
-export function selectFrames(frameWeights: tf.Tensor2D, features: FrameFeatures, norm: LayerNorm): FrameSelection {
+export function selectFrames(frameWeights: tf.Tensor2D, features: FrameFeatures, norm: Pick<LayerNorm, 'apply'>): FrameSelection {
   const selected = tf.tidy(() => {
     const [t, n, c] = features.patches.shape;
     const normed = tf.reshape(norm.apply(features.patches), [t, n * c]) as tf.Tensor2D;

@@ -6,3 +6,13 @@ export { UniformSelect, AllSelect, uniformFrameIndices } from './fixed-select.js
 export { frameWeightsFromScores, type FrameWeightOptions } from './gumbel-softmax.js';
 export { frameSelectRegistry } from './registry.js';
 export { bvllmTemporalKeys, instructBlipTemporalKeys } from './temporal-keys.js';
+export {
+  buildFrameSelectGraph,
+  exportFrameSelectOnnx,
+  exportFrameSelectCached,
+  OrtFrameSelect,
+  FRAME_SELECT_ONNX_NAMES,
+  FRAME_SELECT_ONNX_FILE,
+  FRAME_SELECT_EXPORTER_VERSION,
+  type OrtStageOptions,
+} from './onnx/frame-select-onnx.js';
