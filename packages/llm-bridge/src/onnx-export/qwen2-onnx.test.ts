@@ -2,11 +2,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '@bvllm/core';
+import { initBackend, tensorGrowth } from '@bvllm/core';
 import { checkModel, createSession, decodeModel } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qwen2Model } from '../qwen2-model.js';
-import { exportQwen2Onnx, exportQwen2OnnxCached, type Qwen2OnnxExport } from './qwen2-onnx.js';
+import { buildQwen2DecoderGraph, buildQwen2EmbedGraph, exportQwen2Onnx, exportQwen2OnnxCached, type Qwen2OnnxExport } from './qwen2-onnx.js';
 import { OnnxQwen2Runner, greedy, maxAbsDiff } from './test-runner.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${name}/`, import.meta.url));
@@ -72,6 +72,10 @@ describe('exportQwen2Onnx against qwen2-tiny-s2-onnx', () => {
       checkModel(readFileSync(path));
     }
     expect(JSON.parse(readFileSync(join(f32Export.dir, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'qwen2', num_key_value_heads: 2, tie_word_embeddings: false });
+  });
+
+  it('building the graphs reads the weights without leaving tensors behind', () => {
+    expect(tensorGrowth(() => void [buildQwen2EmbedGraph(model), buildQwen2DecoderGraph(model, 'int4')])).toBe(0);
   });
 
   it('runs the fixture schedule (prefill 12, then 5 cached steps): logits within 1e-4, argmax exact', async () => {

@@ -94,11 +94,22 @@ function decoderLayer(g: GraphBuilder, model: Qwen2Model, block: Qwen2Block, i: 
   return g.op.add(afterAttention, mlp);
 }
 
-/** `decoder_model_merged.onnx` in the fixture's interface (inputs and outputs in its order). */
-export function buildQwen2DecoderGraph(model: Qwen2Model): GraphBuilder {
+/**
+ * `decoder_model_merged.onnx` in the fixture's interface (inputs and outputs in its order). With `quantize`, each
+ * layer's MatMuls are quantised as soon as the layer is built, so only one layer's float32 weights are held at a time.
+ */
+export function buildQwen2DecoderGraph(model: Qwen2Model, quantize?: 'int8' | 'int4'): { graph: GraphBuilder; quantized?: QuantizePassResult } {
   const { hiddenSize, vocabSize, numKvHeads, ropeTheta, rmsNormEps } = model.config;
   const d = headDimOf(model.config);
   const g = new GraphBuilder('qwen2_decoder_model_merged');
+  const quantized: QuantizePassResult = { quantized: [], bytesBefore: 0, bytesAfter: 0 };
+  const quantizeNew = () => {
+    if (!quantize) return;
+    const pass = quantizeMatMuls(g, QUANT_PRESETS[quantize]);
+    quantized.quantized.push(...pass.quantized);
+    quantized.bytesBefore += pass.bytesBefore;
+    quantized.bytesAfter += pass.bytesAfter;
+  };
   const embeds = g.input('inputs_embeds', 'float32', [BATCH, SEQUENCE, hiddenSize]);
   const mask = g.input('attention_mask', 'int64', [BATCH, TOTAL]);
   const positions = g.input('position_ids', 'int64', [BATCH, SEQUENCE]);
@@ -107,16 +118,18 @@ export function buildQwen2DecoderGraph(model: Qwen2Model): GraphBuilder {
   let x = embeds;
   model.layers.forEach((block, i) => {
     x = decoderLayer(g, model, block, i, x, rope, bias);
+    quantizeNew();
   });
   const normed = rmsNorm(g, x, 'model.norm', model.norm.weight, rmsNormEps);
   // Tied or not, the head is its own transposed initializer: MatMul needs [D, V], the embedding Gather [V, D].
   const head = g.op.matMul(normed, addLinearWeight(g, 'lm_head.weight', [model.lmHead]));
+  quantizeNew();
   g.output('logits', 'float32', [BATCH, SEQUENCE, vocabSize], head);
   model.layers.forEach((_, i) => {
     g.output(`present.${i}.key`, 'float32', [BATCH, numKvHeads, TOTAL, d]);
     g.output(`present.${i}.value`, 'float32', [BATCH, numKvHeads, TOTAL, d]);
   });
-  return g;
+  return { graph: g, quantized: quantize ? quantized : undefined };
 }
 
 /** The HF `config.json` of the exported model (Qwen2ForCausalLM), plus a note on how it was exported. */
@@ -144,15 +157,16 @@ export function qwen2HfConfig(model: Qwen2Model, options: Qwen2OnnxExportOptions
 
 /**
  * Writes `embed_tokens.onnx`, `decoder_model_merged.onnx` and `config.json` into `outDir`. One graph is built and
- * written at a time, so peak memory is the model plus one graph's weights (plus their quantised form).
+ * written at a time, so peak memory is the model plus one graph's weights. Qwen2-0.5B shape (random weights, 2-core
+ * machine, process RSS with the 3.8 GiB model included): float32 20 s, 6.7 GiB peak (1.9 GB external data);
+ * int8 19–35 s, 5.4 GiB; int4 25 s, 4.4 GiB.
  */
 export function exportQwen2Onnx(model: Qwen2Model, outDir: string, options: Qwen2OnnxExportOptions = {}): Qwen2OnnxExport {
   mkdirSync(outDir, { recursive: true });
   const write = { externalDataThreshold: options.externalDataThreshold };
   const embedTokens = writeModel(buildQwen2EmbedGraph(model), join(outDir, ORT_EMBED_FILE), write).path;
-  const decoderGraph = buildQwen2DecoderGraph(model);
-  const quantized = options.quantize ? quantizeMatMuls(decoderGraph, QUANT_PRESETS[options.quantize]) : undefined;
-  const decoder = writeModel(decoderGraph, join(outDir, ORT_DECODER_FILE), write).path;
+  const { graph, quantized } = buildQwen2DecoderGraph(model, options.quantize);
+  const decoder = writeModel(graph, join(outDir, ORT_DECODER_FILE), write).path;
   writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(model, options), null, 2)}\n`);
   return { dir: outDir, embedTokens, decoder, quantized };
 }
