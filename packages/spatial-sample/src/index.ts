@@ -6,3 +6,16 @@ export { PoolSample, NoneSample, adaptivePoolMatrix } from './pool-sample.js';
 export { budgetTokensPerFrame } from './budget.js';
 export { spatialSampleRegistry } from './registry.js';
 export { bvllmSpatialKeys, instructBlipSpatialKeys } from './spatial-keys.js';
+export {
+  buildSpatialSampleGraph,
+  exportSpatialSampleOnnx,
+  exportSpatialSampleCached,
+  OrtSpatialSample,
+  SPATIAL_ONNX_NAMES,
+  SPATIAL_ONNX_FILE,
+  SPATIAL_EXPORTER_VERSION,
+  type SpatialProjectorWeights,
+  type LinearWeights,
+  type OrtSpatialOptions,
+  type OrtSpatialTokens,
+} from './onnx/spatial-sample-onnx.js';
