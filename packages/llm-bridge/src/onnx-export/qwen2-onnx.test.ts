@@ -75,7 +75,7 @@ describe('exportQwen2Onnx against qwen2-tiny-s2-onnx', () => {
   });
 
   it('building the graphs reads the weights without leaving tensors behind', () => {
-    expect(tensorGrowth(() => void [buildQwen2EmbedGraph(model), buildQwen2DecoderGraph(model, 'int4')])).toBe(0);
+    expect(tensorGrowth(() => void [buildQwen2EmbedGraph(model), buildQwen2DecoderGraph(model, { quantize: 'int4' })])).toBe(0);
   });
 
   it('runs the fixture schedule (prefill 12, then 5 cached steps): logits within 1e-4, argmax exact', async () => {
@@ -107,6 +107,21 @@ describe('exportQwen2Onnx against qwen2-tiny-s2-onnx', () => {
     ]);
     expect(maxAbsDiff(batchedStep.lastLogits[0], aloneSteps[0].lastLogits[0])).toBeLessThan(1e-4);
     expect(maxAbsDiff(batchedStep.lastLogits[1], aloneSteps[1].lastLogits[0])).toBeLessThan(1e-4);
+  });
+});
+
+describe('logitsFor: last', () => {
+  it('returns the last position only, equal to the last row of the full export, in prefill and a cached step', async () => {
+    const exported = exportQwen2Onnx(model, mkdtempSync(join(tmpdir(), 'qwen2-onnx-last-')), { logitsFor: 'last' });
+    expect(declared(exported.decoder).outputs[0].shape).toEqual(['batch_size', 1, 300]);
+    const last = await OnnxQwen2Runner.open(exported.dir);
+    const ids = expected.schedule.prefill_ids;
+    const step = await last.step([ids], [ids.map(() => 1)]);
+    expect(step.allLogits[0]).toHaveLength(300);
+    expect(maxAbsDiff(step.allLogits[0], expected.prefill.last_logits)).toBeLessThan(1e-4);
+    const next = await last.step([[expected.schedule.decode_ids[0]]], [Array(ids.length + 1).fill(1)], step.present);
+    expect(maxAbsDiff(next.allLogits[0], expected.decode[0].logits)).toBeLessThan(1e-4);
+    await last.release();
   });
 });
 

@@ -16,7 +16,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), (v) => BigInt(v)), [rows.length, rows[0].length]);
 
 export interface RunnerStep {
-  /** Per sequence, its `L · V` logits. */
+  /** Per sequence, its `L · V` logits (`V` for a last-position export). */
   allLogits: Float32Array[];
   /** Per sequence, the last position's logits. */
   lastLogits: number[][];
@@ -58,16 +58,18 @@ export class OnnxQwen2Runner {
     const out = await this.decoder.run(feeds);
     const logits = out.logits.data as Float32Array;
     const v = this.vocabSize;
-    const allLogits = ids.map((_, b) => logits.slice(b * length * v, (b + 1) * length * v));
-    const argmax = allLogits.map((rows) =>
-      Array.from({ length }, (_, p) => {
+    // The logits' own length: `length`, or 1 for a `logitsFor: 'last'` export.
+    const rows = out.logits.dims[1];
+    const allLogits = ids.map((_, b) => logits.slice(b * rows * v, (b + 1) * rows * v));
+    const argmax = allLogits.map((r) =>
+      Array.from({ length: r.length / v }, (_, p) => {
         let best = 0;
-        for (let t = 1; t < v; t++) if (rows[p * v + t] > rows[p * v + best]) best = t;
+        for (let t = 1; t < v; t++) if (r[p * v + t] > r[p * v + best]) best = t;
         return best;
       }),
     );
     const present = new Map(Object.entries(out).filter(([name]) => name.startsWith('present.')));
-    return { allLogits, lastLogits: allLogits.map((rows) => Array.from(rows.slice((length - 1) * v))), argmax, present };
+    return { allLogits, lastLogits: allLogits.map((r) => Array.from(r.slice(r.length - v))), argmax, present };
   }
 
   async release(): Promise<void> {
