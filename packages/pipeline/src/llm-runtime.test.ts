@@ -33,6 +33,7 @@ afterAll(() => {
 });
 afterEach(() => {
   delete process.env.BVLLM_LLM_RUNTIME;
+  delete process.env.BVLLM_ORT_PROVIDERS;
 });
 
 /** The test pipeline around the qwen2-tiny-s2 decoder (D 64), on the given runtime. */
@@ -61,6 +62,10 @@ describe('inference decoder', () => {
     const onnx = fixtureModel('onnx');
     rememberModelDir(onnx, dir);
     const tfjs = fixtureModel('tfjs');
+    // An unknown execution provider is a ConfigError, and a failed build is not cached.
+    process.env.BVLLM_ORT_PROVIDERS = 'cpu,tpu';
+    await expect(inferenceDecoder(onnx)).rejects.toThrow(/BVLLM_ORT_PROVIDERS names tpu/);
+    process.env.BVLLM_ORT_PROVIDERS = 'cpu';
     const decoder = await inferenceDecoder(onnx);
     expect(decoder).toBeInstanceOf(OrtDecoder);
     expect(await inferenceDecoder(onnx)).toBe(decoder);

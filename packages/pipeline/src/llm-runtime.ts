@@ -20,8 +20,23 @@ export interface InferenceRuntimeOptions {
   cacheDir?: string;
   /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
-  /** onnxruntime execution providers, e.g. `['cuda', 'cpu']` once the CUDA build is installed. */
+  /**
+   * onnxruntime execution providers in order, e.g. `['cuda', 'cpu']` once onnxruntime-node's CUDA build is installed
+   * (`ONNXRUNTIME_NODE_INSTALL_CUDA=v12` at install time); `BVLLM_ORT_PROVIDERS=cuda,cpu`, else CPU.
+   */
   executionProviders?: OrtDecoderOptions['executionProviders'];
+}
+
+const PROVIDERS = ['cpu', 'cuda'] as const;
+
+/** `BVLLM_ORT_PROVIDERS`, validated; nothing when unset. */
+function providersFromEnv(): OrtDecoderOptions['executionProviders'] {
+  const env = process.env.BVLLM_ORT_PROVIDERS;
+  if (!env) return undefined;
+  const names = env.split(',').map((p) => p.trim());
+  const bad = names.filter((p) => !(PROVIDERS as readonly string[]).includes(p));
+  if (bad.length) throw new ConfigError(`BVLLM_ORT_PROVIDERS names ${bad.join(', ')}; expected a list of ${PROVIDERS.join(', ')}`, ['runtime', 'llm']);
+  return names as (typeof PROVIDERS)[number][];
 }
 
 const decoders = new WeakMap<BvllmModel, Promise<CausalDecoder>>();
@@ -64,7 +79,7 @@ export async function releaseInferenceDecoder(model: BvllmModel): Promise<void> 
 async function onnxDecoder(model: BvllmModel, options: InferenceRuntimeOptions): Promise<CausalDecoder> {
   const shipped = modelDirs.get(model);
   const folder = shipped && OrtDecoder.exists(join(shipped, LLM_ONNX_DIR)) ? join(shipped, LLM_ONNX_DIR) : await exportedLlm(model, options);
-  return OrtDecoder.load(folder, { threads: options.threads, executionProviders: options.executionProviders });
+  return OrtDecoder.load(folder, { threads: options.threads, executionProviders: options.executionProviders ?? providersFromEnv() });
 }
 
 /** The cache folder holding an export of the model's current LLM weights (LoRA merged), exporting them on a miss. */
