@@ -68,6 +68,26 @@ describe('OrtDecoder on the transformers.js-layout fixture (qwen2-tiny-s2-onnx)'
     decoder.disposeCache(cache);
   });
 
+  it('a prompt prefilled in chunks through the cache gives the same logits (left-padded batch, chunks of 5)', async () => {
+    const chunked = await OrtDecoder.load(onnxDir, { threads: 1, prefillChunk: 5 });
+    const ids = expected.schedule.prefill_ids;
+    const short = ids.slice(0, 7);
+    const padded = [ids, [...Array<number>(5).fill(0), ...short]];
+    const mask = [ids.map(() => 1), [...Array<number>(5).fill(0), ...short.map(() => 1)]];
+    const inputsEmbeds = await chunked.embed(padded);
+    const whole = await decoder.prefill({ inputsEmbeds, batch: 2, length: 12, attentionMask: mask });
+    const parts = await chunked.prefill({ inputsEmbeds, batch: 2, length: 12, attentionMask: mask });
+    expect(parts.cache.length).toBe(12);
+    expect(maxAbsDiff(parts.logits, whole.logits)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(parts.logits.subarray(0, 300), expected.prefill.last_logits)).toBeLessThan(TOL);
+    const next = await chunked.step(parts.cache, [1, 2]);
+    const nextWhole = await decoder.step(whole.cache, [1, 2]);
+    expect(maxAbsDiff(next.logits, nextWhole.logits)).toBeLessThan(1e-5);
+    chunked.disposeCache(next.cache);
+    decoder.disposeCache(nextWhole.cache);
+    await chunked.release();
+  });
+
   it('the argmax at every prefill position matches (each prefix prefilled alone)', async () => {
     const ids = expected.schedule.prefill_ids;
     const argmaxes: number[] = [];

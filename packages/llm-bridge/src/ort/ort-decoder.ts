@@ -18,7 +18,16 @@ export const ORT_EMBED_FILE = 'embed_tokens.onnx';
 export const ORT_DECODER_FILE = 'decoder_model_merged.onnx';
 
 /** Threads (default: every core) and execution providers (default CPU; `['cuda', 'cpu']` with the CUDA build). */
-export type OrtDecoderOptions = SessionOptions;
+export interface OrtDecoderOptions extends SessionOptions {
+  /**
+   * Prompt positions per prefill call. The layout returns logits at every position (`[B, L, V]`), so a long prompt
+   * batch is fed in chunks through the cache to bound that output; default: as many as keep it under 256 MiB.
+   */
+  prefillChunk?: number;
+}
+
+/** The most logits bytes one prefill call may return when `prefillChunk` is not given. */
+const PREFILL_LOGITS_BYTES = 256 * 2 ** 20;
 
 interface OrtCache extends DecoderCache {
   /** Per past input name, `[B, Hkv, P, d]`. */
@@ -43,6 +52,7 @@ export class OrtDecoder implements CausalDecoder {
     readonly eosTokenIds: readonly number[],
     /** Past input names with their declared shapes (`dim_param` strings or fixed sizes). */
     private readonly pastInputs: readonly { name: string; shape: readonly (number | string)[] }[],
+    private readonly prefillChunk?: number,
   ) {}
 
   /** True when `dir` holds both graphs. */
@@ -86,6 +96,7 @@ export class OrtDecoder implements CausalDecoder {
         typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : Infinity,
         Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : typeof eos === 'number' ? [eos] : [],
         pastInputs,
+        options.prefillChunk,
       );
     } catch (error) {
       await Promise.all([embed.release(), decoder.release()]);
@@ -111,8 +122,15 @@ export class OrtDecoder implements CausalDecoder {
     if (input.inputsEmbeds.length !== batch * length * this.hiddenSize)
       throw new ShapeError('inputsEmbeds', [batch, length, this.hiddenSize], [input.inputsEmbeds.length / this.hiddenSize / length, length, this.hiddenSize]);
     const mask = input.attentionMask?.map((r) => [...r]) ?? Array.from({ length: batch }, () => Array<number>(length).fill(1));
-    const past = new Map(this.pastInputs.map(({ name, shape }) => [name, emptyPast(shape, batch)]));
-    return this.run({ batch, length: 0, past, mask: [] }, input.inputsEmbeds, length, mask);
+    const chunk = this.prefillChunk ?? Math.max(1, Math.floor(PREFILL_LOGITS_BYTES / (4 * batch * this.vocabSize)));
+    let cache: OrtCache = { batch, length: 0, past: new Map(this.pastInputs.map(({ name, shape }) => [name, emptyPast(shape, batch)])), mask: [] };
+    for (let start = 0; ; start += chunk) {
+      const end = Math.min(length, start + chunk);
+      const embeds = end - start === length ? input.inputsEmbeds : columns(input.inputsEmbeds, batch, length, this.hiddenSize, start, end);
+      const result = await this.run(cache, embeds, end - start, mask.map((row) => row.slice(0, end)));
+      if (end === length) return result;
+      cache = result.cache as OrtCache;
+    }
   }
 
   async step(handle: DecoderCache, tokens: readonly number[]): Promise<DecoderStepResult> {
@@ -181,6 +199,13 @@ export class OrtDecoder implements CausalDecoder {
 function emptyPast(shape: readonly (number | string)[], batch: number): ort.Tensor {
   const dims = shape.map((d) => (typeof d === 'number' ? d : d === 'batch_size' ? batch : 0));
   return new ort.Tensor('float32', new Float32Array(0), dims);
+}
+
+/** Positions `start … end−1` of every row of `values` `[B, L, D]`, as `[B, end − start, D]`. */
+function columns(values: Float32Array, batch: number, length: number, d: number, start: number, end: number): Float32Array {
+  const out = new Float32Array(batch * (end - start) * d);
+  for (let b = 0; b < batch; b++) out.set(values.subarray((b * length + start) * d, (b * length + end) * d), b * (end - start) * d);
+  return out;
 }
 
 /** The logits `[B, L, V]` at the last position of each row, `[B, V]`. */
