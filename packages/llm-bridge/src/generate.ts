@@ -118,7 +118,7 @@ export async function* generateTokens(
       ({ logits, cache } = await decoder.step(cache, [token]));
     }
   } finally {
-    // A step consumes its cache even when it throws, so this frees at most once.
+    // If a step threw, `cache` is the one it already consumed, and freeing it again is a no-op.
     decoder.disposeCache(cache);
   }
 }
