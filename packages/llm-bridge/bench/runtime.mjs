@@ -25,8 +25,8 @@ const config = quick
 const d = config.hiddenSize;
 const kvWidth = (config.numKvHeads * d) / config.numHeads;
 const layerParams = 2 * d * d + 2 * d * kvWidth + 3 * d * config.intermediateSize;
-// Useful FLOPs of one forward over `l` new positions after `p` cached ones: projections, the two attention products,
-// and the head at the last position only (an ONNX decoder in this layout computes it at every position: its cost).
+// FLOPs of one forward over `l` new positions after `p` cached ones: projections, the two attention products, and the
+// head at the last position only (what every runtime here computes).
 const forwardFlops = (l, p) => config.numLayers * (2 * l * layerParams + 4 * l * (p + l) * d) + 2 * config.vocabSize * d;
 const seconds = (start) => (performance.now() - start) / 1000;
 
@@ -149,7 +149,8 @@ async function parent() {
         const quantize = v.slice(5) === 'f32' ? undefined : v.slice(5);
         const dir = join(work, v);
         start = performance.now();
-        await exportQwen2Onnx(model, dir, { quantize });
+        // As the pipeline exports: logits at the last position only (generation reads nothing else).
+        await exportQwen2Onnx(model, dir, { quantize, logitsFor: 'last' });
         exported.set(v, dir);
         console.log(`export ${v}: ${seconds(start).toFixed(1)} s, ${folderMb(dir).toFixed(0)} MB`);
       }

@@ -91,7 +91,8 @@ export async function exportedLlm(model: BvllmModel, options: InferenceRuntimeOp
   // The exporter reads the base weights, so the adapter's update must be in them (the cache key hashes them too).
   if (mergeHere) lora.merge();
   try {
-    return await exportQwen2OnnxCached(model.llm, cacheDir, quantize === 'none' ? {} : { quantize });
+    // Generation reads only the last position's logits: the export skips the head everywhere else in a prefill.
+    return await exportQwen2OnnxCached(model.llm, cacheDir, { logitsFor: 'last', ...(quantize !== 'none' && { quantize }) });
   } finally {
     // Unmerging restores the adapter's training form (to float32 rounding), as the caller left it.
     if (mergeHere) lora.unmerge();

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, initBackend } from '@bvllm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../generate.js';
+import { exportQwen2Onnx } from '../onnx-export/qwen2-onnx.js';
 import { Qwen2Model } from '../qwen2-model.js';
 import { argmax } from '../sampling.js';
 import { OrtDecoder } from './ort-decoder.js';
@@ -122,6 +123,26 @@ describe('OrtDecoder on the transformers.js-layout fixture (qwen2-tiny-s2-onnx)'
     expect(maxAbsDiff(stepped.logits, alone.logits)).toBeLessThan(TOL);
     decoder.disposeCache(stepped.cache);
     decoder.disposeCache(alone.cache);
+  });
+
+  it('our own export with last-position logits runs whole prompts at once and reproduces the fixture steps', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ort-decoder-own-'));
+    try {
+      exportQwen2Onnx(model, dir, { logitsFor: 'last' });
+      const own = await OrtDecoder.load(dir, { threads: 1 });
+      expect([own.numLayers, own.hiddenSize, own.vocabSize, own.maxPositions]).toEqual([3, 64, 300, model.config.maxPositionEmbeddings]);
+      const { prefill_ids: prefillIds, decode_ids: decodeIds } = expected.schedule;
+      let { logits, cache } = await own.prefill({ inputsEmbeds: await own.embed([prefillIds]), batch: 1, length: prefillIds.length });
+      expect(maxAbsDiff(logits, expected.prefill.last_logits)).toBeLessThan(TOL);
+      for (const [k, step] of expected.decode.entries()) {
+        ({ logits, cache } = await own.step(cache, [decodeIds[k]!]));
+        expect(maxAbsDiff(logits, step.logits)).toBeLessThan(TOL);
+      }
+      own.disposeCache(cache);
+      await own.release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a folder without the decoder graph is a ConfigError naming the file', async () => {

@@ -21,7 +21,8 @@ export const ORT_DECODER_FILE = 'decoder_model_merged.onnx';
 export interface OrtDecoderOptions extends SessionOptions {
   /**
    * Prompt positions per prefill call. The layout returns logits at every position (`[B, L, V]`), so a long prompt
-   * batch is fed in chunks through the cache to bound that output; default: as many as keep it under 256 MiB.
+   * batch is fed in chunks through the cache to bound that output; default: as many as keep it under 256 MiB, or the
+   * whole prompt for an export declaring last-position logits (`[B, 1, V]`).
    */
   prefillChunk?: number;
 }
@@ -83,7 +84,10 @@ export class OrtDecoder implements CausalDecoder {
       for (const { name } of pastInputs) tensorMeta(decoder.outputMetadata, name.replace('past_key_values', 'present'), ORT_DECODER_FILE);
       const config = readOptionalConfig(dir);
       const hiddenSize = fixedDim(tensorMeta(embed.outputMetadata, 'inputs_embeds', ORT_EMBED_FILE).shape, -1) ?? config.hidden_size;
-      const vocabSize = fixedDim(tensorMeta(decoder.outputMetadata, 'logits', ORT_DECODER_FILE).shape, -1) ?? config.vocab_size;
+      const logitsShape = tensorMeta(decoder.outputMetadata, 'logits', ORT_DECODER_FILE).shape;
+      const vocabSize = fixedDim(logitsShape, -1) ?? config.vocab_size;
+      // An export that returns only the last position's logits (`[B, 1, V]`) needs no chunking.
+      const prefillChunk = options.prefillChunk ?? (fixedDim(logitsShape, 1) === 1 ? Infinity : undefined);
       if (typeof hiddenSize !== 'number' || typeof vocabSize !== 'number')
         throw new ConfigError(`${dir}: hidden size and vocabulary are neither fixed in the graphs nor in config.json`, ['onnx']);
       const eos = config.eos_token_id;
@@ -96,7 +100,7 @@ export class OrtDecoder implements CausalDecoder {
         typeof config.max_position_embeddings === 'number' ? config.max_position_embeddings : Infinity,
         Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : typeof eos === 'number' ? [eos] : [],
         pastInputs,
-        options.prefillChunk,
+        prefillChunk,
       );
     } catch (error) {
       await Promise.all([embed.release(), decoder.release()]);
