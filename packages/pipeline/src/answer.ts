@@ -7,6 +7,7 @@ import { Rng, tf, type FrameFeatures } from '@bvllm/core';
 import { spliceVisual, streamText, tokenizeMultimodal, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import type { BvllmModel } from './bvllm-model.js';
 import { inferenceDecoder } from './llm-runtime.js';
+import { inferenceVisualPath } from './visual-runtime.js';
 
 /** A turn of a conversation about one video. */
 export interface ChatTurn {
@@ -54,7 +55,7 @@ export async function answerPrompt(model: BvllmModel, features: FrameFeatures, t
   const tokens = model.tokenizeQuestion(question.content);
   const ids = tokenizeMultimodal(model.assets.tokenizer, model.template.render(model.messagesFor(turns), { addGenerationPrompt: true }));
   const context = { training: false, rng: Rng.fromSeed(seed).fork('frame-select') };
-  const path = model.visualPath(features, tokens, context);
+  const path = await inferenceVisualPath(model, features, tokens, context);
   try {
     const weights = (await path.selection.frameWeights.array()) as number[][];
     const spliced = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] });

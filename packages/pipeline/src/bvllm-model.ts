@@ -30,6 +30,7 @@ import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { VisionEncoder } from '@bvllm/vision-encoder';
 import { releaseInferenceDecoder } from './llm-runtime.js';
 import { parsePipelineConfig, withSlot, type PipelineConfig } from './pipeline-config.js';
+import { releaseVisualRuntime } from './visual-runtime.js';
 
 /** The tokenizers a model folder carries beside its weights. */
 export interface BvllmAssets {
@@ -182,6 +183,7 @@ export class BvllmModel {
 
   dispose(): void {
     void releaseInferenceDecoder(this);
+    void releaseVisualRuntime(this);
     this.loraAdapter?.detach();
     this.vision.model.store.dispose();
     for (const stage of [this.frameSelect, this.tokenMerge, this.spatialSample, this.projector]) stage.dispose();

@@ -46,7 +46,7 @@ function fixtureModel(runtime: 'tfjs' | 'onnx'): BvllmModel {
 describe('runtime config', () => {
   it('runtime.llm defaults to onnx with f32 weights; BVLLM_LLM_RUNTIME overrides it and is validated', () => {
     const parsed = parsePipelineConfig(testConfig());
-    expect(parsed.runtime).toEqual({ llm: 'onnx', llmQuantize: 'none' });
+    expect(parsed.runtime).toMatchObject({ llm: 'onnx', llmQuantize: 'none' });
     expect(() => parsePipelineConfig({ ...testConfig(), runtime: { llm: 'webgpu' } })).toThrow(ConfigError);
     const model = fixtureModel('onnx');
     process.env.BVLLM_LLM_RUNTIME = 'tfjs';

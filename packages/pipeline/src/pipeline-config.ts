@@ -17,8 +17,8 @@ export type ModuleRuntime = z.infer<typeof moduleRuntime>;
 
 /**
  * Inference engine per module. Training always runs on tfjs; a module on `onnx` is exported from the current
- * weights (cached on disk by their hash) the first time it answers. Modules without an ONNX exporter yet (the
- * vision tower, the Q-Former stages) take their field here when theirs lands.
+ * weights (cached on disk by their hash) the first time it answers. A stage kind without an exporter (the uniform
+ * and all selectors, the pooling samplers) runs on tfjs whatever its field says.
  */
 export const runtimeConfig = z
   .object({
@@ -26,6 +26,14 @@ export const runtimeConfig = z
     llm: moduleRuntime.default('onnx'),
     /** Weight-only quantisation of the decoder's ONNX export (`none` keeps f32, and greedy answers equal tfjs'). */
     llmQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
+    /** The vision tower (spec §1.0) when encoding videos; `onnx` by default, `BVLLM_VISUAL_RUNTIME` overrides it. */
+    vision: moduleRuntime.default('onnx'),
+    /** Weight-only quantisation of the tower's ONNX export (`none` keeps f32 and tfjs' features to 1e-4). */
+    visionQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
+    /** The qformer-gumbel selector's Q-Former, projection and scores (spec §1.1 (a)); `onnx` by default. */
+    frameSelect: moduleRuntime.default('onnx'),
+    /** The spatial Q-Former and the projector after it (spec §1.1 (c), (e)); `onnx` by default. */
+    spatialSample: moduleRuntime.default('onnx'),
   })
   .strict();
 export type RuntimeConfig = z.output<typeof runtimeConfig>;

@@ -8,6 +8,7 @@ import { DatasetError, InstructDataset, train, type InstructSample, type Progres
 import { FeatureCache, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import type { BvllmModel, BvllmSample } from './bvllm-model.js';
 import { releaseInferenceDecoder } from './llm-runtime.js';
+import { releaseVisualRuntime } from './visual-runtime.js';
 
 export interface TrainBvllmOptions {
   outDir: string;
@@ -87,6 +88,7 @@ export async function trainBvllm(model: BvllmModel, config: TrainingConfig, opti
     for (const f of features.values()) tf.dispose([f.cls, f.patches]);
     // The weights changed: the next answer rebuilds its decoder (an ONNX export of the old weights would be stale).
     await releaseInferenceDecoder(model);
+    await releaseVisualRuntime(model);
   }
 }
 

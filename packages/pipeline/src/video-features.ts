@@ -1,6 +1,7 @@
 import { tf, type FrameFeatures } from '@bvllm/core';
 import { FeatureCache, samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
 import type { BvllmModel } from './bvllm-model.js';
+import { inferenceFrameEncoder } from './visual-runtime.js';
 
 export interface VideoFeatureOptions {
   /** Overrides of the model's inference sampling (1 fps by default, spec §3). */
@@ -11,12 +12,13 @@ export interface VideoFeatureOptions {
   signal?: AbortSignal;
 }
 
-/** Decodes, samples and encodes one video (or image, or frame folder) with the model's frozen vision tower. */
+/** Decodes, samples and encodes one video (or image, or frame folder) with the model's frozen tower on `runtime.vision`. */
 export async function videoFeatures(model: BvllmModel, path: string, options: VideoFeatureOptions = {}): Promise<FrameFeatures> {
   const sampling = samplingOptionsSchema.parse({ ...model.config.vision.sampling, ...options.sampling });
   const encodeOptions = { sampling, batchSize: model.config.vision.batchSize, onProgress: options.onProgress, signal: options.signal };
-  if (options.cache) return (await options.cache.getOrCompute(path, model.vision, encodeOptions)).features;
-  return model.vision.encodeVideo(path, encodeOptions);
+  const encoder = await inferenceFrameEncoder(model);
+  if (options.cache) return (await options.cache.getOrCompute(path, encoder, encodeOptions)).features;
+  return encoder.encodeVideo(path, encodeOptions);
 }
 
 export function disposeFeatures(features: FrameFeatures): void {
