@@ -26,5 +26,5 @@ export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type Encode
 export { FeatureCache, contentHash, type CacheEntryMeta } from './feature-cache.js';
 export { extractFeatures } from './extract-features.js';
 export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-encoder.js';
-export { buildVisionGraph, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions } from './onnx/vision-onnx.js';
+export { buildVisionGraph, vitWeights, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
 export { OrtVisionEncoder, exportVisionEncoderCached, onnxCacheDir, VISION_ONNX_FILE, type OrtVisionOptions } from './onnx/ort-vision-encoder.js';

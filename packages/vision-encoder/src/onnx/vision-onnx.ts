@@ -19,7 +19,7 @@ import {
   type WrittenModel,
 } from '@bvllm/onnx';
 import type { VisionEncoder } from '../vision-encoder.js';
-import type { VisionTransformer } from '../vit.js';
+import type { VisionTransformer, VitConfig } from '../vit.js';
 
 /** Weight-only quantisation of the tower's MatMuls (MatMulNBits, block 32), or none. */
 export type VisionQuantize = 'none' | 'int8' | 'int4';
@@ -35,31 +35,59 @@ export const VISION_ONNX_NAMES = { pixels: 'pixel_values', lastBlock: 'last_bloc
 /** Bumped whenever the graph changes, so cached exports of older graphs are rebuilt. */
 export const VISION_EXPORTER_VERSION = 'vision-onnx-1';
 
-/** Builds the tower's graph from its current weights. */
-export function buildVisionGraph(vit: VisionTransformer): GraphBuilder {
-  const config = vit.config;
+/**
+ * Where the graph's weights come from: the tower itself ({@link vitWeights}), or any source keyed by the same HF
+ * names (the bench streams random EVA-ViT-g weights that would not fit next to a tfjs copy).
+ */
+export interface VitWeightSource {
+  readonly config: VitConfig;
+  has(key: string): boolean;
+  /** `[out, in]` for Linear weights, the HF shape otherwise. */
+  get(key: string): WeightInput;
+}
+
+/** A tower's current weights as a {@link VitWeightSource}. */
+export function vitWeights(vit: VisionTransformer): VitWeightSource {
+  return { config: vit.config, has: (key) => vit.store.has(key), get: (key) => vit.store.get(key) };
+}
+
+function valuesOf(w: WeightInput): { data: Float32Array; dims: readonly number[] } {
+  return w instanceof tf.Tensor ? { data: w.dataSync() as Float32Array, dims: w.shape } : w;
+}
+
+/** Rows `[start, end)` of a row-major `[rows, cols]` matrix. */
+function rowsOf(w: WeightInput, start: number, end: number): WeightInput {
+  const { data, dims } = valuesOf(w);
+  return { data: data.subarray(start * dims[1], end * dims[1]), dims: [end - start, dims[1]] };
+}
+
+/** Builds the tower's graph from a weight source (a `VisionTransformer` reads its current weights). */
+export function buildVisionGraph(source: VisionTransformer | VitWeightSource): GraphBuilder {
+  const weights = 'store' in source ? vitWeights(source) : source;
+  const config = weights.config;
   const { family, hiddenSize: c, patchSize: p, imageSize: s, numHeads: heads, layerNormEps: eps } = config;
-  const store = vit.store;
-  const w = (key: string): WeightInput => store.get(key);
-  const grid = vit.grid;
-  const tokens = vit.numTokens;
+  const w = (key: string): WeightInput => weights.get(key);
+  const grid = s / p;
+  const tokens = grid * grid + (family === 'siglip' ? 0 : 1);
   const g = new GraphBuilder(`vision-${family}`);
   const pixels = g.input(VISION_ONNX_NAMES.pixels, 'float32', ['batch', s, s, 3]);
 
   // Patch embedding as a MatMul over flattened (ky, kx, ch) patches, the same rearrangement as VisionTransformer.embed.
   const rows = g.op.reshape(g.op.transpose(g.op.reshape(pixels, [-1, p, grid, p * 3]), [0, 2, 1, 3]), [-1, grid * grid, p * p * 3]);
-  const convWeight = tf.tidy(() => tf.reshape(tf.transpose(store.get('embeddings.patch_embedding.weight'), [0, 2, 3, 1]), [c, p * p * 3]));
-  const bias = store.has('embeddings.patch_embedding.bias') ? w('embeddings.patch_embedding.bias') : undefined;
-  let x = linear(g, rows, 'embeddings.patch_embedding', convWeight, bias);
-  convWeight.dispose();
+  // PyTorch conv weight [C, 3, p, p] → [C, p, p, 3] to match the (ky, kx, ch) order.
+  const conv = valuesOf(w('embeddings.patch_embedding.weight')).data;
+  const convWeight = new Float32Array(c * p * p * 3);
+  for (let o = 0; o < c; o++)
+    for (let ch = 0; ch < 3; ch++) for (let ky = 0; ky < p; ky++) for (let kx = 0; kx < p; kx++) convWeight[((o * p + ky) * p + kx) * 3 + ch] = conv[((o * 3 + ch) * p + ky) * p + kx];
+  const bias = weights.has('embeddings.patch_embedding.bias') ? w('embeddings.patch_embedding.bias') : undefined;
+  let x = linear(g, rows, 'embeddings.patch_embedding', { data: convWeight, dims: [c, p * p * 3] }, bias);
   if (family !== 'siglip') {
-    const cls = store.get('embeddings.class_embedding');
-    const clsToken = g.initializer('embeddings.class_embedding', cls.dataSync() as Float32Array, [1, 1, c]);
+    const clsToken = g.initializer('embeddings.class_embedding', valuesOf(w('embeddings.class_embedding')).data, [1, 1, c]);
     const batch = g.op.concat([g.op.shape(pixels, 0, 1), g.int64([1, 1])], 0);
     x = g.op.concat([g.op.expand(clsToken, batch), x], 1);
   }
-  const posKey = store.has('embeddings.position_embedding') ? 'embeddings.position_embedding' : 'embeddings.position_embedding.weight';
-  x = g.op.add(x, g.initializer(posKey, store.get(posKey).dataSync() as Float32Array, [1, tokens, c]));
+  const posKey = weights.has('embeddings.position_embedding') ? 'embeddings.position_embedding' : 'embeddings.position_embedding.weight';
+  x = g.op.add(x, g.initializer(posKey, valuesOf(w(posKey)).data, [1, tokens, c]));
   if (family === 'clip') x = layerNorm(g, x, 'pre_layrnorm', w('pre_layrnorm.weight'), w('pre_layrnorm.bias'), eps);
 
   for (let i = 0; i < config.numLayers; i++) {
@@ -92,13 +120,14 @@ function mlp(g: GraphBuilder, x: string, prefix: string, w: (key: string) => Wei
 
 /** SigLIP's attention-pooling head: the learned probe attends over all tokens, then a residual MLP → `[B, Cv]`. */
 function poolingHead(g: GraphBuilder, x: string, w: (key: string) => WeightInput, c: number, heads: number, eps: number, act: string): string {
-  const inProj = tf.split(w('head.attention.in_proj_weight') as tf.Tensor, 3, 0);
-  const inBias = tf.split(w('head.attention.in_proj_bias') as tf.Tensor, 3, 0);
-  const probe = g.initializer('head.probe', (w('head.probe') as tf.Tensor).dataSync() as Float32Array, [1, 1, c]);
+  const inProj = w('head.attention.in_proj_weight');
+  const inBias = valuesOf(w('head.attention.in_proj_bias')).data;
+  const [wq, wk, wv] = [0, 1, 2].map((j) => rowsOf(inProj, j * c, (j + 1) * c));
+  const [bq, bk, bv] = [0, 1, 2].map((j) => ({ data: inBias.subarray(j * c, (j + 1) * c), dims: [c] }));
+  const probe = g.initializer('head.probe', valuesOf(w('head.probe')).data, [1, 1, c]);
   const batch = g.op.concat([g.op.shape(x, 0, 1), g.int64([1, 1])], 0);
-  const q = linear(g, g.op.expand(probe, batch), 'head.attention.q', inProj[0], inBias[0]);
-  const kv = linear(g, x, 'head.attention.kv', [inProj[1], inProj[2]], [inBias[1], inBias[2]]);
-  tf.dispose([...inProj, ...inBias]);
+  const q = linear(g, g.op.expand(probe, batch), 'head.attention.q', wq, bq);
+  const kv = linear(g, x, 'head.attention.kv', [wk, wv], [bk, bv]);
   const [k, v] = [0, 1].map((j) => g.op.slice(kv, [j * c], [(j + 1) * c], [-1]));
   const h = linear(g, multiHeadAttention(g, q, k, v, heads, c / heads), 'head.attention.out_proj', w('head.attention.out_proj.weight'), w('head.attention.out_proj.bias'));
   const normed = layerNorm(g, h, 'head.layernorm', w('head.layernorm.weight'), w('head.layernorm.bias'), eps);
@@ -109,8 +138,8 @@ function poolingHead(g: GraphBuilder, x: string, w: (key: string) => WeightInput
  * Writes the tower's graph to `outPath` (weights over 1 GiB go to `<file>.onnx.data` beside it), optionally with
  * weight-only int8/int4 MatMuls.
  */
-export function exportVisionEncoderOnnx(encoder: Pick<VisionEncoder, 'model'>, outPath: string, options: VisionExportOptions = {}): WrittenModel {
-  const g = buildVisionGraph(encoder.model);
+export function exportVisionEncoderOnnx(encoder: Pick<VisionEncoder, 'model'> | VitWeightSource, outPath: string, options: VisionExportOptions = {}): WrittenModel {
+  const g = buildVisionGraph('model' in encoder ? encoder.model : encoder);
   const quantize = options.quantize ?? 'none';
   if (quantize !== 'none') quantizeMatMuls(g, QUANT_PRESETS[quantize]);
   return writeModel(g, outPath);
