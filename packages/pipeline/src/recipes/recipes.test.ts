@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BvllmModel } from '../bvllm-model.js';
 import { testAssets, testConfig } from '../test-model.js';
 import { byteBpeTokenizerJson, bytesToUnicode, trainByteBpe } from './byte-bpe.js';
-import { matchVisualScale, pretrainSpatialSampler } from './sampler-pretrain.js';
+import { normaliseVisualTokens, pretrainSpatialSampler } from './sampler-pretrain.js';
 import { basicTokens, buildWordPieceVocab } from './wordpiece-vocab.js';
 
 beforeAll(async () => {
@@ -35,21 +35,25 @@ describe('WordPiece vocabulary', () => {
 });
 
 describe('spatial Q-Former pre-training and visual scale', () => {
-  it('lowers the reconstruction loss, and rescales visual tokens to the token-embedding RMS', () => {
+  it('lowers the reconstruction loss, then centres visual tokens and scales them to the token-embedding RMS', () => {
     const model = BvllmModel.create(testConfig({ spatialSample: { kind: 'qformer', numQueries: 6, tokenBudget: null, qformer: testConfig().spatialSample.qformer } }), testAssets(), 2);
     const pixels = tf.tidy(() => Rng.fromSeed(3).normal([8, 32, 32, 3]) as tf.Tensor4D);
     const losses = pretrainSpatialSampler(model, pixels, { steps: 30, batchSize: 4, lr: 3e-3, seed: 0 });
     expect(losses.at(-1)!).toBeLessThan(losses[0]);
-    matchVisualScale(model, pixels);
+    normaliseVisualTokens(model, pixels);
     const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
     const visual = tf.tidy(() => {
       const { patches } = model.vision.encode(pixels);
       const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
       const question = model.tokenizeQuestion('');
       const { spatialTokens } = model.spatialSample.apply({ merged: { merged, groups: [...Array(8).keys()].map((i) => [i]), frameIndices: new Int32Array(8), timestampsSec: new Array(8).fill(0) }, question }, { training: false, rng: Rng.fromSeed(0) });
-      return rms(model.projector.apply({ spatialTokens }));
+      const tokens = model.projector.apply({ spatialTokens });
+      const mean = tf.mean(tokens, 0);
+      return { meanRms: rms(mean), centredRms: rms(tf.sub(tokens, mean)) };
     });
-    expect(visual / rms(model.store.get('model.embed_tokens.weight'))).toBeCloseTo(1, 3);
+    const embedRms = rms(model.store.get('model.embed_tokens.weight'));
+    expect(visual.centredRms / embedRms).toBeCloseTo(1, 3);
+    expect(visual.meanRms / embedRms).toBeLessThan(1e-4);
     pixels.dispose();
     model.dispose();
   });

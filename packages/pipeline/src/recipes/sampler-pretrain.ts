@@ -73,30 +73,36 @@ export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, o
 }
 
 /**
- * Rescales the projector's last layer so visual tokens start at the RMS of the LLM's token embeddings. Qwen2's
- * input RMSNorm makes a token's gradient inversely proportional to its scale; a randomly initialised projector
- * emits tokens ~12× the embeddings' scale (measured on the default model), so the LLM received ~100× weaker
- * gradients at visual positions than at text ones and learned to ignore them. Returns the factor applied.
+ * A data-dependent initialisation of the projector's last layer: its bias removes the visual tokens' mean over a
+ * sample of frames, and the layer is scaled so the centred tokens have the RMS of the LLM's token embeddings. Both
+ * fix measured failures of the default model: a random projector emitted tokens ~12× the embeddings' scale (Qwen2's
+ * input RMSNorm then shrinks their gradient ~100×), and 96% of each token was the same for every video (a linear
+ * probe still read colours and shapes off them, but the LLM saw a near-constant input and learned to ignore it).
+ * Returns the scale factor applied.
  */
-export function matchVisualScale(model: BvllmModel, pixels: tf.Tensor4D): number {
+export function normaliseVisualTokens(model: BvllmModel, pixels: tf.Tensor4D): number {
   const second = PROJECTOR_KEYS[model.projector.kind][1];
   const question = model.tokenizeQuestion('');
-  const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
-  const visualRms = tf.tidy(() => {
-    const count = Math.min(16, pixels.shape[0]);
+  const visual = tf.tidy(() => {
+    const count = Math.min(64, pixels.shape[0]);
     const { patches } = model.vision.encode(tf.slice(pixels, [0, 0, 0, 0], [count, -1, -1, -1]) as tf.Tensor4D);
     const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
     const { spatialTokens } = model.spatialSample.apply(
       { merged: { merged, groups: [...Array(count).keys()].map((i) => [i]), frameIndices: new Int32Array(count), timestampsSec: new Array(count).fill(0) }, question },
       { training: false, rng: Rng.fromSeed(0) },
     );
-    return rms(model.projector.apply({ spatialTokens }));
+    return model.projector.apply({ spatialTokens });
   });
   tf.dispose([question.inputIds, question.attentionMask]);
-  const factor = rms(model.store.get('model.embed_tokens.weight')) / visualRms;
-  for (const key of [`${second}.weight`, `${second}.bias`]) {
-    const v = model.store.get(key);
-    tf.tidy(() => v.assign(tf.mul(v, factor)));
-  }
+  const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
+  const mean = tf.mean(visual, 0);
+  const factor = rms(model.store.get('model.embed_tokens.weight')) / tf.tidy(() => rms(tf.sub(visual, mean)));
+  const weight = model.store.get(`${second}.weight`);
+  const bias = model.store.get(`${second}.bias`);
+  tf.tidy(() => {
+    weight.assign(tf.mul(weight, factor));
+    bias.assign(tf.mul(tf.sub(bias, mean), factor));
+  });
+  tf.dispose([visual, mean]);
   return factor;
 }

@@ -7,13 +7,14 @@
  *   1. the vision tower pre-trained on the training videos' frames (no pretrained tower is downloadable);
  *   2. the LLM warmed up on the benchmark's text alone (no pretrained Qwen2 either), and the spatial Q-Former
  *      pre-trained to keep frame content (no pretrained InstructBLIP Q-Former either);
- *   3. stage 1: frame selection + projector (spec §2);
- *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM (spec §2).
+ *   3. stage 1: frame selection + projector on video captions (spec §2: stage 1 aligns on video-text pairs);
+ *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM, on the questions plus the captions (spec §2).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
+import { captionSamples, type Scene } from '@bvllm/synth';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
@@ -21,7 +22,7 @@ import { QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, loadAssets, saveModel } from '../
 import type { PipelineConfigInput } from '../pipeline-config.js';
 import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
-import { matchVisualScale, pretrainSpatialSampler } from './sampler-pretrain.js';
+import { normaliseVisualTokens, pretrainSpatialSampler } from './sampler-pretrain.js';
 import { pretrainVision } from './vision-pretrain.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
@@ -36,9 +37,18 @@ interface Entry {
 
 const readSplit = (dataDir: string, split: string): Entry[] => JSON.parse(readFileSync(join(dataDir, `${split}.json`), 'utf8')) as Entry[];
 
+/**
+ * Captions of the training videos, from the benchmark's `scenes.json`: stage 1's video-text pairs (spec §2). Only
+ * the training split's, so nothing about a test video is seen in training.
+ */
+export function trainingCaptions(dataDir: string): Entry[] {
+  const records = JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8')) as { video: string; scene: Scene }[];
+  return captionSamples(records, (video) => video.startsWith('videos/train-'));
+}
+
 /** Learns both tokenizers from the benchmark's text and writes them as HF files into `assetsDir`. */
 export function buildTinyAssets(dataDir: string, assetsDir: string, merges = 400): { vocabSize: number; questionVocabSize: number } {
-  const entries = ['train', 'val', 'test'].flatMap((s) => readSplit(dataDir, s));
+  const entries = [...['train', 'val', 'test'].flatMap((s) => readSplit(dataDir, s)), ...trainingCaptions(dataDir)];
   const texts = entries.flatMap((e) => e.conversations.map((c) => c.value.replace('<video>\n', '')));
   // The chat template's fixed text is in every prompt; learning it keeps prompts short.
   const template = ['system\nYou are a helpful assistant.', 'user\n', 'assistant\n'];
@@ -124,12 +134,12 @@ function textOnlyEntries(entries: Entry[]): Entry[] {
 }
 
 /** Steps 1 and 2 of the recipe: the vision tower and the LLM, from scratch (no pretrained weights are downloadable). */
-async function pretrainBase(model: BvllmModel, frames: tf.Tensor4D, options: TinyRecipeOptions, train0: Entry[], log: (line: string) => void): Promise<void> {
+async function pretrainBase(model: BvllmModel, frames: tf.Tensor4D, options: TinyRecipeOptions, texts: Entry[], log: (line: string) => void): Promise<void> {
   const visionLosses = pretrainVision(model.vision, frames, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed });
   log(`vision pre-training: loss ${visionLosses[0].toFixed(3)} → ${visionLosses[visionLosses.length - 1].toFixed(3)}`);
 
   const textPath = join(options.workDir, 'lm-text.json');
-  writeFileSync(textPath, JSON.stringify(textOnlyEntries(train0)));
+  writeFileSync(textPath, JSON.stringify(textOnlyEntries(texts)));
   const lmConfig = stage2Config.parse({
     stage: 'stage2',
     data: { annotations: textPath, folder: options.dataDir },
@@ -163,7 +173,12 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   const assets = loadAssets(assetsDir, 128);
   const model = BvllmModel.create(tinyPipelineConfig(sizes, options.overrides), assets, options.seed);
   const train0 = readSplit(options.dataDir, 'train');
-  const data = { annotations: join(options.dataDir, 'train.json'), folder: options.dataDir };
+  const captions = trainingCaptions(options.dataDir);
+  const captionData = { annotations: join(options.workDir, 'captions.json'), folder: options.dataDir };
+  writeFileSync(captionData.annotations, JSON.stringify(captions));
+  // Stage 2 keeps the captions beside the questions, as VideoLLaMA2 mixes captioned video into instruction tuning.
+  const tuningData = { annotations: join(options.workDir, 'tuning.json'), folder: options.dataDir };
+  writeFileSync(tuningData.annotations, JSON.stringify([...train0, ...captions]));
 
   const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, 200);
   if (options.base) {
@@ -172,25 +187,25 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     tf.dispose([...tensors.values()]);
     log(`vision tower and LLM from ${options.base}`);
   } else {
-    await pretrainBase(model, frames, options, train0, log);
+    await pretrainBase(model, frames, options, [...train0, ...captions], log);
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
   if (model.spatialSample.kind === 'qformer') {
     const losses = pretrainSpatialSampler(model, frames, { steps: options.samplerSteps ?? 400, batchSize: 16, lr: 2e-3, seed: options.seed });
     log(`spatial Q-Former pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
   }
-  log(`visual tokens rescaled by ${matchVisualScale(model, frames).toFixed(3)} to the token-embedding scale`);
+  log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames).toFixed(3)} to the token-embedding scale`);
   frames.dispose();
 
-  const common = { data, seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
-  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, epochs: options.stage1Epochs ?? 3 }), {
+  const common = { seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
+  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, data: captionData, epochs: options.stage1Epochs ?? 3 }), {
     outDir: join(options.workDir, 'stage1'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
-  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, epochs: options.stage2Epochs ?? 12, lr: 1e-3, lora: { dropout: 0 } }), {
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 12, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
