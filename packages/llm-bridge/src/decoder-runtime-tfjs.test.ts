@@ -32,7 +32,7 @@ describe('positionIdsFromMask and leftPad', () => {
   });
 });
 
-describe('TfjsDecoder (the CausalDecoder over Qwen2Model)', () => {
+describe('TfjsDecoder (the CausalDecoder over Qwen2Model, spec §3 decoding)', () => {
   it('prefill over the checkpoint prompt gives the fixture last logits', async () => {
     const ids = fixture.input_ids;
     const { logits, cache } = await decoder.prefill({ inputsEmbeds: await decoder.embed([ids]), batch: 1, length: ids.length });

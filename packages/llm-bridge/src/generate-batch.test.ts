@@ -37,7 +37,7 @@ async function oneAtATime(decoder: CausalDecoder, options: GenerationConfigInput
   return results;
 }
 
-describe.each(['tfjs', 'onnx'] as const)('generateBatch on %s', (runtime) => {
+describe.each(['tfjs', 'onnx'] as const)('generateBatch on %s (spec §3)', (runtime) => {
   const decoder = () => (runtime === 'tfjs' ? asCausalDecoder(model) : ort);
 
   it('greedy: every row equals one-at-a-time generate (prompts of 5, 12, 9 and 1 tokens)', async () => {
