@@ -62,8 +62,11 @@ export function inferenceDecoder(model: BvllmModel, options: InferenceRuntimeOpt
   if (!decoder) {
     decoder = llmRuntime(model) === 'tfjs' ? Promise.resolve(asCausalDecoder(model.llm)) : onnxDecoder(model, options);
     // A failed build is not cached: the next question tries again (e.g. after the user fixed the cache folder).
-    decoder.catch(() => decoders.delete(model));
-    decoders.set(model, decoder);
+    const building = decoder;
+    building.catch(() => {
+      if (decoders.get(model) === building) decoders.delete(model);
+    });
+    decoders.set(model, building);
   }
   return decoder;
 }
