@@ -9,7 +9,7 @@
 //   BENCH_SHAPES=vit-b16,eva-g   BENCH_VARIANTS=tfjs,onnx-f32,onnx-int8,onnx-int4   BENCH_EVA_LAYERS=39
 //   BENCH_THREADS (onnxruntime intra-op threads; default all cores)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,11 +85,12 @@ async function timeCalls(run, reps) {
 }
 
 /** One runtime in this process; prints one JSON line. */
-async function child(shapeName, variant, file) {
+async function child(shapeName, variant, file, outFile) {
   const { config, batch, reps } = SHAPES[shapeName];
   // Measured right before this runtime's timing, so a busy moment on a shared machine shows in both.
   const roofline = await ortRoofline();
   let secPerCall;
+  let output;
   let ranConfig = config;
   if (variant === 'tfjs') {
     const info = await initBackend();
@@ -100,7 +101,7 @@ async function child(shapeName, variant, file) {
     const pixels = tf.tensor4d(pixelsOf(config, batch), [batch, config.imageSize, config.imageSize, 3]);
     secPerCall = await timeCalls(async () => {
       const { lastBlock } = vit.forward(pixels);
-      await lastBlock.data();
+      output = (await lastBlock.data()).slice(0, lastBlock.size / batch);
       lastBlock.dispose();
     }, reps);
     console.error(`tfjs backend ${info.tfjsBackend}, ${info.threads} thread(s)`);
@@ -109,9 +110,12 @@ async function child(shapeName, variant, file) {
     const feeds = { pixel_values: new ort.Tensor('float32', pixelsOf(config, batch), [batch, config.imageSize, config.imageSize, 3]) };
     secPerCall = await timeCalls(async () => {
       const out = await session.run(feeds, ['last_block']);
+      output = out.last_block.data.slice(0, out.last_block.size / batch);
       for (const t of Object.values(out)) t.dispose();
     }, reps);
   }
+  // The first frame's last block, for the parent to compare with the f32 export (skipped when fewer blocks ran).
+  if (ranConfig.numLayers === config.numLayers) writeFileSync(outFile, new Uint8Array(output.buffer, output.byteOffset, output.byteLength));
   // tfjs on EVA-g ran fewer blocks: scale by FLOPs to the full depth.
   const secPerFrame = (secPerCall / batch) * (frameFlops(config) / frameFlops(ranConfig));
   console.log(JSON.stringify({ roofline, secPerFrame, scaledFromLayers: ranConfig.numLayers !== config.numLayers ? ranConfig.numLayers : null, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
@@ -167,7 +171,8 @@ async function parent() {
           const bytes = statSync(written.path).size + (dataFile ? statSync(dataFile).size : 0);
           exportNote = `${((performance.now() - start) / 1000).toFixed(0)} s, ${(bytes / 2 ** 20).toFixed(0)} MB`;
         }
-        const run = spawnSync(process.execPath, [self, 'child', name, variant, file], { encoding: 'utf8', maxBuffer: 1 << 24 });
+        const outFile = join(dir, `${name}-${variant}.out`);
+        const run = spawnSync(process.execPath, [self, 'child', name, variant, file, outFile], { encoding: 'utf8', maxBuffer: 1 << 24 });
         const line = run.stdout.trim().split('\n').pop();
         for (const f of [file, dataFile]) if (f) rmSync(f, { force: true });
         if (run.status !== 0 || !line) {
@@ -176,12 +181,13 @@ async function parent() {
         }
         const r = JSON.parse(line);
         rooflines.push(r.roofline);
-        results.push({ name, variant, exportNote, ...r });
+        results.push({ name, variant, exportNote, outFile, ...r });
         console.error(`${name} ${variant}: ${(1 / r.secPerFrame).toFixed(3)} frames/s (roofline in that process ${r.roofline.toFixed(0)} GFLOP/s)`);
       }
     }
-  } finally {
+  } catch (error) {
     rmSync(dir, { recursive: true, force: true });
+    throw error;
   }
   const roofline = Math.max(...rooflines);
   console.log(`machine: ${availableParallelism()} cores; onnxruntime-node ${ort.env.versions?.common ?? ''} with ${threads} intra-op thread(s); tfjs ${info.tfjsBackend} (${info.threads} thread(s))`);
@@ -190,8 +196,11 @@ async function parent() {
     const { config, batch } = SHAPES[name];
     const gflop = frameFlops(config) / 1e9;
     console.log(`${name}: ${config.imageSize} px, width ${config.hiddenSize}, ${config.numLayers} blocks, MLP ${config.intermediateSize}, ${gflop.toFixed(1)} GFLOP/frame, batch ${batch}`);
-    console.log('  runtime      frames/s   ms/frame   GFLOP/s  of roofline  peak RSS   export (s, MB)');
-    for (const r of results.filter((x) => x.name === name)) {
+    console.log('  runtime      frames/s   ms/frame   GFLOP/s  of roofline  peak RSS  err vs f32  export (s, MB)');
+    const rows = results.filter((x) => x.name === name);
+    const reference = rows.find((x) => x.variant === 'onnx-f32' && existsSync(x.outFile));
+    const ref = reference ? new Float32Array(readFileSync(reference.outFile).buffer.slice(0)) : undefined;
+    for (const r of rows) {
       if (r.error) {
         console.log(`  ${r.variant.padEnd(11)}  failed: ${r.error}`);
         continue;
@@ -199,12 +208,27 @@ async function parent() {
       const achieved = gflop / r.secPerFrame;
       const scaled = r.scaledFromLayers ? `  (${r.scaledFromLayers} blocks timed, scaled by FLOPs)` : '';
       console.log(
-        `  ${r.variant.padEnd(11)} ${(1 / r.secPerFrame).toFixed(3).padStart(9)} ${(r.secPerFrame * 1000).toFixed(0).padStart(10)} ${achieved.toFixed(0).padStart(9)} ${((100 * achieved) / roofline).toFixed(0).padStart(11)}% ${r.maxRssMB.toFixed(0).padStart(7)} MB   ${r.exportNote}${scaled}`,
+        `  ${r.variant.padEnd(11)} ${(1 / r.secPerFrame).toFixed(3).padStart(9)} ${(r.secPerFrame * 1000).toFixed(0).padStart(10)} ${achieved.toFixed(0).padStart(9)} ${((100 * achieved) / roofline).toFixed(0).padStart(11)}% ${r.maxRssMB.toFixed(0).padStart(7)} MB ${relativeError(ref, r).padStart(10)}   ${r.exportNote}${scaled}`,
       );
     }
     console.log('');
   }
+  console.log('err vs f32: max |x - f32| / max |f32| over the first frame\'s last block (tfjs: the same weights, so float rounding only).');
+  rmSync(dir, { recursive: true, force: true });
 }
 
-if (process.argv[2] === 'child') await child(process.argv[3], process.argv[4], process.argv[5]);
+/** max |x − ref| / max |ref| of a run's saved first-frame tokens, or '-' when either is missing. */
+function relativeError(ref, r) {
+  if (!ref || !existsSync(r.outFile)) return '-';
+  const x = new Float32Array(readFileSync(r.outFile).buffer.slice(0));
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(x[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return (diff / scale).toExponential(1);
+}
+
+if (process.argv[2] === 'child') await child(process.argv[3], process.argv[4], process.argv[5], process.argv[6]);
 else await parent();
