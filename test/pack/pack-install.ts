@@ -81,6 +81,8 @@ export function installPacked(dirs: readonly string[]): { scratch: string; tarba
     join(project, 'package.json'),
     JSON.stringify({ name: 'bvllm-pack-scratch', private: true, type: 'module', dependencies: specs, overrides: specs }, null, 2),
   );
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project, stdio: 'pipe' });
+  // onnxruntime-node's install script fetches its CUDA provider from NuGet unless told to skip; the CPU binaries we
+  // run ship in its tarball, and the build machine reaches only the npm registry.
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project, stdio: 'pipe', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
   return { scratch: project, tarballs };
 }
