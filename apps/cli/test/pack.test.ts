@@ -14,9 +14,10 @@ beforeAll(() => {
   scratch = installPacked(packedPackages.map((p) => p.dir)).scratch;
 }, 300_000);
 
+// The scratch install holds onnxruntime-node's native libraries: deleting it takes longer than the default hook limit.
 afterAll(() => {
   if (scratch) rmSync(dirname(scratch), { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('packed packages', () => {
   it.each(packedPackages)('$dir works from its tarball ($probe)', ({ probe }) => {
