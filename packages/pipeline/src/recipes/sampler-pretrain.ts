@@ -3,12 +3,15 @@
  * official model starts both Q-Formers from (spec §1.0, D14), which the default model cannot download. Without it a
  * from-scratch Q-Former's outputs barely depend on the frame (measured: 3% relative difference between two videos
  * after 4 epochs of stage 2), so the LLM learns to ignore the visual tokens. Objective: from the R query outputs of
- * one frame, a linear head reconstructs the frame at 8×8 (CLIP-normalised pixels); the head is discarded afterwards.
+ * one frame, a linear head reconstructs the frame at 8×8 (CLIP-normalised pixels) and, given labels, another names
+ * the colour–shape pairs in the frame (an image-text objective, as InstructBLIP's Q-Former was pre-trained with);
+ * the heads are discarded afterwards.
  */
 import { Linear, ParameterStore, Rng, layerNorm, tf } from '@bvllm/core';
 import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { AdamW } from '@bvllm/trainer';
 import type { BvllmModel } from '../bvllm-model.js';
+import { PAIR_CLASSES } from './frame-labels.js';
 
 export interface SamplerPretrainOptions {
   steps: number;
@@ -17,8 +20,11 @@ export interface SamplerPretrainOptions {
   seed: number;
 }
 
-/** `pixels` `[F, S, S, 3]` preprocessed frames; trains `vlm_att_encoder_spatial.*`, `vlm_att_query_spatial` in place. */
-export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, options: SamplerPretrainOptions): number[] {
+/**
+ * `pixels` `[F, S, S, 3]` preprocessed frames, `present` `[F, PAIR_CLASSES]` their colour–shape pairs (optional);
+ * trains `vlm_att_encoder_spatial.*`, `vlm_att_query_spatial` in place.
+ */
+export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, options: SamplerPretrainOptions, present?: tf.Tensor2D): number[] {
   const frames = pixels.shape[0];
   // The tower is frozen: its patch tokens are computed once.
   const patches = tf.tidy(() => {
@@ -38,6 +44,7 @@ export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, o
   probe.dispose();
   const heads = new ParameterStore('sampler-pretrain-head', rng);
   const head = new Linear(heads, 'head', tokens * width, targets.shape[1]!);
+  const presentHead = new Linear(heads, 'present_head', tokens * width, PAIR_CLASSES);
   const params = new Map([...model.store.entries()].filter(([key]) => /^vlm_att_(encoder|query)_spatial/.test(key)).concat(heads.entries()));
   for (const v of params.values()) v.trainable = true;
   const lnWeight = model.store.get('vlm_att_ln_temporal.weight');
@@ -55,8 +62,10 @@ export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, o
             { merged: { merged, groups: index.map((_, i) => [i]), frameIndices: Int32Array.from(index), timestampsSec: index.map(() => 0) }, question },
             { training: true, rng },
           );
-          const predicted = head.apply(tf.reshape(spatialTokens, [index.length, -1]));
-          return tf.losses.meanSquaredError(tf.gather(targets, index), predicted) as tf.Scalar;
+          const flat = tf.reshape(spatialTokens, [index.length, -1]);
+          const reconstruction = tf.losses.meanSquaredError(tf.gather(targets, index), head.apply(flat));
+          if (!present) return reconstruction as tf.Scalar;
+          return tf.add(reconstruction, tf.losses.sigmoidCrossEntropy(tf.gather(present, index), presentHead.apply(flat))) as tf.Scalar;
         }),
       );
       const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));

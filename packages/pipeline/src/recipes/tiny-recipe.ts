@@ -12,7 +12,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, tf } from '@bvllm/core';
+import { InvalidArgumentError, readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
 import { captionSamples, type Scene } from '@bvllm/synth';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
@@ -23,7 +23,8 @@ import type { PipelineConfigInput } from '../pipeline-config.js';
 import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
 import { normaliseVisualTokens, pretrainSpatialSampler } from './sampler-pretrain.js';
-import { pretrainVision } from './vision-pretrain.js';
+import { PAIR_CLASSES, frameLabels, type FrameLabels } from './frame-labels.js';
+import { pretrainVision, type FrameLabelTensors } from './vision-pretrain.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
 export const TINY_SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
@@ -42,9 +43,10 @@ const readSplit = (dataDir: string, split: string): Entry[] => JSON.parse(readFi
  * the training split's, so nothing about a test video is seen in training.
  */
 export function trainingCaptions(dataDir: string): Entry[] {
-  const records = JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8')) as { video: string; scene: Scene }[];
-  return captionSamples(records, (video) => video.startsWith('videos/train-'));
+  return captionSamples(readScenes(dataDir), (video) => video.startsWith('videos/train-'));
 }
+
+const readScenes = (dataDir: string): { video: string; scene: Scene }[] => JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8'));
 
 /** Learns both tokenizers from the benchmark's text and writes them as HF files into `assetsDir`. */
 export function buildTinyAssets(dataDir: string, assetsDir: string, merges = 400): { vocabSize: number; questionVocabSize: number } {
@@ -115,17 +117,39 @@ export interface TinyRecipeOptions {
   progress?: ProgressSink;
 }
 
-/** Preprocessed frames of the first `videos` training videos, 4 per video: `[F, S, S, 3]`. */
-async function pretrainFrames(dataDir: string, entries: Entry[], size: number, videos: number): Promise<tf.Tensor4D> {
-  const paths = [...new Set(entries.filter((e) => e.video).map((e) => join(dataDir, e.video!)))].slice(0, videos);
+/** Decoded frames of the pre-training steps with what each shows. */
+interface PretrainFrames {
+  /** Preprocessed pixels `[F, S, S, 3]`. */
+  pixels: tf.Tensor4D;
+  labels: FrameLabelTensors;
+}
+
+/** The first `videos` training videos, 4 frames each, labelled from the benchmark's `scenes.json`. */
+async function pretrainFrames(dataDir: string, entries: Entry[], size: number, grid: number, videos: number): Promise<PretrainFrames> {
+  const scenes = new Map(readScenes(dataDir).map((record) => [record.video, record.scene]));
+  const relative = [...new Set(entries.filter((e) => e.video).map((e) => e.video!))].slice(0, videos);
   const pixels: Float32Array[] = [];
-  for (const path of paths) {
-    const video = await decodeVideo(path, samplingOptionsSchema.parse({ mode: 'uniform', numFrames: 4 }));
-    for (const rgb of video.frames) pixels.push(preprocessClip(rgb, video.width, video.height, { shortestEdge: size, cropSize: size }));
+  const labels: FrameLabels[] = [];
+  for (const video of relative) {
+    const scene = scenes.get(video);
+    if (!scene) throw new InvalidArgumentError('dataDir', `scenes.json has no scene for ${video}`);
+    const decoded = await decodeVideo(join(dataDir, video), samplingOptionsSchema.parse({ mode: 'uniform', numFrames: 4 }));
+    decoded.frames.forEach((rgb, i) => {
+      pixels.push(preprocessClip(rgb, decoded.width, decoded.height, { shortestEdge: size, cropSize: size }));
+      labels.push(frameLabels(scene, Math.round(decoded.timestampsSec[i] * scene.fps), grid));
+    });
   }
   const all = new Float32Array(pixels.length * size * size * 3);
   pixels.forEach((p, i) => all.set(p, i * p.length));
-  return tf.tensor4d(all, [pixels.length, size, size, 3]);
+  const stack = (pick: (l: FrameLabels) => Int32Array | Float32Array) => labels.flatMap((l) => [...pick(l)]);
+  return {
+    pixels: tf.tensor4d(all, [pixels.length, size, size, 3]),
+    labels: {
+      patchColour: tf.tensor2d(stack((l) => l.patchColour), [labels.length, grid * grid], 'int32'),
+      patchShape: tf.tensor2d(stack((l) => l.patchShape), [labels.length, grid * grid], 'int32'),
+      present: tf.tensor2d(stack((l) => l.present), [labels.length, PAIR_CLASSES]),
+    },
+  };
 }
 
 /** Text-only copies of the training conversations, for the LLM warm-up (no `<video>`, so no visual tokens). */
@@ -134,8 +158,8 @@ function textOnlyEntries(entries: Entry[]): Entry[] {
 }
 
 /** Steps 1 and 2 of the recipe: the vision tower and the LLM, from scratch (no pretrained weights are downloadable). */
-async function pretrainBase(model: BvllmModel, frames: tf.Tensor4D, options: TinyRecipeOptions, texts: Entry[], log: (line: string) => void): Promise<void> {
-  const visionLosses = pretrainVision(model.vision, frames, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed });
+async function pretrainBase(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions, texts: Entry[], log: (line: string) => void): Promise<void> {
+  const visionLosses = pretrainVision(model.vision, frames.pixels, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels);
   log(`vision pre-training: loss ${visionLosses[0].toFixed(3)} → ${visionLosses[visionLosses.length - 1].toFixed(3)}`);
 
   const textPath = join(options.workDir, 'lm-text.json');
@@ -180,7 +204,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   const tuningData = { annotations: join(options.workDir, 'tuning.json'), folder: options.dataDir };
   writeFileSync(tuningData.annotations, JSON.stringify([...train0, ...captions]));
 
-  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, 200);
+  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, Math.sqrt(model.vision.numPatches), 200);
   if (options.base) {
     const tensors = readSafetensors(join(options.base, WEIGHTS_FILE), (key) => /^(vision_tower|model|lm_head)\./.test(key));
     model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
@@ -191,11 +215,11 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
   if (model.spatialSample.kind === 'qformer') {
-    const losses = pretrainSpatialSampler(model, frames, { steps: options.samplerSteps ?? 400, batchSize: 16, lr: 2e-3, seed: options.seed });
+    const losses = pretrainSpatialSampler(model, frames.pixels, { steps: options.samplerSteps ?? 400, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels.present);
     log(`spatial Q-Former pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
   }
-  log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames).toFixed(3)} to the token-embedding scale`);
-  frames.dispose();
+  log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames.pixels).toFixed(3)} to the token-embedding scale`);
+  tf.dispose([frames.pixels, ...Object.values(frames.labels)]);
 
   const common = { seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
   const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, data: captionData, epochs: options.stage1Epochs ?? 3 }), {

@@ -1,13 +1,16 @@
 /**
  * Pre-trains a small vision tower from scratch on decoded frames, since no pretrained encoder can be downloaded
- * for the default model. The objective needs no labels: the [CLS] token reconstructs the whole frame at 8×8 and
- * each patch token its own patch at 4×4 (both in CLIP-normalised pixels), so [CLS] summarises the frame (it is
- * what frame selection scores, spec §1.1 (a)) and patch tokens keep local colour and shape (what the spatial
- * Q-Former reads). Heads are discarded afterwards; the tower is then frozen as in the paper (spec §2).
+ * for the default model. The [CLS] token reconstructs the whole frame at 8×8 and each patch token its own patch at
+ * 4×4 (both in CLIP-normalised pixels), so [CLS] summarises the frame (it is what frame selection scores, spec §1.1
+ * (a)) and patch tokens keep local colour. With labels (frame-labels.ts) each patch token also classifies the colour
+ * and shape it shows and [CLS] which colour–shape pairs the frame holds: pixel targets alone lose the shape. Heads
+ * are discarded afterwards; the tower is then frozen as in the paper (spec §2).
  */
 import { Linear, ParameterStore, Rng, tf } from '@bvllm/core';
 import { AdamW } from '@bvllm/trainer';
+import { COLOURS, SHAPES } from '@bvllm/synth';
 import type { VisionEncoder } from '@bvllm/vision-encoder';
+import { PAIR_CLASSES } from './frame-labels.js';
 
 export interface VisionPretrainOptions {
   steps: number;
@@ -15,6 +18,22 @@ export interface VisionPretrainOptions {
   lr: number;
   seed: number;
   onStep?: (step: number, loss: number) => void;
+}
+
+/** Labels of the pre-training frames, stacked (see {@link frameLabels}). */
+export interface FrameLabelTensors {
+  /** `[F, N]` int32, 0 = background. */
+  patchColour: tf.Tensor2D;
+  /** `[F, N]` int32, 0 = background. */
+  patchShape: tf.Tensor2D;
+  /** `[F, PAIR_CLASSES]` 0/1. */
+  present: tf.Tensor2D;
+}
+
+/** Mean softmax cross-entropy of `logits` `[B, N, C]` against class ids `[B, N]`. */
+export function classLoss(logits: tf.Tensor, ids: tf.Tensor): tf.Scalar {
+  const classes = logits.shape.at(-1)!;
+  return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.reshape(ids, [-1]) as tf.Tensor1D, classes), tf.reshape(logits, [-1, classes])) as tf.Scalar;
 }
 
 /** Average-pools `[B, S, S, 3]` to `[B, g, g, 3]`. */
@@ -27,7 +46,7 @@ function poolTo(pixels: tf.Tensor4D, grid: number): tf.Tensor4D {
  * `frames` are preprocessed pixels `[F, S, S, 3]` (NHWC, CLIP-normalised); trains every parameter of `encoder`
  * in place and returns the loss of each step.
  */
-export function pretrainVision(encoder: VisionEncoder, frames: tf.Tensor4D, options: VisionPretrainOptions): number[] {
+export function pretrainVision(encoder: VisionEncoder, frames: tf.Tensor4D, options: VisionPretrainOptions, labels?: FrameLabelTensors): number[] {
   const size = encoder.imageSize;
   const grid = Math.sqrt(encoder.numPatches);
   const patch = size / grid;
@@ -36,6 +55,9 @@ export function pretrainVision(encoder: VisionEncoder, frames: tf.Tensor4D, opti
   const heads = new ParameterStore('vision-pretrain-heads', rng);
   const clsHead = new Linear(heads, 'cls_head', cv, 8 * 8 * 3);
   const patchHead = new Linear(heads, 'patch_head', cv, 4 * 4 * 3);
+  const colourHead = new Linear(heads, 'colour_head', cv, 1 + COLOURS.length);
+  const shapeHead = new Linear(heads, 'shape_head', cv, 1 + SHAPES.length);
+  const presentHead = new Linear(heads, 'present_head', cv, PAIR_CLASSES);
   // The post-LayerNorm is not on B-VLLM's path (spec §1.0: features are the last block), so it gets no gradient.
   const params = new Map([...encoder.variables(), ...heads.entries()].filter(([key]) => !key.startsWith('post_layernorm.')));
   for (const [key, v] of encoder.variables()) v.trainable = params.has(key);
@@ -58,12 +80,18 @@ export function pretrainVision(encoder: VisionEncoder, frames: tf.Tensor4D, opti
           const patchTarget = tf.reshape(poolTo(tiles, 4), [index.length, grid * grid, -1]);
           const frameLoss = tf.losses.meanSquaredError(frameTarget, clsHead.apply(cls));
           const patchLoss = tf.losses.meanSquaredError(patchTarget, patchHead.apply(patches));
-          return tf.add(frameLoss, patchLoss) as tf.Scalar;
+          if (!labels) return tf.add(frameLoss, patchLoss) as tf.Scalar;
+          const named = tf.addN([
+            classLoss(colourHead.apply(patches), tf.gather(labels.patchColour, index)),
+            classLoss(shapeHead.apply(patches), tf.gather(labels.patchShape, index)),
+            tf.losses.sigmoidCrossEntropy(tf.gather(labels.present, index), presentHead.apply(cls)),
+          ]);
+          return tf.addN([frameLoss, patchLoss, named]) as tf.Scalar;
         }),
       );
       // Cosine decay to 10% keeps the last steps from undoing the fit.
       const lr = options.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * step) / options.steps)));
-      const keyed = new Map([...params].map(([k, v]) => [k, grads[v.name]]));
+      const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
       optimizer.update(keyed, lr);
       const loss = value.dataSync()[0];
       tf.dispose([value, ...Object.values(grads)]);

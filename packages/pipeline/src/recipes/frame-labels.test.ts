@@ -1,0 +1,54 @@
+import { COLOURS, PALETTE, SHAPES, renderFrame, type Scene } from '@bvllm/synth';
+import { describe, expect, it } from 'vitest';
+import { PAIR_CLASSES, frameLabels } from './frame-labels.js';
+
+const scene: Scene = {
+  size: 64,
+  fps: 4,
+  durationSec: 4,
+  numFrames: 16,
+  background: [24, 24, 24],
+  objects: [
+    // Centred in patch (row 0, col 0) of the 4×4 grid.
+    { shape: 'square', colour: 'red', radiusPx: 6, startSec: 0, endSec: 4, from: { x: 8, y: 8 }, to: { x: 8, y: 8 } },
+    // Moves right along row 2, from column 0 to column 3.
+    { shape: 'cross', colour: 'blue', radiusPx: 6, startSec: 0, endSec: 4, from: { x: 8, y: 40 }, to: { x: 56, y: 40 } },
+    // Visible in the first second only.
+    { shape: 'triangle', colour: 'yellow', radiusPx: 6, startSec: 0, endSec: 1, from: { x: 40, y: 8 }, to: { x: 40, y: 8 } },
+  ],
+};
+
+describe('frameLabels', () => {
+  it("agrees with the renderer's pixels: a patch is labelled with the colour covering most of it (≥ 8%)", () => {
+    for (const frame of [0, 8, 15]) {
+      const rgb = renderFrame(scene, frame);
+      const { patchColour } = frameLabels(scene, frame, 4);
+      for (let p = 0; p < 16; p++) {
+        const counts = new Map<number, number>();
+        for (let y = Math.floor(p / 4) * 16; y < Math.floor(p / 4) * 16 + 16; y++)
+          for (let x = (p % 4) * 16; x < (p % 4) * 16 + 16; x++) {
+            const i = (y * 64 + x) * 3;
+            const colour = COLOURS.findIndex((c) => PALETTE[c].every((v, k) => v === rgb[i + k]));
+            if (colour >= 0) counts.set(colour, (counts.get(colour) ?? 0) + 1);
+          }
+        const [best, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? [-1, 0];
+        expect(patchColour[p]).toBe(n >= 0.08 * 256 ? 1 + best : 0);
+      }
+    }
+  });
+
+  it('names shapes per patch and the visible colour–shape pairs, by hand', () => {
+    const first = frameLabels(scene, 0, 4);
+    const last = frameLabels(scene, 15, 4);
+    expect(first.patchShape[0]).toBe(1 + SHAPES.indexOf('square'));
+    expect(first.patchShape[2]).toBe(1 + SHAPES.indexOf('triangle'));
+    expect(first.patchShape[8]).toBe(1 + SHAPES.indexOf('cross'));
+    expect(last.patchShape[2]).toBe(0);
+    expect(last.patchShape[11]).toBe(1 + SHAPES.indexOf('cross'));
+    const pair = (colour: (typeof COLOURS)[number], shape: (typeof SHAPES)[number]) => COLOURS.indexOf(colour) * SHAPES.length + SHAPES.indexOf(shape);
+    const on = (labels: Float32Array) => [...labels.keys()].filter((i) => labels[i] === 1).sort((a, b) => a - b);
+    expect(first.present).toHaveLength(PAIR_CLASSES);
+    expect(on(first.present)).toEqual([pair('red', 'square'), pair('blue', 'cross'), pair('yellow', 'triangle')].sort((a, b) => a - b));
+    expect(on(last.present)).toEqual([pair('red', 'square'), pair('blue', 'cross')].sort((a, b) => a - b));
+  });
+});

@@ -1,0 +1,54 @@
+/**
+ * What a synthetic frame shows, from the scene it was rendered from: the labels of the default model's vision
+ * pre-training. No pretrained tower or Q-Former can be downloaded for it, and a tower trained only to reconstruct
+ * pixels keeps colour but not shape (a 10-px shape pooled to a 4×4 patch target is a blob), so the tower and the
+ * spatial Q-Former also learn to name what they see, much as InstructBLIP's Q-Former learnt from image-text pairs.
+ */
+import { BOUNDING_RADIUS_FACTOR, COLOURS, SHAPES, centreAt, isVisible, shapeContains, type Scene } from '@bvllm/synth';
+
+/** Objects per class pair: index `colour · SHAPES.length + shape`. */
+export const PAIR_CLASSES = COLOURS.length * SHAPES.length;
+
+/** A patch counts as showing an object when the object covers at least this share of the patch's pixels. */
+const MIN_COVERAGE = 0.08;
+
+export interface FrameLabels {
+  /** Per patch, row-major over the `grid × grid` patches: 0 for background, else 1 + the colour's index. `[N]` */
+  patchColour: Int32Array;
+  /** Per patch: 0 for background, else 1 + the shape's index. `[N]` */
+  patchShape: Int32Array;
+  /** 1 where an object of that colour–shape pair is visible. `[PAIR_CLASSES]` */
+  present: Float32Array;
+}
+
+/** Labels of frame `frameIndex` of `scene` on a `grid × grid` patch grid. */
+export function frameLabels(scene: Scene, frameIndex: number, grid: number): FrameLabels {
+  const timeSec = frameIndex / scene.fps;
+  const patchPx = scene.size / grid;
+  const patchColour = new Int32Array(grid * grid);
+  const patchShape = new Int32Array(grid * grid);
+  const present = new Float32Array(PAIR_CLASSES);
+  const coverage = new Float32Array(grid * grid);
+  for (const object of scene.objects) {
+    if (!isVisible(object, timeSec)) continue;
+    const colour = COLOURS.indexOf(object.colour);
+    const shape = SHAPES.indexOf(object.shape);
+    present[colour * SHAPES.length + shape] = 1;
+    const centre = centreAt(object, timeSec);
+    const reach = BOUNDING_RADIUS_FACTOR * object.radiusPx;
+    const covered = new Float32Array(grid * grid);
+    // Pixel centres, as the renderer samples them.
+    for (let y = Math.max(0, Math.floor(centre.y - reach)); y < Math.min(scene.size, Math.ceil(centre.y + reach) + 1); y++)
+      for (let x = Math.max(0, Math.floor(centre.x - reach)); x < Math.min(scene.size, Math.ceil(centre.x + reach) + 1); x++)
+        if (shapeContains(object.shape, x + 0.5 - centre.x, y + 0.5 - centre.y, object.radiusPx)) covered[Math.floor(y / patchPx) * grid + Math.floor(x / patchPx)]++;
+    for (let p = 0; p < covered.length; p++) {
+      const share = covered[p] / (patchPx * patchPx);
+      if (share >= MIN_COVERAGE && share > coverage[p]) {
+        coverage[p] = share;
+        patchColour[p] = 1 + colour;
+        patchShape[p] = 1 + shape;
+      }
+    }
+  }
+  return { patchColour, patchShape, present };
+}
