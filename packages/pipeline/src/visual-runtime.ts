@@ -6,13 +6,11 @@
  * model is disposed or trained. Kinds without an exporter (the uniform/all selectors, the pooling samplers) and
  * training always run on tfjs; the temporal merge is cheap and stays on tfjs.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { ConfigError, tf, type FrameFeatures, type QuestionTokens, type StageContext } from '@bvllm/core';
 import { OrtFrameSelect, type QFormerGumbelSelect } from '@bvllm/frame-select';
 import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { OrtSpatialSample, type OrtSpatialTokens, type QFormerSample, type SpatialProjectorWeights } from '@bvllm/spatial-sample';
-import { OrtVisionEncoder, type FrameEncoder } from '@bvllm/vision-encoder';
+import { OrtVisionEncoder, onnxCacheDir, type FrameEncoder } from '@bvllm/vision-encoder';
 import type { BvllmModel, VisualPath } from './bvllm-model.js';
 import type { InferenceRuntimeOptions } from './llm-runtime.js';
 import { moduleRuntime, type ModuleRuntime } from './pipeline-config.js';
@@ -45,10 +43,6 @@ export function visualRuntime(model: BvllmModel, module: VisualModule): ModuleRu
   return runtime === 'onnx' && exportable(model, module) ? 'onnx' : 'tfjs';
 }
 
-function cacheDirOf(options: InferenceRuntimeOptions): string {
-  return options.cacheDir ?? (process.env.BVLLM_ONNX_CACHE || join(homedir(), '.cache', 'bvllm', 'onnx'));
-}
-
 /** The projector's two Linears, for the spatial graph to run right after the Q-Former. */
 function projectorWeights(model: BvllmModel): SpatialProjectorWeights {
   const vars = model.projector.variables();
@@ -59,7 +53,7 @@ function projectorWeights(model: BvllmModel): SpatialProjectorWeights {
 
 function build<M extends VisualModule>(model: BvllmModel, module: M, options: InferenceRuntimeOptions): Promise<Built[M]> {
   const ort = { threads: options.threads, executionProviders: options.executionProviders };
-  const cacheDir = cacheDirOf(options);
+  const cacheDir = onnxCacheDir(options.cacheDir);
   const made: Promise<Built[VisualModule]> =
     module === 'vision'
       ? OrtVisionEncoder.create(model.vision, { ...ort, cacheDir, quantize: model.config.runtime.visionQuantize })
