@@ -30,7 +30,7 @@ export interface InferenceRuntimeOptions {
 const PROVIDERS = ['cpu', 'cuda'] as const;
 
 /** `BVLLM_ORT_PROVIDERS`, validated; nothing when unset. */
-function providersFromEnv(): OrtDecoderOptions['executionProviders'] {
+export function providersFromEnv(): OrtDecoderOptions['executionProviders'] {
   const env = process.env.BVLLM_ORT_PROVIDERS;
   if (!env) return undefined;
   const names = env.split(',').map((p) => p.trim());

@@ -12,7 +12,7 @@ import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { OrtSpatialSample, type OrtSpatialTokens, type QFormerSample, type SpatialProjectorWeights } from '@bvllm/spatial-sample';
 import { OrtVisionEncoder, onnxCacheDir, type FrameEncoder } from '@bvllm/vision-encoder';
 import type { BvllmModel, VisualPath } from './bvllm-model.js';
-import type { InferenceRuntimeOptions } from './llm-runtime.js';
+import { providersFromEnv, type InferenceRuntimeOptions } from './llm-runtime.js';
 import { moduleRuntime, type ModuleRuntime } from './pipeline-config.js';
 
 /** The visual modules with a runtime of their own. */
@@ -52,7 +52,8 @@ function projectorWeights(model: BvllmModel): SpatialProjectorWeights {
 }
 
 function build<M extends VisualModule>(model: BvllmModel, module: M, options: InferenceRuntimeOptions): Promise<Built[M]> {
-  const ort = { threads: options.threads, executionProviders: options.executionProviders };
+  // The same providers as the decoder: the option, else BVLLM_ORT_PROVIDERS, else CPU.
+  const ort = { threads: options.threads, executionProviders: options.executionProviders ?? providersFromEnv() };
   const cacheDir = onnxCacheDir(options.cacheDir);
   const made: Promise<Built[VisualModule]> =
     module === 'vision'
