@@ -13,10 +13,10 @@ export const positiveInt = parseNumber((n) => Number.isSafeInteger(n) && n > 0, 
 export const nonNegativeInt = parseNumber((n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
 export const finiteNumber = parseNumber(Number.isFinite, 'a number');
 
-/** `--runtime`: the engine the LLM answers on. */
+/** `--runtime`: the engine every inference module (tower, both Q-Former stages, LLM) runs on. */
 export function runtimeName(value: string): 'tfjs' | 'onnx' {
   if (value !== 'tfjs' && value !== 'onnx') throw new FlagError('expected tfjs or onnx');
   return value;
 }
 
-export const RUNTIME_FLAG_HELP = 'LLM engine: onnx (onnxruntime-node, default unless the model config says otherwise) or tfjs';
+export const RUNTIME_FLAG_HELP = 'inference engine of every module: onnx (onnxruntime-node, default unless the model config says otherwise) or tfjs';
