@@ -1,34 +1,45 @@
 // The default model's ablation table (spec §5): text-conditioned selection vs `uniform`, merge on/off, spatial
-// `qformer` vs `pool`, each trained from one shared base (vision tower + LLM) with several seeds and evaluated on the
-// test split. Prints a Markdown table (accuracy per task, mean and spread over seeds).
-// Usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds=0,1] [stage2Epochs=4] [variants=all]
+// `qformer` vs `pool`, each trained from one shared base (vision tower + LLM, `<work>/base` of a `train-tiny` run)
+// with several seeds and evaluated on the test split. Each run writes `<workDir>/<variant>-s<seed>/result.json` and
+// is skipped when that file exists, so several processes can share the runs (one per core) and a last call with
+// every seed prints the whole table (Markdown: accuracy mean ± half-range over seeds).
+// Usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds=0,1,2] [stage2Epochs=12] [variants=0,1,2,3]
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
 import { evaluateSplit, tinyAblation, trainTinyModel } from '@bvllm/pipeline';
 
-const [dataDir, base, workDir, seedList = '0,1', epochs = '4', only] = process.argv.slice(2);
+const [dataDir, base, workDir, seedList = '0,1,2', epochs = '12', only] = process.argv.slice(2);
 if (!dataDir || !base || !workDir) throw new Error('usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds] [stage2Epochs] [variants]');
 await initBackend();
-const variants = {
-  'B-VLLM (qformer-gumbel, row-cosine, qformer)': {},
-  'selection → uniform': { frameSelect: 'uniform' },
-  'merge → none': { tokenMerge: 'none' },
-  'spatial → pool': { spatialSample: 'pool' },
-};
-const chosen = Object.entries(variants).filter(([, v], i) => !only || only.split(',').includes(String(i)));
+const variants = [
+  ['B-VLLM (qformer-gumbel, row-cosine, qformer)', {}],
+  ['selection → uniform', { frameSelect: 'uniform' }],
+  ['merge → none', { tokenMerge: 'none' }],
+  ['spatial → pool', { spatialSample: 'pool' }],
+];
+const chosen = variants.filter((_, i) => !only || only.split(',').includes(String(i)));
 const seeds = seedList.split(',').map(Number);
+const rate = (report, task) => (task ? report?.perTask[task]?.accuracy : report?.overall.accuracy) ?? NaN;
+
+async function run(kinds, seed) {
+  const dir = join(workDir, `${Object.values(kinds).join('-') || 'full'}-e${epochs}-s${seed}`);
+  const file = join(dir, 'result.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  mkdirSync(dir, { recursive: true });
+  const model = await trainTinyModel({ dataDir, outDir: join(dir, 'model'), workDir: dir, seed, base, stage2Epochs: Number(epochs), overrides: tinyAblation(kinds) });
+  const result = await evaluateSplit(model, join(dataDir, 'test.json'), { seed });
+  model.dispose();
+  const row = { mcqa: rate(result.mcqa?.report), open: rate(result.open), brief: rate(result.mcqa?.report, 'brief-event'), briefOpen: rate(result.open, 'brief-event') };
+  writeFileSync(file, `${JSON.stringify(row)}\n`);
+  console.error(`${dir}: ${JSON.stringify(row)}`);
+  return row;
+}
+
 const rows = [];
 for (const [name, kinds] of chosen) {
   const runs = [];
-  for (const seed of seeds) {
-    const tag = `${Object.values(kinds).join('-') || 'full'}-s${seed}`;
-    const model = await trainTinyModel({ dataDir, outDir: join(workDir, tag, 'model'), workDir: join(workDir, tag), seed, base, stage2Epochs: Number(epochs), overrides: tinyAblation(kinds) });
-    const result = await evaluateSplit(model, join(dataDir, 'test.json'), { seed });
-    model.dispose();
-    const acc = (r) => (r ? r.overall.accuracy : NaN);
-    runs.push({ mcqa: acc(result.mcqa?.report), open: acc(result.open), brief: result.mcqa?.report.perTask['brief-event']?.accuracy ?? NaN, briefOpen: result.open?.perTask['brief-event']?.accuracy ?? NaN });
-    console.error(`${name} seed ${seed}: ${JSON.stringify(runs.at(-1))}`);
-  }
+  for (const seed of seeds) runs.push(await run(kinds, seed));
   rows.push({ name, runs });
 }
 const stat = (xs) => {

@@ -26,11 +26,16 @@ export function motionOf(object: SceneObject): Direction | 'still' {
   return dy > 0 ? 'down' : 'up';
 }
 
+/** Whether the object is the kind of flash the brief-event family asks about: still, and on screen only briefly. */
+export function isBrief(object: SceneObject, scene: Pick<Scene, 'durationSec'>): boolean {
+  return motionOf(object) === 'still' && object.endSec - object.startSec < BRIEF_SHARE * scene.durationSec;
+}
+
 function describe(object: SceneObject, scene: Scene): string {
   const name = `${object.colour} ${object.shape}`;
   const motion = motionOf(object);
   if (motion !== 'still') return `${name} moves ${motion}`;
-  return object.endSec - object.startSec < BRIEF_SHARE * scene.durationSec ? `${name} flashed briefly` : `${name} stays still`;
+  return isBrief(object, scene) ? `${name} flashed briefly` : `${name} stays still`;
 }
 
 /**

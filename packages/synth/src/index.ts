@@ -12,4 +12,5 @@ export { encodeMp4, ffmpegPath, type EncodeOptions } from './encode-mp4.js';
 export { VideoEncodeError } from './errors.js';
 export { generateBenchmark, parseSynthConfig, GENERATOR_VERSION, type GenerateOptions, type SynthProgress, type SynthSummary } from './generate.js';
 export { benchmarkCorpus } from './corpus.js';
-export { captionScene, captionSamples, motionOf, CAPTION_PROMPT, type CaptionSample } from './caption.js';
+export { captionScene, captionSamples, motionOf, isBrief, CAPTION_PROMPT, type CaptionSample } from './caption.js';
+export { sceneQuestions, sceneQuestionSamples, type SceneQuestion, type SceneQuestionSample } from './scene-questions.js';
