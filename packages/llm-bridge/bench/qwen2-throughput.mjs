@@ -2,7 +2,8 @@
 // the backend's own matmul rate measured in the same run. Prints figures; asserts nothing.
 //   BENCH_LAYERS (default 24), BENCH_PROMPT (128 tokens), BENCH_DECODE (32 tokens), BVLLM_BACKEND as in core.
 import { initBackend, tf } from '@bvllm/core';
-import { Qwen2Model, disposeKvCache } from '../dist/index.js';
+import { disposeKvCache } from '../dist/index.js';
+import { randomQwen2 } from './random-qwen2.mjs';
 
 const layers = Number(process.env.BENCH_LAYERS ?? 24);
 const promptLength = Number(process.env.BENCH_PROMPT ?? 128);
@@ -49,23 +50,8 @@ const forwardFlops = (l, p) => 2 * l * layerParams * layers + 4 * l * (p + l) * 
 console.log(`backend ${info.tfjsBackend} (threads ${info.threads}, simd ${info.simd}), tfjs ${info.tfjsVersion}`);
 console.log(`model: Qwen2-0.5B shape with ${layers} of 24 layers, hidden ${d}, heads 14/2, intermediate 4864, vocab 151936, tied`);
 
-// Random weights from tfjs's own generator: the seeded JavaScript Rng would spend minutes on 0.5B draws.
-const shapes = new Map([['model.embed_tokens.weight', [config.vocabSize, d]], ['model.norm.weight', [d]]]);
-for (let i = 0; i < layers; i++) {
-  const p = `model.layers.${i}`;
-  for (const [name, shape] of [
-    ['self_attn.q_proj.weight', [d, d]], ['self_attn.q_proj.bias', [d]],
-    ['self_attn.k_proj.weight', [kvWidth, d]], ['self_attn.k_proj.bias', [kvWidth]],
-    ['self_attn.v_proj.weight', [kvWidth, d]], ['self_attn.v_proj.bias', [kvWidth]],
-    ['self_attn.o_proj.weight', [d, d]],
-    ['mlp.gate_proj.weight', [config.intermediateSize, d]], ['mlp.up_proj.weight', [config.intermediateSize, d]],
-    ['mlp.down_proj.weight', [d, config.intermediateSize]],
-    ['input_layernorm.weight', [d]], ['post_attention_layernorm.weight', [d]],
-  ])
-    shapes.set(`${p}.${name}`, shape);
-}
 let start = performance.now();
-const model = Qwen2Model.fromTensors(config, new Map([...shapes].map(([k, shape], i) => [k, tf.randomNormal(shape, 0, 0.02, 'float32', i)])));
+const model = randomQwen2(config);
 const params = model.store.count();
 console.log(`random init: ${(params / 1e6).toFixed(1)} M parameters in ${seconds(start).toFixed(1)} s, RSS ${rssMb().toFixed(0)} MB`);
 

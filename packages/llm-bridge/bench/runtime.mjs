@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, tf } from '@bvllm/core';
 import { GraphBuilder, createSession, encodeModel, ort } from '@bvllm/onnx';
-import { OrtDecoder, Qwen2Model, TfjsDecoder, exportQwen2Onnx } from '../dist/index.js';
+import { OrtDecoder, TfjsDecoder, exportQwen2Onnx } from '../dist/index.js';
+import { randomQwen2 } from './random-qwen2.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const promptLength = Number(process.env.BENCH_PROMPT ?? 128);
@@ -29,25 +30,6 @@ const layerParams = 2 * d * d + 2 * d * kvWidth + 3 * d * config.intermediateSiz
 // head at the last position only (what every runtime here computes).
 const forwardFlops = (l, p) => config.numLayers * (2 * l * layerParams + 4 * l * (p + l) * d) + 2 * config.vocabSize * d;
 const seconds = (start) => (performance.now() - start) / 1000;
-
-/** The same weights in every process: tfjs's seeded generator, one seed per tensor. */
-function randomModel() {
-  const shapes = [['model.embed_tokens.weight', [config.vocabSize, d]], ['model.norm.weight', [d]]];
-  for (let i = 0; i < config.numLayers; i++) {
-    for (const [name, shape] of [
-      ['self_attn.q_proj.weight', [d, d]], ['self_attn.q_proj.bias', [d]],
-      ['self_attn.k_proj.weight', [kvWidth, d]], ['self_attn.k_proj.bias', [kvWidth]],
-      ['self_attn.v_proj.weight', [kvWidth, d]], ['self_attn.v_proj.bias', [kvWidth]],
-      ['self_attn.o_proj.weight', [d, d]],
-      ['mlp.gate_proj.weight', [config.intermediateSize, d]], ['mlp.up_proj.weight', [config.intermediateSize, d]],
-      ['mlp.down_proj.weight', [d, config.intermediateSize]],
-      ['input_layernorm.weight', [d]], ['post_attention_layernorm.weight', [d]],
-    ])
-      shapes.push([`model.layers.${i}.${name}`, shape]);
-  }
-  const norm = (k) => k.endsWith('norm.weight');
-  return Qwen2Model.fromTensors(config, new Map(shapes.map(([k, shape], i) => [k, norm(k) ? tf.ones(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', i + 1)])));
-}
 
 /** Prefill then greedy decode through a CausalDecoder; returns seconds for each. */
 async function measure(decoder) {
@@ -88,7 +70,7 @@ async function child(variant, dir) {
   const start = performance.now();
   if (variant === 'tfjs') {
     await initBackend();
-    decoder = TfjsDecoder.of(randomModel());
+    decoder = TfjsDecoder.of(randomQwen2(config));
   } else decoder = await OrtDecoder.load(dir);
   const loadSec = seconds(start);
   // The roofline next to the run it scales: other jobs on a shared machine move it between processes.
@@ -145,7 +127,7 @@ async function parent() {
     const exported = new Map();
     if (onnx.length) {
       let start = performance.now();
-      const model = randomModel();
+      const model = randomQwen2(config);
       console.log(`random weights: ${(model.store.count() / 1e6).toFixed(1)} M parameters in ${seconds(start).toFixed(1)} s`);
       for (const v of onnx) {
         const quantize = v.slice(5) === 'f32' ? undefined : v.slice(5);
