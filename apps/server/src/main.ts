@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { BvllmError, initBackend } from '@bvllm/core';
-import { defaultModelDir, loadModel } from '@bvllm/pipeline';
+import { defaultModelDir, loadModel, prepareInference } from '@bvllm/pipeline';
 import { createServer } from './build-server.js';
 import type { ServerConfigInput } from './server-config.js';
 
@@ -77,6 +77,8 @@ async function main(): Promise<void> {
   }
   await initBackend();
   const model = loadModel(values.model ?? defaultModelDir());
+  // Exports (or opens the cached exports of) the ONNX modules now, so the first request does not wait for them.
+  await prepareInference(model);
   const server = createServer(model, config(values), { logger: values.log ?? false });
   const url = await server.listen();
   process.stdout.write(`bvllm server: ${model.config.name} at ${url}\n`);

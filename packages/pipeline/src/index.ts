@@ -25,4 +25,4 @@ export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './eval
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
 export { normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
-export { inferenceVisualPath, inferenceFrameEncoder, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';
+export { inferenceVisualPath, inferenceFrameEncoder, prepareInference, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ import { defaultModelDir } from './default-model.js';
 import { loadModel } from './model-dir.js';
 import { testAssets, testConfig } from './test-model.js';
 import { disposeFeatures, videoFeatures } from './video-features.js';
-import { inferenceFrameEncoder, inferenceVisualPath, releaseVisualRuntime, visualRuntime } from './visual-runtime.js';
+import { inferenceFrameEncoder, inferenceVisualPath, prepareInference, releaseVisualRuntime, visualRuntime } from './visual-runtime.js';
 
 // issue #10: the visual modules on onnxruntime give the tfjs path's frames, tokens and answers.
 const fixture = fileURLToPath(new URL('../../../../shared/fixtures/bvllm-visual/', import.meta.url));
@@ -44,6 +44,21 @@ function fixtureFeatures(): FrameFeatures {
 }
 
 describe('visual runtimes', () => {
+  it('prepareInference exports every onnx module (decoder, tower, both Q-Former stages) before the first question', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'bvllm-prepare-'));
+    const model = fixtureModel();
+    await prepareInference(model, { cacheDir });
+    expect(readdirSync(cacheDir).length).toBe(4);
+    model.config.runtime.spatialSample = 'tfjs';
+    const tfjsOnly = mkdtempSync(join(tmpdir(), 'bvllm-prepare-'));
+    await releaseVisualRuntime(model);
+    await prepareInference(model, { cacheDir: tfjsOnly });
+    // The decoder was built (and cached in memory) by the first call; the tower and selector are exported again.
+    expect(readdirSync(tfjsOnly).length).toBe(2);
+    await releaseVisualRuntime(model);
+    model.dispose();
+  });
+
   it('default to onnx where an exporter exists; tfjs for kinds without one; BVLLM_VISUAL_RUNTIME overrides and is validated', () => {
     const model = BvllmModel.create(testConfig(), testAssets());
     expect(model.config.runtime).toMatchObject({ vision: 'onnx', visionQuantize: 'none', frameSelect: 'onnx', spatialSample: 'onnx' });

@@ -12,7 +12,7 @@ import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { OrtSpatialSample, type OrtSpatialTokens, type QFormerSample, type SpatialProjectorWeights } from '@bvllm/spatial-sample';
 import { OrtVisionEncoder, onnxCacheDir, type FrameEncoder } from '@bvllm/vision-encoder';
 import type { BvllmModel, VisualPath } from './bvllm-model.js';
-import { providersFromEnv, type InferenceRuntimeOptions } from './llm-runtime.js';
+import { inferenceDecoder, providersFromEnv, type InferenceRuntimeOptions } from './llm-runtime.js';
 import { moduleRuntime, type ModuleRuntime } from './pipeline-config.js';
 
 /** The visual modules with a runtime of their own. */
@@ -115,6 +115,15 @@ export async function inferenceVisualPath(
     tf.dispose(owned);
     throw error;
   }
+}
+
+/**
+ * Exports (or finds in the cache) and opens every onnx module of `model` now, the decoder included, so the first
+ * question does not pay for it: a server calls it before it listens.
+ */
+export async function prepareInference(model: BvllmModel, options: InferenceRuntimeOptions = {}): Promise<void> {
+  const visual = (['vision', 'frameSelect', 'spatialSample'] as const).filter((module) => visualRuntime(model, module) === 'onnx');
+  await Promise.all([inferenceDecoder(model, options), ...visual.map((module) => ortModule(model, module, options))]);
 }
 
 /** Frees the visual modules' sessions; the next question rebuilds them from the current weights (after training). */
