@@ -8,14 +8,13 @@
  *   2. the LLM warmed up on the benchmark's text alone (no pretrained Qwen2 either), and the spatial Q-Former
  *      pre-trained to keep frame content (no pretrained InstructBLIP Q-Former either);
  *   3. stage 1: frame selection + projector on video captions (spec §2: stage 1 aligns on video-text pairs);
- *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM, on every question the training scenes answer plus the
- *      captions (spec §2).
+ *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM, on the questions plus the captions (spec §2).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgumentError, Rng, readSafetensors, tf } from '@bvllm/core';
+import { InvalidArgumentError, readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
-import { captionSamples, sceneQuestionSamples, type ColourName, type McqaPromptStyle, type Scene, type ShapeName } from '@bvllm/synth';
+import { captionSamples, type Scene } from '@bvllm/synth';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
@@ -48,23 +47,6 @@ export function trainingCaptions(dataDir: string): Entry[] {
 }
 
 const readScenes = (dataDir: string): { video: string; scene: Scene }[] => JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8'));
-
-/**
- * Every question each training video's scene answers, in both forms, with the benchmark's vocabulary and prompt
- * style (from its `meta.json`): stage 2's instruction data beside the benchmark's one question per video. Only the
- * training split's scenes are read.
- */
-export function trainingSceneQuestions(dataDir: string, seed: number): Entry[] {
-  const { settings } = JSON.parse(readFileSync(join(dataDir, 'meta.json'), 'utf8')) as {
-    settings: { shapes: ShapeName[]; colours: ColourName[]; mcqaPrompt: McqaPromptStyle };
-  };
-  return sceneQuestionSamples(readScenes(dataDir), Rng.fromSeed(seed).fork('scene-questions'), {
-    keep: (video) => video.startsWith('videos/train-'),
-    shapes: settings.shapes,
-    colours: settings.colours,
-    style: settings.mcqaPrompt,
-  });
-}
 
 /** Learns both tokenizers from the benchmark's text and writes them as HF files into `assetsDir`. */
 export function buildTinyAssets(dataDir: string, assetsDir: string, merges = 400): { vocabSize: number; questionVocabSize: number } {
@@ -220,7 +202,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   writeFileSync(captionData.annotations, JSON.stringify(captions));
   // Stage 2 keeps the captions beside the questions, as VideoLLaMA2 mixes captioned video into instruction tuning.
   const tuningData = { annotations: join(options.workDir, 'tuning.json'), folder: options.dataDir };
-  writeFileSync(tuningData.annotations, JSON.stringify([...train0, ...trainingSceneQuestions(options.dataDir, options.seed), ...captions]));
+  writeFileSync(tuningData.annotations, JSON.stringify([...train0, ...captions]));
 
   const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, Math.sqrt(model.vision.numPatches), 200);
   if (options.base) {
@@ -247,7 +229,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
-  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 2, lr: 1e-3, lora: { dropout: 0 } }), {
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 12, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
     featureCacheDir: join(options.workDir, 'features'),
     progress: options.progress,
