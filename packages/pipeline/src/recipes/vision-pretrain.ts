@@ -31,7 +31,7 @@ export interface FrameLabelTensors {
 }
 
 /** Mean softmax cross-entropy of `logits` `[B, N, C]` against class ids `[B, N]`. */
-export function classLoss(logits: tf.Tensor, ids: tf.Tensor): tf.Scalar {
+function classLoss(logits: tf.Tensor, ids: tf.Tensor): tf.Scalar {
   const classes = logits.shape.at(-1)!;
   return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.reshape(ids, [-1]) as tf.Tensor1D, classes), tf.reshape(logits, [-1, classes])) as tf.Scalar;
 }
