@@ -14,8 +14,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
-import { captionSamples, type Scene } from '@bvllm/synth';
-import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink } from '@bvllm/trainer';
+import { captionSamples, captionScene, type Scene } from '@bvllm/synth';
+import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink, type TrainDataset } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
 import { QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, loadAssets, saveModel } from '../model-dir.js';
@@ -25,6 +25,7 @@ import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
 import { normaliseVisualTokens, pretrainSpatialSampler } from './sampler-pretrain.js';
 import { PAIR_CLASSES, frameLabels, type FrameLabels } from './frame-labels.js';
 import { pretrainVision, type FrameLabelTensors } from './vision-pretrain.js';
+import { CaptionInContextDataset, ConcatDataset } from './reading-warmup.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
 export const TINY_SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
@@ -152,21 +153,29 @@ async function pretrainFrames(dataDir: string, entries: Entry[], size: number, g
   };
 }
 
-/** Text-only copies of the training conversations, for the LLM warm-up (no `<video>`, so no visual tokens). */
-function textOnlyEntries(entries: Entry[]): Entry[] {
-  return entries.map((e) => ({ id: `${e.id}-text`, conversations: e.conversations.map((c) => ({ from: c.from, value: c.value.replace('<video>\n', '') })) }));
+/**
+ * The warm-up's samples: the training conversations and captions in the chat format of stage 2 and the captions in
+ * the plain format of stage 1, each with its video's caption in place of `<video>` (see reading-warmup.ts).
+ */
+function readingDataset(model: BvllmModel, options: TinyRecipeOptions, chatPath: string, captionPath: string): TrainDataset<InstructSample> {
+  const captionIds = new Map(
+    readScenes(options.dataDir)
+      .filter((record) => record.video.startsWith('videos/train-'))
+      .map((record) => [join(options.dataDir, record.video), model.assets.tokenizer.encode(captionScene(record.scene))]),
+  );
+  const data = (stage: 'stage1' | 'stage2', annotations: string) =>
+    new CaptionInContextDataset(stageDataset(model, (stage === 'stage1' ? stage1Config : stage2Config).parse({ stage, data: { annotations, folder: options.dataDir } })), captionIds);
+  return new ConcatDataset([data('stage2', chatPath), data('stage1', captionPath)]);
 }
 
 /** Steps 1 and 2 of the recipe: the vision tower and the LLM, from scratch (no pretrained weights are downloadable). */
-async function pretrainBase(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions, texts: Entry[], log: (line: string) => void): Promise<void> {
+async function pretrainBase(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions, data: { chat: string; captions: string }, log: (line: string) => void): Promise<void> {
   const visionLosses = pretrainVision(model.vision, frames.pixels, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels);
   log(`vision pre-training: loss ${visionLosses[0].toFixed(3)} → ${visionLosses[visionLosses.length - 1].toFixed(3)}`);
 
-  const textPath = join(options.workDir, 'lm-text.json');
-  writeFileSync(textPath, JSON.stringify(textOnlyEntries(texts)));
   const lmConfig = stage2Config.parse({
     stage: 'stage2',
-    data: { annotations: textPath, folder: options.dataDir },
+    data: { annotations: data.chat, folder: options.dataDir },
     seed: options.seed,
     epochs: options.lmEpochs ?? 4,
     lr: 2e-3,
@@ -178,7 +187,7 @@ async function pretrainBase(model: BvllmModel, frames: PretrainFrames, options: 
   const llmKeys = (key: string) => key.startsWith('model.') || key.startsWith('lm_head.');
   const warmup = await train<InstructSample, BvllmSample[]>({
     model: { store: model.store, trainable: () => llmKeys, loss: (batch, ctx) => model.loss(batch, ctx) },
-    dataset: stageDataset(model, lmConfig),
+    dataset: readingDataset(model, options, data.chat, data.captions),
     collate: (samples) => collateBvllm(model, samples, new Map()),
     disposeBatch: (batch) => tf.dispose(batch.flatMap((s) => [s.question.inputIds, s.question.attentionMask])),
     config: lmConfig,
@@ -211,7 +220,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     tf.dispose([...tensors.values()]);
     log(`vision tower and LLM from ${options.base}`);
   } else {
-    await pretrainBase(model, frames, options, [...train0, ...captions], log);
+    await pretrainBase(model, frames, options, { chat: tuningData.annotations, captions: captionData.annotations }, log);
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
   if (model.spatialSample.kind === 'qformer') {
