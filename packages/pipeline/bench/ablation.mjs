@@ -3,13 +3,14 @@
 // with several seeds and evaluated on the test split. Each run writes `<workDir>/<variant>-s<seed>/result.json` and
 // is skipped when that file exists, so several processes can share the runs (one per core) and a last call with
 // every seed prints the whole table (Markdown: accuracy mean ± half-range over seeds).
-// Usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds=0,1,2] [stage2Epochs=12] [variants=0,1,2,3]
+// Runs share one frame-feature cache (`<workDir>/features`): the base's tower encodes each video once.
+// Usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds=0,1,2] [variants=0,1,2,3]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
 import { evaluateSplit, tinyAblation, trainTinyModel } from '@bvllm/pipeline';
 
-const [dataDir, base, workDir, seedList = '0,1,2', epochs = '12', only] = process.argv.slice(2);
+const [dataDir, base, workDir, seedList = '0,1,2', only] = process.argv.slice(2);
 if (!dataDir || !base || !workDir) throw new Error('usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds] [stage2Epochs] [variants]');
 await initBackend();
 const variants = [
@@ -23,11 +24,11 @@ const seeds = seedList.split(',').map(Number);
 const rate = (report, task) => (task ? report?.perTask[task]?.accuracy : report?.overall.accuracy) ?? NaN;
 
 async function run(kinds, seed) {
-  const dir = join(workDir, `${Object.values(kinds).join('-') || 'full'}-e${epochs}-s${seed}`);
+  const dir = join(workDir, `${Object.values(kinds).join('-') || 'full'}-s${seed}`);
   const file = join(dir, 'result.json');
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   mkdirSync(dir, { recursive: true });
-  const model = await trainTinyModel({ dataDir, outDir: join(dir, 'model'), workDir: dir, seed, base, stage2Epochs: Number(epochs), overrides: tinyAblation(kinds) });
+  const model = await trainTinyModel({ dataDir, outDir: join(dir, 'model'), workDir: dir, seed, base, featureCacheDir: join(workDir, 'features'), overrides: tinyAblation(kinds) });
   const result = await evaluateSplit(model, join(dataDir, 'test.json'), { seed });
   model.dispose();
   const row = { mcqa: rate(result.mcqa?.report), open: rate(result.open), brief: rate(result.mcqa?.report, 'brief-event'), briefOpen: rate(result.open, 'brief-event') };
@@ -51,4 +52,4 @@ console.log(`| variant | MCQA acc. (%) | open acc. (%) | brief-event MCQA (%) | 
 console.log(`|---|---|---|---|---|`);
 for (const { name, runs } of rows)
   console.log(`| ${name} | ${stat(runs.map((r) => r.mcqa))} | ${stat(runs.map((r) => r.open))} | ${stat(runs.map((r) => r.brief))} | ${stat(runs.map((r) => r.briefOpen))} |`);
-console.log(`\nmean ± half-range over seeds ${seeds.join(', ')}; stage-2 epochs ${epochs}; base ${base}`);
+console.log(`\nmean ± half-range over seeds ${seeds.join(', ')}; base ${base}`);

@@ -108,7 +108,15 @@ export interface TinyRecipeOptions {
    * stages 1 and 2 run. The ablations share one base, so they differ only in the stage being ablated.
    */
   base?: string;
+  /**
+   * The frame-feature cache of stages 1 and 2 (default `<workDir>/features`). Entries are keyed by the tower's
+   * weights, so runs from one base (the ablations) can share a folder and decode each video once.
+   */
+  featureCacheDir?: string;
+  /** Steps of the vision tower's pre-training (see vision-pretrain.ts). */
   visionSteps?: number;
+  /** Training videos whose frames (4 each) the tower and spatial Q-Former pre-train on. */
+  pretrainVideos?: number;
   /** Steps of the spatial Q-Former's reconstruction pre-training (see sampler-pretrain.ts). */
   samplerSteps?: number;
   lmEpochs?: number;
@@ -168,16 +176,19 @@ function readingDataset(model: BvllmModel, options: TinyRecipeOptions, chatPath:
   return new ConcatDataset([data('stage2', chatPath), data('stage1', captionPath)]);
 }
 
-/** Steps 1 and 2 of the recipe: the vision tower and the LLM, from scratch (no pretrained weights are downloadable). */
-async function pretrainBase(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions, data: { chat: string; captions: string }, log: (line: string) => void): Promise<void> {
-  const visionLosses = pretrainVision(model.vision, frames.pixels, { steps: options.visionSteps ?? 300, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels);
-  log(`vision pre-training: loss ${visionLosses[0].toFixed(3)} → ${visionLosses[visionLosses.length - 1].toFixed(3)}`);
+/** Step 1 of the recipe: the vision tower, from scratch (no pretrained tower is downloadable). */
+function pretrainTower(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions, log: (line: string) => void): void {
+  const losses = pretrainVision(model.vision, frames.pixels, { steps: options.visionSteps ?? 3000, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels);
+  log(`vision pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
+}
 
+/** Step 2: the LLM, from scratch (no pretrained Qwen2 either), reading captions in place of the video. */
+async function warmUpLlm(model: BvllmModel, options: TinyRecipeOptions, data: { chat: string; captions: string }, log: (line: string) => void): Promise<void> {
   const lmConfig = stage2Config.parse({
     stage: 'stage2',
     data: { annotations: data.chat, folder: options.dataDir },
     seed: options.seed,
-    epochs: options.lmEpochs ?? 4,
+    epochs: options.lmEpochs ?? 2,
     lr: 2e-3,
     microBatchSize: 8,
     gradientAccumulationSteps: 1,
@@ -197,6 +208,12 @@ async function pretrainBase(model: BvllmModel, frames: PretrainFrames, options: 
   log(`LLM warm-up: loss ${warmup.lossHistory[0]?.toFixed(3)} → ${warmup.lossHistory.at(-1)?.toFixed(3)}`);
 }
 
+const loadBase = (model: BvllmModel, dir: string, pattern: RegExp) => {
+  const tensors = readSafetensors(join(dir, WEIGHTS_FILE), (key) => pattern.test(key));
+  model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
+  tf.dispose([...tensors.values()]);
+};
+
 /** Runs the whole recipe and writes the model folder; returns the trained model (caller disposes). */
 export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmModel> {
   const log = options.log ?? (() => {});
@@ -213,34 +230,33 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   const tuningData = { annotations: join(options.workDir, 'tuning.json'), folder: options.dataDir };
   writeFileSync(tuningData.annotations, JSON.stringify([...train0, ...captions]));
 
-  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, Math.sqrt(model.vision.numPatches), 200);
+  const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, Math.sqrt(model.vision.numPatches), options.pretrainVideos ?? 1000);
   if (options.base) {
-    const tensors = readSafetensors(join(options.base, WEIGHTS_FILE), (key) => /^(vision_tower|model|lm_head)\./.test(key));
-    model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
-    tf.dispose([...tensors.values()]);
+    loadBase(model, options.base, /^(vision_tower|model|lm_head)\./);
     log(`vision tower and LLM from ${options.base}`);
   } else {
-    await pretrainBase(model, frames, options, { chat: tuningData.annotations, captions: captionData.annotations }, log);
+    pretrainTower(model, frames, options, log);
+    await warmUpLlm(model, options, { chat: tuningData.annotations, captions: captionData.annotations }, log);
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
   if (model.spatialSample.kind === 'qformer') {
-    const losses = pretrainSpatialSampler(model, frames.pixels, { steps: options.samplerSteps ?? 400, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels.present);
+    const losses = pretrainSpatialSampler(model, frames.pixels, { steps: options.samplerSteps ?? 2000, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels.present);
     log(`spatial Q-Former pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
   }
   log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames.pixels).toFixed(3)} to the token-embedding scale`);
   tf.dispose([frames.pixels, ...Object.values(frames.labels)]);
 
   const common = { seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
-  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, data: captionData, epochs: options.stage1Epochs ?? 10 }), {
+  const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, data: captionData, epochs: options.stage1Epochs ?? 2 }), {
     outDir: join(options.workDir, 'stage1'),
-    featureCacheDir: join(options.workDir, 'features'),
+    featureCacheDir: options.featureCacheDir ?? join(options.workDir, 'features'),
     progress: options.progress,
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
-  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 12, lr: 1e-3, lora: { dropout: 0 } }), {
+  const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 1, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
-    featureCacheDir: join(options.workDir, 'features'),
+    featureCacheDir: options.featureCacheDir ?? join(options.workDir, 'features'),
     progress: options.progress,
   });
   log(`stage 2: loss ${s2.lossHistory[0]?.toFixed(3)} → ${s2.lossHistory.at(-1)?.toFixed(3)}`);
