@@ -24,5 +24,6 @@ export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
 export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
+export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
 export { normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
 export { inferenceVisualPath, inferenceFrameEncoder, prepareInference, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';
