@@ -5,8 +5,9 @@
  *
  *   0. tokenizers learned from the benchmark's text (byte-level BPE for Qwen2, WordPiece for the Q-Formers);
  *   1. the vision tower pre-trained on the training videos' frames (no pretrained tower is downloadable);
- *   2. the LLM warmed up on the benchmark's text alone (no pretrained Qwen2 either), and the spatial Q-Former
- *      pre-trained to keep frame content (no pretrained InstructBLIP Q-Former either);
+ *   2. the LLM warmed up as a reader, each sample with its video's caption where `<video>` goes (no pretrained
+ *      Qwen2 either; reading-warmup.ts), and the spatial Q-Former pre-trained to keep frame content (no pretrained
+ *      InstructBLIP Q-Former either);
  *   3. stage 1: frame selection + projector on video captions (spec §2: stage 1 aligns on video-text pairs);
  *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM, on the questions plus the captions (spec §2).
  */
