@@ -11,7 +11,7 @@ import { initBackend } from '@bvllm/core';
 import { evaluateSplit, tinyAblation, trainTinyModel } from '@bvllm/pipeline';
 
 const [dataDir, base, workDir, seedList = '0,1,2', only] = process.argv.slice(2);
-if (!dataDir || !base || !workDir) throw new Error('usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds] [stage2Epochs] [variants]');
+if (!dataDir || !base || !workDir) throw new Error('usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds] [variants]');
 await initBackend();
 const variants = [
   ['B-VLLM (qformer-gumbel, row-cosine, qformer)', {}],

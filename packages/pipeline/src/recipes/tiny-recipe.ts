@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
-import { captionSamples, captionScene, type Scene } from '@bvllm/synth';
+import { captionSamples, type CaptionSample, type Scene } from '@bvllm/synth';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink, type TrainDataset } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
@@ -44,7 +44,7 @@ const readSplit = (dataDir: string, split: string): Entry[] => JSON.parse(readFi
  * Captions of the training videos, from the benchmark's `scenes.json`: stage 1's video-text pairs (spec §2). Only
  * the training split's, so nothing about a test video is seen in training.
  */
-export function trainingCaptions(dataDir: string): Entry[] {
+export function trainingCaptions(dataDir: string): CaptionSample[] {
   return captionSamples(readScenes(dataDir), (video) => video.startsWith('videos/train-'));
 }
 
@@ -166,15 +166,11 @@ async function pretrainFrames(dataDir: string, entries: Entry[], size: number, g
  * The warm-up's samples: the training conversations and captions in the chat format of stage 2 and the captions in
  * the plain format of stage 1, each with its video's caption in place of `<video>` (see reading-warmup.ts).
  */
-function readingDataset(model: BvllmModel, options: TinyRecipeOptions, chatPath: string, captionPath: string): TrainDataset<InstructSample> {
-  const captionIds = new Map(
-    readScenes(options.dataDir)
-      .filter((record) => record.video.startsWith('videos/train-'))
-      .map((record) => [join(options.dataDir, record.video), model.assets.tokenizer.encode(captionScene(record.scene))]),
-  );
-  const data = (stage: 'stage1' | 'stage2', annotations: string) =>
+function readingDataset(model: BvllmModel, options: TinyRecipeOptions, captions: readonly CaptionSample[], data: { chat: string; captions: string }): TrainDataset<InstructSample> {
+  const captionIds = new Map(captions.map((c) => [join(options.dataDir, c.video), model.assets.tokenizer.encode(c.conversations[1].value)]));
+  const dataset = (stage: 'stage1' | 'stage2', annotations: string) =>
     new CaptionInContextDataset(stageDataset(model, (stage === 'stage1' ? stage1Config : stage2Config).parse({ stage, data: { annotations, folder: options.dataDir } })), captionIds);
-  return new ConcatDataset([data('stage2', chatPath), data('stage1', captionPath)]);
+  return new ConcatDataset([dataset('stage2', data.chat), dataset('stage1', data.captions)]);
 }
 
 /** Step 1 of the recipe: the vision tower, from scratch (no pretrained tower is downloadable). */
@@ -184,7 +180,7 @@ function pretrainTower(model: BvllmModel, frames: PretrainFrames, options: TinyR
 }
 
 /** Step 2: the LLM, from scratch (no pretrained Qwen2 either), reading captions in place of the video. */
-async function warmUpLlm(model: BvllmModel, options: TinyRecipeOptions, data: { chat: string; captions: string }, log: (line: string) => void): Promise<void> {
+async function warmUpLlm(model: BvllmModel, options: TinyRecipeOptions, captions: readonly CaptionSample[], data: { chat: string; captions: string }, log: (line: string) => void): Promise<void> {
   const lmConfig = stage2Config.parse({
     stage: 'stage2',
     data: { annotations: data.chat, folder: options.dataDir },
@@ -199,7 +195,7 @@ async function warmUpLlm(model: BvllmModel, options: TinyRecipeOptions, data: { 
   const llmKeys = (key: string) => key.startsWith('model.') || key.startsWith('lm_head.');
   const warmup = await train<InstructSample, BvllmSample[]>({
     model: { store: model.store, trainable: () => llmKeys, loss: (batch, ctx) => model.loss(batch, ctx) },
-    dataset: readingDataset(model, options, data.chat, data.captions),
+    dataset: readingDataset(model, options, captions, data),
     collate: (samples) => collateBvllm(model, samples, new Map()),
     disposeBatch: (batch) => tf.dispose(batch.flatMap((s) => [s.question.inputIds, s.question.attentionMask])),
     config: lmConfig,
@@ -208,12 +204,6 @@ async function warmUpLlm(model: BvllmModel, options: TinyRecipeOptions, data: { 
   });
   log(`LLM warm-up: loss ${warmup.lossHistory[0]?.toFixed(3)} → ${warmup.lossHistory.at(-1)?.toFixed(3)}`);
 }
-
-const loadBase = (model: BvllmModel, dir: string, pattern: RegExp) => {
-  const tensors = readSafetensors(join(dir, WEIGHTS_FILE), (key) => pattern.test(key));
-  model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
-  tf.dispose([...tensors.values()]);
-};
 
 /** Runs the whole recipe and writes the model folder; returns the trained model (caller disposes). */
 export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmModel> {
@@ -233,11 +223,13 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
 
   const frames = await pretrainFrames(options.dataDir, train0, model.vision.imageSize, Math.sqrt(model.vision.numPatches), options.pretrainVideos ?? 1000);
   if (options.base) {
-    loadBase(model, options.base, /^(vision_tower|model|lm_head)\./);
+    const tensors = readSafetensors(join(options.base, WEIGHTS_FILE), (key) => /^(vision_tower|model|lm_head)\./.test(key));
+    model.store.load(tensors, { allowMissing: (key) => !tensors.has(key) });
+    tf.dispose([...tensors.values()]);
     log(`vision tower and LLM from ${options.base}`);
   } else {
     pretrainTower(model, frames, options, log);
-    await warmUpLlm(model, options, { chat: tuningData.annotations, captions: captionData.annotations }, log);
+    await warmUpLlm(model, options, captions, { chat: tuningData.annotations, captions: captionData.annotations }, log);
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
   if (model.spatialSample.kind === 'qformer') {
@@ -247,17 +239,18 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames.pixels).toFixed(3)} to the token-embedding scale`);
   tf.dispose([frames.pixels, ...Object.values(frames.labels)]);
 
+  const featureCacheDir = options.featureCacheDir ?? join(options.workDir, 'features');
   const common = { seed: options.seed, microBatchSize: 8, gradientAccumulationSteps: 1, checkpointEvery: 100_000, logEvery: 20, numFrames: 16 };
   const s1 = await trainBvllm(model, stage1Config.parse({ stage: 'stage1', ...common, data: captionData, epochs: options.stage1Epochs ?? 2 }), {
     outDir: join(options.workDir, 'stage1'),
-    featureCacheDir: options.featureCacheDir ?? join(options.workDir, 'features'),
+    featureCacheDir,
     progress: options.progress,
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 1e-3, not 1e-4, because this LLM starts from scratch.
   const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 1, lr: 1e-3, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
-    featureCacheDir: options.featureCacheDir ?? join(options.workDir, 'features'),
+    featureCacheDir,
     progress: options.progress,
   });
   log(`stage 2: loss ${s2.lossHistory[0]?.toFixed(3)} → ${s2.lossHistory.at(-1)?.toFixed(3)}`);
