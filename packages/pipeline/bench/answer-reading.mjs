@@ -1,7 +1,8 @@
 // Where the answers come from: on a split's questions, how often the model's first answer token is right (teacher
 // forced, greedy) when the `<video>` slot holds the video's own frames, another video's frames, or the video's caption
 // as text (the benchmark's `scenes.json`, as the recipe's LLM warm-up reads it). Own ≈ another video: the visual
-// tokens do not decide the answer. Caption ≈ chance: the LLM cannot answer even from the facts in words.
+// tokens do not decide the answer. Caption ≈ chance: the LLM cannot answer even from the facts in words, so no visual
+// training can help yet (run it on `<work>/base` right after the recipe's warm-up).
 // Usage: node bench/answer-reading.mjs <modelDir> <synthDir> [split=test] [questions=400]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
