@@ -25,5 +25,6 @@ export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './eval
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
 export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
+export { frameLabels, PAIR_CLASSES, type FrameLabels } from './recipes/frame-labels.js';
 export { normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
 export { inferenceVisualPath, inferenceFrameEncoder, prepareInference, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';
