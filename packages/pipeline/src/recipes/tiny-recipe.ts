@@ -253,7 +253,7 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
   });
   log(`stage 1: loss ${s1.lossHistory[0]?.toFixed(3)} → ${s1.lossHistory.at(-1)?.toFixed(3)}`);
   // r = 128 ≥ D = 128 makes the adapters full-rank here; lr 5e-4, not 1e-4, because this LLM is young and the
-  // visual path trains with it; not higher, because the warm-up measured that a higher rate unlearns reading.
+  // visual path trains with it; not higher, because at 2e-3 the same LLM never learned to read in its warm-up.
   const s2 = await trainBvllm(model, stage2Config.parse({ stage: 'stage2', ...common, data: tuningData, epochs: options.stage2Epochs ?? 1, lr: 5e-4, lora: { dropout: 0 } }), {
     outDir: join(options.workDir, 'stage2'),
     featureCacheDir,
