@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, initBackend, tf } from '@bvllm/core';
-import { CaptionInContextDataset, collateBvllm, loadModel, precomputeFeatures, stageDataset } from '@bvllm/pipeline';
+import { CaptionInContextDataset, collateBvllm, disposeFeatures, loadModel, precomputeFeatures, stageDataset } from '@bvllm/pipeline';
 import { spliceVisual } from '@bvllm/llm-bridge';
 import { captionScene } from '@bvllm/synth';
 import { stage2Config } from '@bvllm/trainer';
@@ -63,5 +63,5 @@ for (const [name, tally] of rows) {
   console.log(`| ${name} | ${rate(total).toFixed(1)} | ${keys.map((k) => rate(tally[k]).toFixed(0)).join(' | ')} |`);
 }
 console.log(`\nfirst answer token, teacher forced, % right; ${n} ${split} questions; ${modelDir}`);
-for (const f of features.values()) tf.dispose([f.cls, f.patches]);
+for (const f of features.values()) disposeFeatures(f);
 model.dispose();

@@ -44,14 +44,15 @@ function score(into, said, truth) {
 
 const described = tally();
 const reference = tally();
-const truths = records.map((r) => facts(captionScene(r.scene)));
+const captions = records.map((r) => captionScene(r.scene));
+const truths = captions.map(facts);
 for (const [i, record] of records.entries()) {
   const features = await videoFeatures(model, join(dataDir, record.video));
   const { text } = await answer(model, features, [{ role: 'user', content: 'Describe the video.' }], { seed: 0, generation: { maxNewTokens: 64 } });
   disposeFeatures(features);
   score(described, facts(text), truths[i]);
   score(reference, truths[(i + 1) % truths.length], truths[i]);
-  if (i < 3) console.log(`true: ${captionScene(record.scene)}\nsaid: ${text}\n`);
+  if (i < 3) console.log(`true: ${captions[i]}\nsaid: ${text}\n`);
 }
 const pct = (a, b) => (b ? ((100 * a) / b).toFixed(1) : '—');
 console.log('| describer | shape count right | pairs named that are true | true pairs named | flashed pair right |');

@@ -3,8 +3,8 @@
 // Usage: node bench/selection-hits.mjs <modelDir> <synthDir> [split=test] [seed=0]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng, initBackend, tf } from '@bvllm/core';
-import { disposeFeatures, loadModel, videoFeatures } from '@bvllm/pipeline';
+import { Rng, initBackend } from '@bvllm/core';
+import { disposeFeatures, disposeVisualPath, loadModel, videoFeatures } from '@bvllm/pipeline';
 
 const [modelDir, dataDir, split = 'test', seed = '0'] = process.argv.slice(2);
 if (!modelDir || !dataDir) throw new Error('usage: node bench/selection-hits.mjs <modelDir> <synthDir> [split] [seed]');
@@ -26,7 +26,7 @@ for (const item of items) {
     const [start, end] = item.eventSec;
     if (chosen.some((i) => features.timestampsSec[i] >= start && features.timestampsSec[i] < end)) hits++;
   }
-  tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds]);
+  disposeVisualPath(path);
   disposeFeatures(features);
 }
 console.log(`${model.frameSelect.kind}: a selected frame shows the brief event in ${hits} of ${brief} brief-event questions`);

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, initBackend, tf } from '@bvllm/core';
-import { PAIR_CLASSES, disposeFeatures, frameLabels, loadModel, videoFeatures } from '@bvllm/pipeline';
+import { PAIR_CLASSES, disposeFeatures, disposeVisualPath, frameLabels, loadModel, videoFeatures } from '@bvllm/pipeline';
 
 const [modelDir, dataDir, trainCount = '300', testCount = '100'] = process.argv.slice(2);
 if (!modelDir || !dataDir) throw new Error('usage: node bench/token-probe.mjs <modelDir> <synthDir> [trainVideos] [testVideos]');
@@ -38,7 +38,7 @@ async function keptFrames(split, count) {
       rows.features[3].push(visual.slice(k * perFrame, (k + 1) * perFrame).flat());
       rows.labels.push([...frameLabels(record.scene, Math.round(features.timestampsSec[frame] * record.scene.fps), grid).present]);
     });
-    tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds]);
+    disposeVisualPath(path);
     disposeFeatures(features);
   }
   tf.dispose([question.inputIds, question.attentionMask]);

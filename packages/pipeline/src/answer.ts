@@ -5,7 +5,7 @@
  */
 import { Rng, tf, type FrameFeatures } from '@bvllm/core';
 import { spliceVisual, streamText, tokenizeMultimodal, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
-import type { BvllmModel } from './bvllm-model.js';
+import { disposeVisualPath, type BvllmModel } from './bvllm-model.js';
 import { inferenceDecoder } from './llm-runtime.js';
 import { inferenceVisualPath } from './visual-runtime.js';
 
@@ -77,7 +77,8 @@ export async function answerPrompt(model: BvllmModel, features: FrameFeatures, t
     };
     return { prompt: { inputsEmbeds, promptIds: ids }, selection };
   } finally {
-    tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds, tokens.inputIds, tokens.attentionMask]);
+    disposeVisualPath(path);
+    tf.dispose([tokens.inputIds, tokens.attentionMask]);
   }
 }
 

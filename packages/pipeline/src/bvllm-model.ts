@@ -50,6 +50,11 @@ export interface VisualPath {
   visualEmbeds: tf.Tensor2D;
 }
 
+/** Frees every tensor a {@link VisualPath} holds. */
+export function disposeVisualPath(path: VisualPath): void {
+  tf.dispose([path.selection.frameWeights, path.selection.selected, path.merged.merged, path.spatialTokens, path.visualEmbeds]);
+}
+
 /** One training sample after preprocessing: cached frame features, the question, and the chat ids and labels. */
 export interface BvllmSample {
   /** Absent for text-only samples. */

@@ -1,4 +1,4 @@
-export { BvllmModel, type BvllmAssets, type BvllmSample, type VisualPath } from './bvllm-model.js';
+export { BvllmModel, disposeVisualPath, type BvllmAssets, type BvllmSample, type VisualPath } from './bvllm-model.js';
 export {
   pipelineConfigSchema,
   parsePipelineConfig,
