@@ -19,6 +19,7 @@ export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './vide
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
 export { trainTinyModel, buildTinyAssets, tinyPipelineConfig, tinyAblation, TINY_SPECIAL_TOKENS, type TinyRecipeOptions } from './recipes/tiny-recipe.js';
 export { pretrainVision, type VisionPretrainOptions } from './recipes/vision-pretrain.js';
+export { mixedBatches, poolBatches, renderedBatches, disposeBatch, type FrameLabelTensors, type PretrainBatch, type PretrainBatchSource } from './recipes/pretrain-batches.js';
 export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode } from './recipes/byte-bpe.js';
 export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
 export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';

@@ -6,7 +6,8 @@ import { testAssets, testConfig } from '../test-model.js';
 import { byteBpeTokenizerJson, bytesToUnicode, trainByteBpe } from './byte-bpe.js';
 import { normaliseVisualTokens, pretrainSpatialSampler } from './sampler-pretrain.js';
 import { PAIR_CLASSES } from './frame-labels.js';
-import { pretrainVision } from './vision-pretrain.js';
+import { pairLoss, pretrainVision } from './vision-pretrain.js';
+import { poolBatches } from './pretrain-batches.js';
 import { basicTokens, buildWordPieceVocab } from './wordpiece-vocab.js';
 
 beforeAll(async () => {
@@ -40,7 +41,7 @@ describe('spatial Q-Former pre-training and visual scale', () => {
   it('lowers the reconstruction loss, then centres visual tokens and scales them to the token-embedding RMS', () => {
     const model = BvllmModel.create(testConfig({ spatialSample: { kind: 'qformer', numQueries: 6, tokenBudget: null, qformer: testConfig().spatialSample.qformer } }), testAssets(), 2);
     const pixels = tf.tidy(() => Rng.fromSeed(3).normal([8, 32, 32, 3]) as tf.Tensor4D);
-    const losses = pretrainSpatialSampler(model, pixels, { steps: 30, batchSize: 4, lr: 3e-3, seed: 0 });
+    const losses = pretrainSpatialSampler(model, poolBatches(pixels), { steps: 30, batchSize: 4, lr: 3e-3, seed: 0 });
     expect(losses.at(-1)!).toBeLessThan(losses[0]);
     normaliseVisualTokens(model, pixels);
     const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
@@ -61,6 +62,19 @@ describe('spatial Q-Former pre-training and visual scale', () => {
   });
 });
 
+describe('pairLoss', () => {
+  it('sums binary cross-entropy over the pairs and averages over frames (hand-computed)', () => {
+    const present = tf.tensor2d([Array.from({ length: PAIR_CLASSES }, (_, i) => (i < 2 ? 1 : 0)), new Array(PAIR_CLASSES).fill(0)]);
+    // Zero logits: ln 2 for every pair of every frame.
+    expect(pairLoss(present, tf.zerosLike(present)).dataSync()[0]).toBeCloseTo(PAIR_CLASSES * Math.log(2), 4);
+    // Logit 2 on the first pair of frame 0 only: that term becomes ln(1 + e^-2), the rest stay ln 2.
+    const logits = tf.tensor2d([[2, ...new Array(PAIR_CLASSES - 1).fill(0)], new Array(PAIR_CLASSES).fill(0)]);
+    const expected = (Math.log(1 + Math.exp(-2)) + (2 * PAIR_CLASSES - 1) * Math.log(2)) / 2;
+    expect(pairLoss(present, logits).dataSync()[0]).toBeCloseTo(expected, 4);
+    tf.dispose([present, logits]);
+  });
+});
+
 describe('vision pre-training with frame labels', () => {
   it('fits the pixel and label targets together: the loss falls, and the labelled loss exceeds the pixel-only loss', () => {
     const rng = Rng.fromSeed(5);
@@ -73,15 +87,18 @@ describe('vision pre-training with frame labels', () => {
     };
     const losses = (withLabels: boolean) => {
       const model = BvllmModel.create(testConfig(), testAssets(), 4);
-      const out = pretrainVision(model.vision, pixels, { steps: 40, batchSize: 8, lr: 3e-3, seed: 0 }, withLabels ? labels : undefined);
+      const out = pretrainVision(model.vision, poolBatches(pixels, withLabels ? labels : undefined), { steps: 40, batchSize: 8, lr: 3e-3, seed: 0 });
       model.dispose();
       return out;
     };
     const labelled = losses(true);
     const plain = losses(false);
     expect(labelled.at(-1)!).toBeLessThan(0.8 * labelled[0]);
-    // Cross-entropy over 7 + 6 classes and 30 binary pairs starts near ln 7 + ln 6 + ln 2 ≈ 4.5 above the pixel loss.
-    expect(labelled[0] - plain[0]).toBeGreaterThan(3);
+    // Cross-entropy over 7 + 6 classes plus binary cross-entropy summed over the pairs (pairLoss) starts near
+    // ln 7 + ln 6 + PAIR_CLASSES · ln 2 above the pixel loss; averaged over the pairs it would be ln 2 instead.
+    const start = Math.log(7) + Math.log(6) + PAIR_CLASSES * Math.log(2);
+    expect(labelled[0] - plain[0]).toBeGreaterThan(0.8 * start);
+    expect(labelled[0] - plain[0]).toBeLessThan(1.2 * start);
     tf.dispose([pixels, ...Object.values(labels)]);
   });
 });

@@ -12,6 +12,8 @@ import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { AdamW } from '@bvllm/trainer';
 import type { BvllmModel } from '../bvllm-model.js';
 import { PAIR_CLASSES } from './frame-labels.js';
+import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
+import { pairLoss } from './vision-pretrain.js';
 
 export interface SamplerPretrainOptions {
   steps: number;
@@ -21,62 +23,61 @@ export interface SamplerPretrainOptions {
 }
 
 /**
- * `pixels` `[F, S, S, 3]` preprocessed frames, `present` `[F, PAIR_CLASSES]` their colour–shape pairs (optional);
- * trains `vlm_att_encoder_spatial.*`, `vlm_att_query_spatial` in place.
+ * Trains `vlm_att_encoder_spatial.*`, `vlm_att_query_spatial` in place on batches from `batches` (the frozen tower
+ * encodes each; the pair loss applies when a batch carries labels) and returns the loss of each step.
  */
-export function pretrainSpatialSampler(model: BvllmModel, pixels: tf.Tensor4D, options: SamplerPretrainOptions, present?: tf.Tensor2D): number[] {
-  const frames = pixels.shape[0];
-  // The tower is frozen: its patch tokens are computed once.
-  const patches = tf.tidy(() => {
-    const parts: tf.Tensor[] = [];
-    for (let start = 0; start < frames; start += 32)
-      parts.push(model.vision.encode(tf.slice(pixels, [start, 0, 0, 0], [Math.min(32, frames - start), -1, -1, -1]) as tf.Tensor4D).patches);
-    return tf.concat(parts, 0) as tf.Tensor3D;
-  });
-  const targets = tf.tidy(() => tf.reshape(tf.avgPool(pixels, pixels.shape[1] / 8, pixels.shape[1] / 8, 'valid'), [frames, -1]));
+export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatchSource, options: SamplerPretrainOptions): number[] {
   const rng = Rng.fromSeed(options.seed).fork('sampler-pretrain');
   const question = model.tokenizeQuestion('');
-  const probe = model.spatialSample.apply(
-    { merged: { merged: tf.slice(patches, [0, 0, 0], [1, -1, -1]) as tf.Tensor3D, groups: [[0]], frameIndices: Int32Array.of(0), timestampsSec: [0] }, question },
-    { training: false, rng },
-  ).spatialTokens;
-  const [, tokens, width] = probe.shape;
-  probe.dispose();
+  const lnWeight = model.store.get('vlm_att_ln_temporal.weight');
+  const lnBias = model.store.get('vlm_att_ln_temporal.bias');
+  /** `[B, N, Cv]` patches of one frame each → the sampler's tokens `[B, R, D]`. */
+  const sample = (patches: tf.Tensor3D, training: boolean): tf.Tensor3D => {
+    // The sampler reads patches through the temporal LN (D10), as in the full path with one-hot frame weights.
+    const merged = layerNorm(patches, lnWeight, lnBias, 1e-5) as tf.Tensor3D;
+    const frames = [...Array(patches.shape[0]).keys()];
+    return model.spatialSample.apply(
+      { merged: { merged, groups: frames.map((i) => [i]), frameIndices: Int32Array.from(frames), timestampsSec: frames.map(() => 0) }, question },
+      { training, rng },
+    ).spatialTokens;
+  };
+  const probe = batches(1, rng);
+  const probeTokens = tf.tidy(() => sample(model.vision.encode(probe.pixels).patches, false));
+  const [, tokens, width] = probeTokens.shape;
+  tf.dispose(probeTokens);
+  disposeBatch(probe);
   const heads = new ParameterStore('sampler-pretrain-head', rng);
-  const head = new Linear(heads, 'head', tokens * width, targets.shape[1]!);
+  const head = new Linear(heads, 'head', tokens * width, 8 * 8 * 3);
   const presentHead = new Linear(heads, 'present_head', tokens * width, PAIR_CLASSES);
   const params = new Map([...model.store.entries()].filter(([key]) => /^vlm_att_(encoder|query)_spatial/.test(key)).concat(heads.entries()));
   for (const v of params.values()) v.trainable = true;
-  const lnWeight = model.store.get('vlm_att_ln_temporal.weight');
-  const lnBias = model.store.get('vlm_att_ln_temporal.bias');
   const optimizer = new AdamW(params, { weightDecay: 0 });
   const losses: number[] = [];
+  const size = options.batchSize;
   try {
     for (let step = 0; step < options.steps; step++) {
-      const index = Array.from({ length: options.batchSize }, () => rng.int(frames));
+      const batch = batches(size, rng);
+      // The tower is frozen (no trainable variables), so encoding outside the gradient tape costs no gradient.
+      const patches = tf.tidy(() => model.vision.encode(batch.pixels).patches);
       const { value, grads } = tf.variableGrads(() =>
         tf.tidy(() => {
-          // The sampler reads patches through the temporal LN (D10), as in the full path with one-hot frame weights.
-          const merged = layerNorm(tf.gather(patches, index), lnWeight, lnBias, 1e-5) as tf.Tensor3D;
-          const { spatialTokens } = model.spatialSample.apply(
-            { merged: { merged, groups: index.map((_, i) => [i]), frameIndices: Int32Array.from(index), timestampsSec: index.map(() => 0) }, question },
-            { training: true, rng },
-          );
-          const flat = tf.reshape(spatialTokens, [index.length, -1]);
-          const reconstruction = tf.losses.meanSquaredError(tf.gather(targets, index), head.apply(flat));
-          if (!present) return reconstruction as tf.Scalar;
-          return tf.add(reconstruction, tf.losses.sigmoidCrossEntropy(tf.gather(present, index), presentHead.apply(flat))) as tf.Scalar;
+          const flat = tf.reshape(sample(patches, true), [size, -1]);
+          const target = tf.reshape(tf.avgPool(batch.pixels, batch.pixels.shape[1] / 8, batch.pixels.shape[1] / 8, 'valid'), [size, -1]);
+          const reconstruction = tf.losses.meanSquaredError(target, head.apply(flat));
+          if (!batch.labels) return reconstruction as tf.Scalar;
+          return tf.add(reconstruction, pairLoss(batch.labels.present, presentHead.apply(flat))) as tf.Scalar;
         }),
       );
       const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
       optimizer.update(keyed, options.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * step) / options.steps))));
       losses.push(value.dataSync()[0]);
-      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose([value, patches, ...Object.values(grads)]);
+      disposeBatch(batch);
     }
   } finally {
     optimizer.dispose();
     heads.dispose();
-    tf.dispose([patches, targets, question.inputIds, question.attentionMask]);
+    tf.dispose([question.inputIds, question.attentionMask]);
   }
   return losses;
 }

@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, readSafetensors, tf } from '@bvllm/core';
 import { QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
-import { captionSamples, type CaptionSample, type Scene } from '@bvllm/synth';
+import { captionSamples, parseSynthConfig, type CaptionSample, type Scene, type SynthConfig } from '@bvllm/synth';
 import { stage1Config, stage2Config, train, type InstructSample, type ProgressSink, type TrainDataset } from '@bvllm/trainer';
 import { decodeVideo, preprocessClip, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { BvllmModel, type BvllmSample } from '../bvllm-model.js';
@@ -25,7 +25,8 @@ import { collateBvllm, stageDataset, trainBvllm } from '../train-bvllm.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './byte-bpe.js';
 import { normaliseVisualTokens, pretrainSpatialSampler } from './sampler-pretrain.js';
 import { PAIR_CLASSES, frameLabels, type FrameLabels } from './frame-labels.js';
-import { pretrainVision, type FrameLabelTensors } from './vision-pretrain.js';
+import { pretrainVision } from './vision-pretrain.js';
+import { mixedBatches, poolBatches, renderedBatches, type FrameLabelTensors, type PretrainBatchSource } from './pretrain-batches.js';
 import { CaptionInContextDataset, ConcatDataset } from './reading-warmup.js';
 import { buildWordPieceVocab } from './wordpiece-vocab.js';
 
@@ -49,6 +50,15 @@ export function trainingCaptions(dataDir: string): CaptionSample[] {
 }
 
 const readScenes = (dataDir: string): { video: string; scene: Scene }[] => JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8'));
+
+/** Index of the first fresh (never a video) training scene the pre-training renders. */
+const FRESH_SCENES_FROM = 1_000_000;
+
+/** The generator settings the benchmark in `dataDir` was made with (its `meta.json`). */
+function readSynthSettings(dataDir: string): SynthConfig {
+  const meta = JSON.parse(readFileSync(join(dataDir, 'meta.json'), 'utf8')) as { settings: object };
+  return parseSynthConfig({ ...meta.settings, outDir: dataDir });
+}
 
 /** Learns both tokenizers from the benchmark's text and writes them as HF files into `assetsDir`. */
 export function buildTinyAssets(dataDir: string, assetsDir: string, merges = 400): { vocabSize: number; questionVocabSize: number } {
@@ -116,8 +126,13 @@ export interface TinyRecipeOptions {
   featureCacheDir?: string;
   /** Steps of the vision tower's pre-training (see vision-pretrain.ts). */
   visionSteps?: number;
-  /** Training videos whose frames (4 each) the tower and spatial Q-Former pre-train on. */
+  /** Training videos whose decoded frames (4 each) the tower and spatial Q-Former pre-train on. */
   pretrainVideos?: number;
+  /**
+   * Half of each pre-training batch rendered on the fly from fresh scenes of the benchmark's generator (default
+   * true; see pretrain-batches.ts). Off, the tower and spatial Q-Former see only the decoded frames.
+   */
+  renderedFrames?: boolean;
   /** Steps of the spatial Q-Former's reconstruction pre-training (see sampler-pretrain.ts). */
   samplerSteps?: number;
   lmEpochs?: number;
@@ -178,9 +193,19 @@ function readingDataset(model: BvllmModel, options: TinyRecipeOptions, captions:
   return new ConcatDataset([dataset('stage2', data.chat), dataset('stage1', data.captions)]);
 }
 
+/** The pre-training batches: the decoded frames, half and half with freshly rendered ones unless turned off. */
+function pretrainBatches(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions): PretrainBatchSource {
+  const decoded = poolBatches(frames.pixels, frames.labels);
+  if (options.renderedFrames === false) return decoded;
+  const settings = readSynthSettings(options.dataDir);
+  // A fixed first index, not the split's size, so the first N training videos of any larger draw get the same model.
+  const first = Math.max(FRESH_SCENES_FROM, settings.counts.train);
+  return mixedBatches([decoded, renderedBatches(settings, model.vision.imageSize, Math.sqrt(model.vision.numPatches), first)]);
+}
+
 /** Step 1 of the recipe: the vision tower, from scratch (no pretrained tower is downloadable). */
-function pretrainTower(model: BvllmModel, frames: PretrainFrames, options: TinyRecipeOptions, log: (line: string) => void): void {
-  const losses = pretrainVision(model.vision, frames.pixels, { steps: options.visionSteps ?? 3000, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels);
+function pretrainTower(model: BvllmModel, batches: PretrainBatchSource, options: TinyRecipeOptions, log: (line: string) => void): void {
+  const losses = pretrainVision(model.vision, batches, { steps: options.visionSteps ?? 12000, batchSize: 16, lr: 2e-3, seed: options.seed });
   log(`vision pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
 }
 
@@ -233,12 +258,13 @@ export async function trainTinyModel(options: TinyRecipeOptions): Promise<BvllmM
     tf.dispose([...tensors.values()]);
     log(`vision tower and LLM from ${options.base}`);
   } else {
-    pretrainTower(model, frames, options, log);
+    pretrainTower(model, pretrainBatches(model, frames, options), options, log);
     await warmUpLlm(model, options, captions, { chat: tuningData.annotations, captions: captionData.annotations }, log);
     saveModel(model, join(options.workDir, 'base'), assetsDir);
   }
   if (model.spatialSample.kind === 'qformer') {
-    const losses = pretrainSpatialSampler(model, frames.pixels, { steps: options.samplerSteps ?? 2000, batchSize: 16, lr: 2e-3, seed: options.seed }, frames.labels.present);
+    const batches = pretrainBatches(model, frames, options);
+    const losses = pretrainSpatialSampler(model, batches, { steps: options.samplerSteps ?? 4000, batchSize: 16, lr: 2e-3, seed: options.seed });
     log(`spatial Q-Former pre-training: loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}`);
   }
   log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames.pixels).toFixed(3)} to the token-embedding scale`);
