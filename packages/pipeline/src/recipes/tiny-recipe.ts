@@ -4,7 +4,8 @@
  * (spec §1), scaled down; the steps and their departures from the paper are in the model card.
  *
  *   0. tokenizers learned from the benchmark's text (byte-level BPE for Qwen2, WordPiece for the Q-Formers);
- *   1. the vision tower pre-trained on the training videos' frames (no pretrained tower is downloadable);
+ *   1. the vision tower pre-trained on the training videos' frames mixed with frames rendered from fresh scenes
+ *      (no pretrained tower is downloadable; pretrain-batches.ts);
  *   2. the LLM warmed up as a reader, each sample with its video's caption where `<video>` goes (no pretrained
  *      Qwen2 either; reading-warmup.ts), and the spatial Q-Former pre-trained to keep frame content (no pretrained
  *      InstructBLIP Q-Former either);
