@@ -113,7 +113,9 @@ describe('visual runtimes', () => {
     expect(await inferenceFrameEncoder(onnx)).toBeInstanceOf(OrtVisionEncoder);
     const fa = await videoFeatures(tfjs, video);
     const fb = await videoFeatures(onnx, video);
-    expect(maxDiff(fa.patches, fb.patches)).toBeLessThan(1e-4);
+    // Relative to the features' scale: float32 rounding grows with it, and the shipped tower's features reach |x| ≈ 20.
+    const scale = tf.tidy(() => tf.max(tf.abs(fa.patches)).dataSync()[0]);
+    expect(maxDiff(fa.patches, fb.patches) / scale).toBeLessThan(1e-5);
     const turns = [{ role: 'user' as const, content: 'What colour is the square?' }];
     for (const seed of [0, 3]) {
       const a = await answer(tfjs, fa, turns, { seed });
