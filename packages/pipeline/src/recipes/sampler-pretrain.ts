@@ -7,13 +7,13 @@
  * the colour–shape pairs in the frame (an image-text objective, as InstructBLIP's Q-Former was pre-trained with);
  * the heads are discarded afterwards.
  */
-import { Linear, ParameterStore, Rng, layerNorm, tf } from '@bvllm/core';
+import { Linear, ParameterStore, Rng, layerNorm, tf, type QuestionTokens } from '@bvllm/core';
 import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { AdamW } from '@bvllm/trainer';
 import type { BvllmModel } from '../bvllm-model.js';
 import { PAIR_CLASSES } from './frame-labels.js';
 import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
-import { pairLoss } from './vision-pretrain.js';
+import { pairLoss, poolTo } from './vision-pretrain.js';
 
 export interface SamplerPretrainOptions {
   steps: number;
@@ -23,24 +23,26 @@ export interface SamplerPretrainOptions {
 }
 
 /**
+ * Patches `[B, N, Cv]` of one frame each → the spatial sampler's tokens `[B, R, D]`. The sampler reads them through
+ * the temporal LN (D10), as in the full path with one-hot frame weights.
+ */
+function frameSpatialTokens(model: BvllmModel, patches: tf.Tensor3D, question: QuestionTokens, training: boolean, rng: Rng): tf.Tensor3D {
+  const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
+  const frames = [...Array(patches.shape[0]).keys()];
+  return model.spatialSample.apply(
+    { merged: { merged, groups: frames.map((i) => [i]), frameIndices: Int32Array.from(frames), timestampsSec: frames.map(() => 0) }, question },
+    { training, rng },
+  ).spatialTokens;
+}
+
+/**
  * Trains `vlm_att_encoder_spatial.*`, `vlm_att_query_spatial` in place on batches from `batches` (the frozen tower
  * encodes each; the pair loss applies when a batch carries labels) and returns the loss of each step.
  */
 export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatchSource, options: SamplerPretrainOptions): number[] {
   const rng = Rng.fromSeed(options.seed).fork('sampler-pretrain');
   const question = model.tokenizeQuestion('');
-  const lnWeight = model.store.get('vlm_att_ln_temporal.weight');
-  const lnBias = model.store.get('vlm_att_ln_temporal.bias');
-  /** `[B, N, Cv]` patches of one frame each → the sampler's tokens `[B, R, D]`. */
-  const sample = (patches: tf.Tensor3D, training: boolean): tf.Tensor3D => {
-    // The sampler reads patches through the temporal LN (D10), as in the full path with one-hot frame weights.
-    const merged = layerNorm(patches, lnWeight, lnBias, 1e-5) as tf.Tensor3D;
-    const frames = [...Array(patches.shape[0]).keys()];
-    return model.spatialSample.apply(
-      { merged: { merged, groups: frames.map((i) => [i]), frameIndices: Int32Array.from(frames), timestampsSec: frames.map(() => 0) }, question },
-      { training, rng },
-    ).spatialTokens;
-  };
+  const sample = (patches: tf.Tensor3D, training: boolean) => frameSpatialTokens(model, patches, question, training, rng);
   const probe = batches(1, rng);
   const probeTokens = tf.tidy(() => sample(model.vision.encode(probe.pixels).patches, false));
   const [, tokens, width] = probeTokens.shape;
@@ -62,7 +64,7 @@ export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatch
       const { value, grads } = tf.variableGrads(() =>
         tf.tidy(() => {
           const flat = tf.reshape(sample(patches, true), [size, -1]);
-          const target = tf.reshape(tf.avgPool(batch.pixels, batch.pixels.shape[1] / 8, batch.pixels.shape[1] / 8, 'valid'), [size, -1]);
+          const target = tf.reshape(poolTo(batch.pixels, 8), [size, -1]);
           const reconstruction = tf.losses.meanSquaredError(target, head.apply(flat));
           if (!batch.labels) return reconstruction as tf.Scalar;
           return tf.add(reconstruction, pairLoss(batch.labels.present, presentHead.apply(flat))) as tf.Scalar;
@@ -96,12 +98,7 @@ export function normaliseVisualTokens(model: BvllmModel, pixels: tf.Tensor4D): n
   const visual = tf.tidy(() => {
     const count = Math.min(64, pixels.shape[0]);
     const { patches } = model.vision.encode(tf.slice(pixels, [0, 0, 0, 0], [count, -1, -1, -1]) as tf.Tensor4D);
-    const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
-    const { spatialTokens } = model.spatialSample.apply(
-      { merged: { merged, groups: [...Array(count).keys()].map((i) => [i]), frameIndices: new Int32Array(count), timestampsSec: new Array(count).fill(0) }, question },
-      { training: false, rng: Rng.fromSeed(0) },
-    );
-    return model.projector.apply({ spatialTokens });
+    return model.projector.apply({ spatialTokens: frameSpatialTokens(model, patches, question, false, Rng.fromSeed(0)) });
   });
   tf.dispose([question.inputIds, question.attentionMask]);
   const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);

@@ -37,7 +37,7 @@ export function pairLoss(present: tf.Tensor, logits: tf.Tensor): tf.Scalar {
 }
 
 /** Average-pools `[B, S, S, 3]` to `[B, g, g, 3]`. */
-function poolTo(pixels: tf.Tensor4D, grid: number): tf.Tensor4D {
+export function poolTo(pixels: tf.Tensor4D, grid: number): tf.Tensor4D {
   const size = pixels.shape[1];
   return tf.avgPool(pixels, size / grid, size / grid, 'valid');
 }
