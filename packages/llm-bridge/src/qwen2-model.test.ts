@@ -208,6 +208,18 @@ describe('training', () => {
     model.dispose();
   });
 
+  it('the embedding gradient works when every looked-up id is the same one', () => {
+    const model = tiny();
+    const dy = tf.tidy(() => tf.reshape(tf.range(1, 17), [1, 2, 8]));
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.embed([[4, 4]]), dy)) as tf.Scalar, [model.embedTokens]);
+    const rows = grads[model.embedTokens.name].arraySync() as number[][];
+    const dyRows = (dy.arraySync() as number[][][])[0];
+    expect(rows[4]).toEqual(dyRows[0].map((v, i) => v + dyRows[1][i]));
+    expect(rows.filter((_, id) => id !== 4).flat().every((v) => v === 0)).toBe(true);
+    tf.dispose([value, dy, ...Object.values(grads)]);
+    model.dispose();
+  });
+
   it('parameter gradients match central finite differences (GQA, all positions)', () => {
     const model = tiny();
     const ids = [[1, 4, 2, 7, 9]];

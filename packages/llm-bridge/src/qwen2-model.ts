@@ -265,7 +265,9 @@ export class Qwen2Model {
           const rows = [...new Set(flat)];
           const slot = new Map(rows.map((id, i) => [id, i]));
           // oneHot's float32 output is wrong on tfjs-wasm 4.22 (it writes int bits); cast the int32 one instead.
-          const assign = tf.cast(tf.oneHot(tf.tensor1d(Array.from(flat, (id) => slot.get(id)!), 'int32'), rows.length), 'float32') as tf.Tensor2D;
+          // oneHot refuses a depth of 1 (every id the same), so the columns are cut to the rows after.
+          const oneHot = tf.oneHot(tf.tensor1d(Array.from(flat, (id) => slot.get(id)!), 'int32'), Math.max(2, rows.length));
+          const assign = tf.slice(tf.cast(oneHot, 'float32'), [0, 0], [-1, rows.length]) as tf.Tensor2D;
           const updates = tf.matMul(assign, tf.reshape(dy, [-1, hiddenSize]) as tf.Tensor2D, true, false);
           return tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), updates, [vocabSize, hiddenSize]);
         },

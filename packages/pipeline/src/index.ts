@@ -17,7 +17,7 @@ export { inferenceDecoder, releaseInferenceDecoder, llmRuntime, exportedLlm, LLM
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
-export { trainTinyModel, buildTinyAssets, tinyPipelineConfig, tinyAblation, TINY_SPECIAL_TOKENS, type TinyRecipeOptions } from './recipes/tiny-recipe.js';
+export { trainTinyModel, warmUpLabelReading, buildTinyAssets, tinyPipelineConfig, tinyAblation, TINY_SPECIAL_TOKENS, type TinyRecipeOptions } from './recipes/tiny-recipe.js';
 export { pretrainVision, type VisionPretrainOptions } from './recipes/vision-pretrain.js';
 export { mixedBatches, poolBatches, renderedBatches, disposeBatch, type FrameLabelTensors, type PretrainBatch, type PretrainBatchSource } from './recipes/pretrain-batches.js';
 export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode } from './recipes/byte-bpe.js';
@@ -26,6 +26,8 @@ export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './eval
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
 export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
-export { frameLabels, PAIR_CLASSES, type FrameLabels } from './recipes/frame-labels.js';
+export { frameLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './recipes/frame-labels.js';
+export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './recipes/label-tokens.js';
+export { alignVisualTokens, frameVisualTokens, type TokenAlignmentOptions } from './recipes/token-alignment.js';
 export { normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
 export { inferenceVisualPath, inferenceFrameEncoder, prepareInference, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';

@@ -1,6 +1,6 @@
 import { COLOURS, PALETTE, SHAPES, renderFrame, type Scene } from '@bvllm/synth';
 import { describe, expect, it } from 'vitest';
-import { PAIR_CLASSES, frameLabels } from './frame-labels.js';
+import { CELL_GRID, PAIR_CLASSES, frameLabels } from './frame-labels.js';
 
 const scene: Scene = {
   size: 64,
@@ -50,5 +50,18 @@ describe('frameLabels', () => {
     expect(first.present).toHaveLength(PAIR_CLASSES);
     expect(on(first.present)).toEqual([pair('red', 'square'), pair('blue', 'cross'), pair('yellow', 'triangle')].sort((a, b) => a - b));
     expect(on(last.present)).toEqual([pair('red', 'square'), pair('blue', 'cross')].sort((a, b) => a - b));
+  });
+
+  it('puts each visible pair in the 2 × 2 cell holding its centre (the label tokens), by hand', () => {
+    const pair = (colour: (typeof COLOURS)[number], shape: (typeof SHAPES)[number]) => COLOURS.indexOf(colour) * SHAPES.length + SHAPES.indexOf(shape);
+    const cells = (frame: number) => {
+      const { cellPairs } = frameLabels(scene, frame, 4);
+      expect(cellPairs).toHaveLength(CELL_GRID * CELL_GRID * PAIR_CLASSES);
+      return [0, 1, 2, 3].map((c) => [...cellPairs.subarray(c * PAIR_CLASSES, (c + 1) * PAIR_CLASSES).keys()].filter((i) => cellPairs[c * PAIR_CLASSES + i] === 1));
+    };
+    // Frame 0: red square at (8, 8) → top left; yellow triangle at (40, 8) → top right; blue cross at (8, 40) → bottom left.
+    expect(cells(0)).toEqual([[pair('red', 'square')], [pair('yellow', 'triangle')], [pair('blue', 'cross')], []]);
+    // Frame 15 (3.75 s): the triangle is gone and the cross has moved to x = 8 + 48 · 3.75 / 4 = 53 → bottom right.
+    expect(cells(15)).toEqual([[pair('red', 'square')], [], [], [pair('blue', 'cross')]]);
   });
 });

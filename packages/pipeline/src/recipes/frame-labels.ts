@@ -9,6 +9,12 @@ import { BOUNDING_RADIUS_FACTOR, COLOURS, SHAPES, centreAt, isVisible, shapeCont
 /** Objects per class pair: index `colour · SHAPES.length + shape`. */
 export const PAIR_CLASSES = COLOURS.length * SHAPES.length;
 
+/**
+ * Cells per side of the frame grid the label tokens describe (see label-tokens.ts): 2 × 2 cells, one per visual
+ * token of a frame (R = 4).
+ */
+export const CELL_GRID = 2;
+
 /** A patch counts as showing an object when the object covers at least this share of the patch's pixels. */
 const MIN_COVERAGE = 0.08;
 
@@ -19,6 +25,11 @@ export interface FrameLabels {
   patchShape: Int32Array;
   /** 1 where an object of that colour–shape pair is visible. `[PAIR_CLASSES]` */
   present: Float32Array;
+  /**
+   * Per cell of the `CELL_GRID × CELL_GRID` grid (row-major), 1 for each colour–shape pair whose visible object has
+   * its centre in the cell. `[CELL_GRID² · PAIR_CLASSES]`
+   */
+  cellPairs: Float32Array;
 }
 
 /** Labels of frame `frameIndex` of `scene` on a `grid × grid` patch grid. */
@@ -29,12 +40,16 @@ export function frameLabels(scene: Scene, frameIndex: number, grid: number): Fra
   const patchShape = new Int32Array(grid * grid);
   const present = new Float32Array(PAIR_CLASSES);
   const coverage = new Float32Array(grid * grid);
+  const cellPairs = new Float32Array(CELL_GRID * CELL_GRID * PAIR_CLASSES);
+  const cellPx = scene.size / CELL_GRID;
+  const cellOf = (v: number) => Math.min(CELL_GRID - 1, Math.max(0, Math.floor(v / cellPx)));
   for (const object of scene.objects) {
     if (!isVisible(object, timeSec)) continue;
     const colour = COLOURS.indexOf(object.colour);
     const shape = SHAPES.indexOf(object.shape);
     present[colour * SHAPES.length + shape] = 1;
     const centre = centreAt(object, timeSec);
+    cellPairs[(cellOf(centre.y) * CELL_GRID + cellOf(centre.x)) * PAIR_CLASSES + colour * SHAPES.length + shape] = 1;
     const reach = BOUNDING_RADIUS_FACTOR * object.radiusPx;
     const covered = new Float32Array(grid * grid);
     // Pixel centres, as the renderer samples them.
@@ -50,5 +65,5 @@ export function frameLabels(scene: Scene, frameIndex: number, grid: number): Fra
       }
     }
   }
-  return { patchColour, patchShape, present };
+  return { patchColour, patchShape, present, cellPairs };
 }

@@ -32,6 +32,7 @@ describe('renderedBatches', () => {
       expect(batch.labels!.patchColour.arraySync()[row]).toEqual([...labels.patchColour]);
       expect(batch.labels!.patchShape.arraySync()[row]).toEqual([...labels.patchShape]);
       expect(batch.labels!.present.arraySync()[row]).toEqual([...labels.present]);
+      expect(batch.labels!.cellPairs.arraySync()[row]).toEqual([...labels.cellPairs]);
     };
     expect(first.pixels.shape).toEqual([2, 64, 64, 3]);
     expect(first.labels!.present.shape).toEqual([2, PAIR_CLASSES]);
@@ -59,6 +60,7 @@ describe('poolBatches and mixedBatches', () => {
           patchColour: tf.fill([frames, 1], value, 'int32') as tf.Tensor2D,
           patchShape: tf.fill([frames, 1], value, 'int32') as tf.Tensor2D,
           present: tf.fill([frames, PAIR_CLASSES], value) as tf.Tensor2D,
+          cellPairs: tf.fill([frames, 4 * PAIR_CLASSES], value) as tf.Tensor2D,
         }
       : undefined;
     return { pixels, labels };
@@ -82,6 +84,7 @@ describe('poolBatches and mixedBatches', () => {
     expect(batch.pixels.arraySync().map((frame) => frame[0][0][0])).toEqual([1, 1, 1, 2, 2]);
     expect(batch.labels!.present.arraySync().map((row) => row[0])).toEqual([1, 1, 1, 2, 2]);
     expect(batch.labels!.patchShape.shape).toEqual([5, 1]);
+    expect(batch.labels!.cellPairs.arraySync().map((row) => row[0])).toEqual([1, 1, 1, 2, 2]);
     disposeBatch(batch);
     // A source without labels makes the whole batch unlabelled (the label losses need every row).
     const c = pool(3, 2, false);

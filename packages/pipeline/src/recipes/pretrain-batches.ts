@@ -9,7 +9,9 @@
 import { InvalidArgumentError, Rng, tf } from '@bvllm/core';
 import { buildItem, renderFrame, type SynthConfig } from '@bvllm/synth';
 import { preprocessClip } from '@bvllm/vision-encoder';
-import { PAIR_CLASSES, frameLabels } from './frame-labels.js';
+import { CELL_GRID, PAIR_CLASSES, frameLabels } from './frame-labels.js';
+
+const CELL_LABELS = CELL_GRID * CELL_GRID * PAIR_CLASSES;
 
 /** Labels of a batch of frames (see {@link frameLabels}). */
 export interface FrameLabelTensors {
@@ -19,6 +21,8 @@ export interface FrameLabelTensors {
   patchShape: tf.Tensor2D;
   /** `[B, PAIR_CLASSES]` 0/1. */
   present: tf.Tensor2D;
+  /** `[B, CELL_GRID² · PAIR_CLASSES]` 0/1: the pairs centred in each cell (see {@link frameLabels}). */
+  cellPairs: tf.Tensor2D;
 }
 
 /** One batch: preprocessed pixels `[B, S, S, 3]` (NHWC, CLIP-normalised) and, when known, what each frame shows. */
@@ -36,7 +40,12 @@ export function poolBatches(pixels: tf.Tensor4D, labels?: FrameLabelTensors): Pr
     const index = tf.tensor1d(Array.from({ length: size }, () => rng.int(pixels.shape[0])), 'int32');
     const batch: PretrainBatch = {
       pixels: tf.gather(pixels, index),
-      labels: labels && { patchColour: tf.gather(labels.patchColour, index), patchShape: tf.gather(labels.patchShape, index), present: tf.gather(labels.present, index) },
+      labels: labels && {
+        patchColour: tf.gather(labels.patchColour, index),
+        patchShape: tf.gather(labels.patchShape, index),
+        present: tf.gather(labels.present, index),
+        cellPairs: tf.gather(labels.cellPairs, index),
+      },
     };
     index.dispose();
     return batch;
@@ -57,6 +66,7 @@ export function renderedBatches(settings: SynthConfig, imageSize: number, grid: 
     const patchColour = new Int32Array(size * grid * grid);
     const patchShape = new Int32Array(size * grid * grid);
     const present = new Float32Array(size * PAIR_CLASSES);
+    const cellPairs = new Float32Array(size * CELL_LABELS);
     for (let i = 0; i < size; i++) {
       const { scene } = buildItem(settings, 'train', next++);
       const frame = rng.int(scene.numFrames);
@@ -65,6 +75,7 @@ export function renderedBatches(settings: SynthConfig, imageSize: number, grid: 
       patchColour.set(labels.patchColour, i * grid * grid);
       patchShape.set(labels.patchShape, i * grid * grid);
       present.set(labels.present, i * PAIR_CLASSES);
+      cellPairs.set(labels.cellPairs, i * CELL_LABELS);
     }
     return {
       pixels: tf.tensor4d(pixels, [size, imageSize, imageSize, 3]),
@@ -72,6 +83,7 @@ export function renderedBatches(settings: SynthConfig, imageSize: number, grid: 
         patchColour: tf.tensor2d(patchColour, [size, grid * grid], 'int32'),
         patchShape: tf.tensor2d(patchShape, [size, grid * grid], 'int32'),
         present: tf.tensor2d(present, [size, PAIR_CLASSES]),
+        cellPairs: tf.tensor2d(cellPairs, [size, CELL_LABELS]),
       },
     };
   };
@@ -93,6 +105,7 @@ export function mixedBatches(sources: readonly PretrainBatchSource[]): PretrainB
             patchColour: tf.concat(parts.map((p) => p.labels!.patchColour)),
             patchShape: tf.concat(parts.map((p) => p.labels!.patchShape)),
             present: tf.concat(parts.map((p) => p.labels!.present)),
+            cellPairs: tf.concat(parts.map((p) => p.labels!.cellPairs)),
           }
         : undefined,
     };

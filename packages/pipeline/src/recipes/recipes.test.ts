@@ -84,6 +84,7 @@ describe('vision pre-training with frame labels', () => {
       patchColour: tf.tensor2d(Array.from({ length: 32 }, () => rng.int(7)), [8, 4], 'int32'),
       patchShape: tf.tensor2d(Array.from({ length: 32 }, () => rng.int(6)), [8, 4], 'int32'),
       present: tf.tensor2d(Array.from({ length: 8 * PAIR_CLASSES }, () => rng.int(2)), [8, PAIR_CLASSES]),
+      cellPairs: tf.zeros([8, 4 * PAIR_CLASSES]) as tf.Tensor2D,
     };
     const losses = (withLabels: boolean) => {
       const model = BvllmModel.create(testConfig(), testAssets(), 4);

@@ -26,7 +26,7 @@ export interface SamplerPretrainOptions {
  * Patches `[B, N, Cv]` of one frame each → the spatial sampler's tokens `[B, R, D]`. The sampler reads them through
  * the temporal LN (D10), as in the full path with one-hot frame weights.
  */
-function frameSpatialTokens(model: BvllmModel, patches: tf.Tensor3D, question: QuestionTokens, training: boolean, rng: Rng): tf.Tensor3D {
+export function frameSpatialTokens(model: BvllmModel, patches: tf.Tensor3D, question: QuestionTokens, training: boolean, rng: Rng): tf.Tensor3D {
   const merged = layerNorm(patches, model.store.get('vlm_att_ln_temporal.weight'), model.store.get('vlm_att_ln_temporal.bias'), 1e-5) as tf.Tensor3D;
   const frames = [...Array(patches.shape[0]).keys()];
   return model.spatialSample.apply(

@@ -1,0 +1,80 @@
+/**
+ * Aligns the visual path with the label tokens (label-tokens.ts): the spatial sampler (when it has weights) and the
+ * projector learn to turn one frame's patches into its cells' label tokens, query r for cell r, by regression on
+ * labelled frames. The tower and the LLM's embeddings stay frozen, so the targets do not move. Afterwards a frame's
+ * visual tokens say, in the LLM's own words, which colour–shape pair is in which cell; stages 1 and 2 go on from
+ * there with the LLM's loss.
+ */
+import { Rng, tf } from '@bvllm/core';
+import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
+import { AdamW } from '@bvllm/trainer';
+import type { BvllmModel } from '../bvllm-model.js';
+import { PAIR_CLASSES } from './frame-labels.js';
+import { CELLS, labelTokens, pairEmbeddings } from './label-tokens.js';
+import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
+import { frameSpatialTokens } from './sampler-pretrain.js';
+
+export interface TokenAlignmentOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+}
+
+/** Weights the alignment trains: the spatial sampler's (none for `pool`) and the projector's. */
+function alignedKeys(model: BvllmModel): (key: string) => boolean {
+  const projector = PROJECTOR_KEYS[model.projector.kind];
+  return (key) => /^vlm_att_(encoder|query)_spatial/.test(key) || projector.some((p) => key.startsWith(`${p}.`));
+}
+
+/**
+ * One frame per row of `pixels` `[B, S, S, 3]` → its visual tokens `[B · R, D]` (R = the sampler's tokens per frame).
+ */
+export function frameVisualTokens(model: BvllmModel, pixels: tf.Tensor4D, training: boolean, rng: Rng): tf.Tensor2D {
+  return tf.tidy(() => {
+    const question = model.tokenizeQuestion('');
+    const { patches } = model.vision.encode(pixels);
+    const tokens = model.projector.apply({ spatialTokens: frameSpatialTokens(model, patches, question, training, rng) });
+    tf.dispose([question.inputIds, question.attentionMask]);
+    return tokens;
+  });
+}
+
+/**
+ * Trains the sampler and projector in place so each frame's R visual tokens match its cells' label tokens (mean
+ * squared error relative to the targets' mean square, so 1 is "predicts nothing") and returns each step's loss.
+ * Batches must carry labels; R must equal the label tokens per frame.
+ */
+export function alignVisualTokens(model: BvllmModel, batches: PretrainBatchSource, options: TokenAlignmentOptions): number[] {
+  const rng = Rng.fromSeed(options.seed).fork('token-alignment');
+  const isAligned = alignedKeys(model);
+  const params = new Map([...model.store.entries()].filter(([key]) => isAligned(key)));
+  for (const [key, v] of model.store.entries()) v.trainable = isAligned(key);
+  const optimizer = new AdamW(params, { weightDecay: 0 });
+  const pairs = pairEmbeddings(model);
+  const losses: number[] = [];
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      const batch = batches(options.batchSize, rng);
+      if (!batch.labels) throw new Error('token alignment needs labelled frames');
+      const target = tf.tidy(() => labelTokens(model, tf.reshape(batch.labels!.cellPairs, [-1, PAIR_CLASSES]) as tf.Tensor2D, pairs));
+      const scale = tf.tidy(() => tf.mean(tf.square(target)).dataSync()[0]);
+      const { value, grads } = tf.variableGrads(() =>
+        tf.tidy(() => {
+          const tokens = frameVisualTokens(model, batch.pixels, true, rng);
+          if (tokens.shape[0] !== target.shape[0]) throw new Error(`${tokens.shape[0] / options.batchSize} visual tokens per frame; the label tokens are ${CELLS}`);
+          return tf.div(tf.losses.meanSquaredError(target, tokens), scale) as tf.Scalar;
+        }),
+      );
+      const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
+      optimizer.update(keyed, options.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * step) / options.steps))));
+      losses.push(value.dataSync()[0]);
+      tf.dispose([value, target, ...Object.values(grads)]);
+      disposeBatch(batch);
+    }
+  } finally {
+    optimizer.dispose();
+    pairs.dispose();
+  }
+  return losses;
+}
