@@ -28,7 +28,7 @@ async function run(kinds, seed) {
   const file = join(dir, 'result.json');
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   mkdirSync(dir, { recursive: true });
-  const model = await trainTinyModel({ dataDir, outDir: join(dir, 'model'), workDir: dir, seed, base, featureCacheDir: join(workDir, 'features'), overrides: tinyAblation(kinds) });
+  const model = await trainTinyModel({ dataDir, outDir: join(dir, 'model'), workDir: dir, seed, base, featureCacheDir: join(workDir, 'features'), overrides: tinyAblation(kinds), log: (line) => console.error(`${dir}: ${line}`) });
   const result = await evaluateSplit(model, join(dataDir, 'test.json'), { seed });
   model.dispose();
   const row = { mcqa: rate(result.mcqa?.report), open: rate(result.open), brief: rate(result.mcqa?.report, 'brief-event'), briefOpen: rate(result.open, 'brief-event') };

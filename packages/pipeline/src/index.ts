@@ -26,7 +26,7 @@ export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './eval
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
 export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
-export { frameLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './recipes/frame-labels.js';
+export { frameLabels, cellPairLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './recipes/frame-labels.js';
 export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './recipes/label-tokens.js';
 export { alignVisualTokens, frameVisualTokens, type TokenAlignmentOptions } from './recipes/token-alignment.js';
 export { normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';

@@ -40,16 +40,12 @@ export function frameLabels(scene: Scene, frameIndex: number, grid: number): Fra
   const patchShape = new Int32Array(grid * grid);
   const present = new Float32Array(PAIR_CLASSES);
   const coverage = new Float32Array(grid * grid);
-  const cellPairs = new Float32Array(CELL_GRID * CELL_GRID * PAIR_CLASSES);
-  const cellPx = scene.size / CELL_GRID;
-  const cellOf = (v: number) => Math.min(CELL_GRID - 1, Math.max(0, Math.floor(v / cellPx)));
   for (const object of scene.objects) {
     if (!isVisible(object, timeSec)) continue;
     const colour = COLOURS.indexOf(object.colour);
     const shape = SHAPES.indexOf(object.shape);
     present[colour * SHAPES.length + shape] = 1;
     const centre = centreAt(object, timeSec);
-    cellPairs[(cellOf(centre.y) * CELL_GRID + cellOf(centre.x)) * PAIR_CLASSES + colour * SHAPES.length + shape] = 1;
     const reach = BOUNDING_RADIUS_FACTOR * object.radiusPx;
     const covered = new Float32Array(grid * grid);
     // Pixel centres, as the renderer samples them.
@@ -65,5 +61,18 @@ export function frameLabels(scene: Scene, frameIndex: number, grid: number): Fra
       }
     }
   }
-  return { patchColour, patchShape, present, cellPairs };
+  return { patchColour, patchShape, present, cellPairs: cellPairLabels(scene, frameIndex) };
+}
+
+/** `[CELL_GRID² · PAIR_CLASSES]`: per cell (row-major), 1 for each visible pair whose object is centred in it. */
+export function cellPairLabels(scene: Scene, frameIndex: number): Float32Array {
+  const timeSec = frameIndex / scene.fps;
+  const cells = new Float32Array(CELL_GRID * CELL_GRID * PAIR_CLASSES);
+  const cellOf = (v: number) => Math.min(CELL_GRID - 1, Math.max(0, Math.floor((v / scene.size) * CELL_GRID)));
+  for (const object of scene.objects) {
+    if (!isVisible(object, timeSec)) continue;
+    const centre = centreAt(object, timeSec);
+    cells[(cellOf(centre.y) * CELL_GRID + cellOf(centre.x)) * PAIR_CLASSES + COLOURS.indexOf(object.colour) * SHAPES.length + SHAPES.indexOf(object.shape)] = 1;
+  }
+  return cells;
 }

@@ -14,7 +14,7 @@ import { COLOURS, SHAPES, isVisible, type Scene } from '@bvllm/synth';
 import { DatasetError, VIDEO_TOKEN_INDEX, type InstructSample } from '@bvllm/trainer';
 import { sampleFrameIndices, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import type { BvllmModel } from '../bvllm-model.js';
-import { CELL_GRID, PAIR_CLASSES, frameLabels } from './frame-labels.js';
+import { CELL_GRID, PAIR_CLASSES, cellPairLabels } from './frame-labels.js';
 
 /** Label tokens per frame: one per cell. */
 export const CELLS = CELL_GRID * CELL_GRID;
@@ -49,13 +49,12 @@ export function pairEmbeddings(model: BvllmModel): tf.Tensor2D {
 
 /**
  * Cell labels `[M, PAIR_CLASSES]` (0/1) → label tokens `[M, D]`: the sum of the pairs' embeddings, or, for a cell
- * with no object, a fixed direction at the pair embeddings' RMS. Differentiable with respect to the embedding table.
+ * with no object, a fixed seeded standard-normal draw times the pair embeddings' RMS (so about their scale). Not zero:
+ * Qwen2's RMSNorm would blow a near-zero visual token up to noise. Differentiable with respect to the embedding table.
  */
 export function labelTokens(model: BvllmModel, cells: tf.Tensor2D, pairs: tf.Tensor2D = pairEmbeddings(model)): tf.Tensor2D {
   const d = pairs.shape[1];
   const direction = Rng.fromSeed(EMPTY_SEED).normalArray(d);
-  const norm = Math.sqrt(direction.reduce((a, v) => a + v * v, 0) / d);
-  direction.forEach((v, i) => (direction[i] = v / norm));
   return tf.tidy(() => {
     const rms = tf.sqrt(tf.mean(tf.square(pairs)));
     const empty = tf.mul(tf.tensor2d(direction, [1, d]), rms);
@@ -76,7 +75,7 @@ export interface VideoCellLabels {
 export function videoCellLabels(scene: Scene, numFrames: number): VideoCellLabels {
   const frames = sampleFrameIndices(scene.numFrames, scene.fps, samplingOptionsSchema.parse({ mode: 'uniform', numFrames }));
   const visible = frames.map((f) => scene.objects.flatMap((o, i) => (isVisible(o, f / scene.fps) ? [i] : [])));
-  return { cells: frames.map((f) => frameLabels(scene, f, CELL_GRID).cellPairs), visible };
+  return { cells: frames.map((f) => cellPairLabels(scene, f)), visible };
 }
 
 /**
