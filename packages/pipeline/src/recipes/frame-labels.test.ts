@@ -1,22 +1,7 @@
-import { COLOURS, PALETTE, SHAPES, renderFrame, type Scene } from '@bvllm/synth';
+import { COLOURS, PALETTE, SHAPES, renderFrame } from '@bvllm/synth';
 import { describe, expect, it } from 'vitest';
 import { CELL_GRID, PAIR_CLASSES, frameLabels } from './frame-labels.js';
-
-const scene: Scene = {
-  size: 64,
-  fps: 4,
-  durationSec: 4,
-  numFrames: 16,
-  background: [24, 24, 24],
-  objects: [
-    // Centred in patch (row 0, col 0) of the 4×4 grid.
-    { shape: 'square', colour: 'red', radiusPx: 6, startSec: 0, endSec: 4, from: { x: 8, y: 8 }, to: { x: 8, y: 8 } },
-    // Moves right along row 2, from column 0 to column 3.
-    { shape: 'cross', colour: 'blue', radiusPx: 6, startSec: 0, endSec: 4, from: { x: 8, y: 40 }, to: { x: 56, y: 40 } },
-    // Visible in the first second only.
-    { shape: 'triangle', colour: 'yellow', radiusPx: 6, startSec: 0, endSec: 1, from: { x: 40, y: 8 }, to: { x: 40, y: 8 } },
-  ],
-};
+import { testScene as scene } from './test-scene.js';
 
 describe('frameLabels', () => {
   it("agrees with the renderer's pixels: a patch is labelled with the colour covering most of it (≥ 8%)", () => {

@@ -14,6 +14,7 @@ import type { BvllmModel } from '../bvllm-model.js';
 import { PAIR_CLASSES } from './frame-labels.js';
 import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
 import { pairLoss, poolTo } from './vision-pretrain.js';
+import { cosineUpdate } from './pretrain-step.js';
 
 export interface SamplerPretrainOptions {
   steps: number;
@@ -70,8 +71,7 @@ export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatch
           return tf.add(reconstruction, pairLoss(batch.labels.present, presentHead.apply(flat))) as tf.Scalar;
         }),
       );
-      const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
-      optimizer.update(keyed, options.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * step) / options.steps))));
+      cosineUpdate(optimizer, params, grads, options.lr, step, options.steps);
       losses.push(value.dataSync()[0]);
       tf.dispose([value, patches, ...Object.values(grads)]);
       disposeBatch(batch);

@@ -13,6 +13,7 @@ import { PAIR_CLASSES } from './frame-labels.js';
 import { CELLS, labelTokens, pairEmbeddings } from './label-tokens.js';
 import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
 import { frameSpatialTokens } from './sampler-pretrain.js';
+import { cosineUpdate } from './pretrain-step.js';
 
 export interface TokenAlignmentOptions {
   steps: number;
@@ -66,8 +67,7 @@ export function alignVisualTokens(model: BvllmModel, batches: PretrainBatchSourc
           return tf.div(tf.losses.meanSquaredError(target, tokens), scale) as tf.Scalar;
         }),
       );
-      const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
-      optimizer.update(keyed, options.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * step) / options.steps))));
+      cosineUpdate(optimizer, params, grads, options.lr, step, options.steps);
       losses.push(value.dataSync()[0]);
       tf.dispose([value, target, ...Object.values(grads)]);
       disposeBatch(batch);

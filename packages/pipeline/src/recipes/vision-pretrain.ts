@@ -12,6 +12,7 @@ import { COLOURS, SHAPES } from '@bvllm/synth';
 import type { VisionEncoder } from '@bvllm/vision-encoder';
 import { PAIR_CLASSES } from './frame-labels.js';
 import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
+import { cosineUpdate } from './pretrain-step.js';
 
 export interface VisionPretrainOptions {
   steps: number;
@@ -87,10 +88,7 @@ export function pretrainVision(encoder: VisionEncoder, batches: PretrainBatchSou
           return tf.addN([frameLoss, patchLoss, named]) as tf.Scalar;
         }),
       );
-      // Cosine decay to 10% keeps the last steps from undoing the fit.
-      const lr = options.lr * (0.1 + 0.45 * (1 + Math.cos((Math.PI * step) / options.steps)));
-      const keyed = new Map([...params].filter(([, v]) => grads[v.name]).map(([k, v]) => [k, grads[v.name]]));
-      optimizer.update(keyed, lr);
+      cosineUpdate(optimizer, params, grads, options.lr, step, options.steps);
       const loss = value.dataSync()[0];
       tf.dispose([value, ...Object.values(grads)]);
       disposeBatch({ pixels, labels });
