@@ -1,4 +1,4 @@
-import { Rng, initBackend, tf } from '@bvllm/core';
+import { Rng, ShapeError, initBackend, tf } from '@bvllm/core';
 import { COLOURS, SHAPES } from '@bvllm/synth';
 import { DatasetError, VIDEO_TOKEN_INDEX, type InstructSample } from '@bvllm/trainer';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +42,11 @@ describe('label tokens (the LLM warm-up reads them; the visual path is aligned t
     const empty = labelTokens(other, tf.zeros([1, PAIR_CLASSES]) as tf.Tensor2D).arraySync()[0];
     const cosine = empty.reduce((a, v, i) => a + v * tokens[2][i], 0) / Math.sqrt(empty.reduce((a, v) => a + v * v, 0) * tokens[2].reduce((a, v) => a + v * v, 0));
     expect(cosine).toBeCloseTo(1, 5);
-    tf.dispose([pairs, cells]);
+    // Cell labels must name the pairs: a wrong width is a shape error naming `cells`.
+    const wrong = tf.zeros([2, PAIR_CLASSES - 1]) as tf.Tensor2D;
+    expect(() => labelTokens(model, wrong, pairs)).toThrow(ShapeError);
+    expect(() => labelTokens(model, wrong, pairs)).toThrow(/cells/);
+    tf.dispose([pairs, cells, wrong]);
     model.dispose();
     other.dispose();
   });

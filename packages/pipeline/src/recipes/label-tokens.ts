@@ -8,7 +8,7 @@
  * (token-alignment.ts), so stages 1 and 2 start from visual tokens the LLM reads instead of tokens it must learn to
  * read from 6,000 one-token answers (measured: it did not; visual reliance on test questions 4%).
  */
-import { Rng, tf } from '@bvllm/core';
+import { Rng, assertShape, tf } from '@bvllm/core';
 import { causalLmLoss, spliceVisual } from '@bvllm/llm-bridge';
 import { COLOURS, SHAPES, isVisible, type Scene } from '@bvllm/synth';
 import { DatasetError, VIDEO_TOKEN_INDEX, type InstructSample } from '@bvllm/trainer';
@@ -53,6 +53,7 @@ export function pairEmbeddings(model: BvllmModel): tf.Tensor2D {
  * Qwen2's RMSNorm would blow a near-zero visual token up to noise. Differentiable with respect to the embedding table.
  */
 export function labelTokens(model: BvllmModel, cells: tf.Tensor2D, pairs: tf.Tensor2D = pairEmbeddings(model)): tf.Tensor2D {
+  assertShape('cells', cells, ['M', PAIR_CLASSES]);
   const d = pairs.shape[1];
   const direction = Rng.fromSeed(EMPTY_SEED).normalArray(d);
   return tf.tidy(() => {

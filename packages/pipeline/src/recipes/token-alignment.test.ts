@@ -1,4 +1,4 @@
-import { Rng, initBackend, tf } from '@bvllm/core';
+import { InvalidArgumentError, Rng, initBackend, tf } from '@bvllm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BvllmModel } from '../bvllm-model.js';
 import { testAssets, testConfig } from '../test-model.js';
@@ -53,10 +53,13 @@ describe('alignVisualTokens (the visual path learns to say what the label tokens
     model.dispose();
   });
 
-  it('refuses a sampler whose tokens per frame are not the label tokens per frame', () => {
+  it('refuses a sampler whose tokens per frame are not the label tokens per frame, and unlabelled frames, with a typed error', () => {
     const model = BvllmModel.create(testConfig(), testAssets(), 3);
     const { pixels, labels } = labelledPool(Rng.fromSeed(4));
+    expect(() => alignVisualTokens(model, poolBatches(pixels, labels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).toThrow(InvalidArgumentError);
     expect(() => alignVisualTokens(model, poolBatches(pixels, labels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).toThrow(/3 visual tokens per frame; the label tokens are 4/);
+    // Frames without labels have nothing to align to.
+    expect(() => alignVisualTokens(model, poolBatches(pixels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).toThrow(/labelled frames/);
     tf.dispose([pixels, ...Object.values(labels)]);
     model.dispose();
   });

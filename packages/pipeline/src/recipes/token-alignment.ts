@@ -5,7 +5,7 @@
  * visual tokens say, in the LLM's own words, which colour–shape pair is in which cell; stages 1 and 2 go on from
  * there with the LLM's loss.
  */
-import { Rng, tf } from '@bvllm/core';
+import { InvalidArgumentError, Rng, tf } from '@bvllm/core';
 import { PROJECTOR_KEYS } from '@bvllm/llm-bridge';
 import { AdamW } from '@bvllm/trainer';
 import type { BvllmModel } from '../bvllm-model.js';
@@ -57,13 +57,13 @@ export function alignVisualTokens(model: BvllmModel, batches: PretrainBatchSourc
   try {
     for (let step = 0; step < options.steps; step++) {
       const batch = batches(options.batchSize, rng);
-      if (!batch.labels) throw new Error('token alignment needs labelled frames');
+      if (!batch.labels) throw new InvalidArgumentError('batches', 'token alignment needs labelled frames');
       const target = tf.tidy(() => labelTokens(model, tf.reshape(batch.labels!.cellPairs, [-1, PAIR_CLASSES]) as tf.Tensor2D, pairs));
       const scale = tf.tidy(() => tf.mean(tf.square(target)).dataSync()[0]);
       const { value, grads } = tf.variableGrads(() =>
         tf.tidy(() => {
           const tokens = frameVisualTokens(model, batch.pixels, true, rng);
-          if (tokens.shape[0] !== target.shape[0]) throw new Error(`${tokens.shape[0] / options.batchSize} visual tokens per frame; the label tokens are ${CELLS}`);
+          if (tokens.shape[0] !== target.shape[0]) throw new InvalidArgumentError('model', `${tokens.shape[0] / options.batchSize} visual tokens per frame; the label tokens are ${CELLS}`);
           return tf.div(tf.losses.meanSquaredError(target, tokens), scale) as tf.Scalar;
         }),
       );
