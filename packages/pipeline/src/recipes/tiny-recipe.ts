@@ -7,8 +7,10 @@
  *   1. the vision tower pre-trained on the training videos' frames mixed with frames rendered from fresh scenes
  *      (no pretrained tower is downloadable; pretrain-batches.ts);
  *   2. the LLM warmed up as a reader, each sample with its video's caption where `<video>` goes (no pretrained
- *      Qwen2 either; reading-warmup.ts), and the spatial Q-Former pre-trained to keep frame content (no pretrained
- *      InstructBLIP Q-Former either);
+ *      Qwen2 either; reading-warmup.ts), then with label tokens there: per frame and cell, the LLM's own embeddings
+ *      of what the frame shows (label-tokens.ts); the spatial Q-Former pre-trained to keep frame content (no
+ *      pretrained InstructBLIP Q-Former either), then aligned with the projector to produce those label tokens
+ *      from pixels (token-alignment.ts);
  *   3. stage 1: frame selection + projector on video captions (spec §2: stage 1 aligns on video-text pairs);
  *   4. stage 2: every `vlm_att_*` module + LoRA on the LLM, on the questions plus the captions (spec §2).
  */
