@@ -39,7 +39,13 @@ describe('label tokens (the LLM warm-up reads them; the visual path is aligned t
     tokens[2].forEach((v, i) => expect(v).toBeCloseTo(direction[i] * rms(pairs.arraySync().flat()), 5));
     // The empty direction is fixed, whatever the model's seed.
     const other = BvllmModel.create(testConfig(), testAssets(), 2);
-    const empty = labelTokens(other, tf.zeros([1, PAIR_CLASSES]) as tf.Tensor2D).arraySync()[0];
+    const none = tf.zeros([1, PAIR_CLASSES]) as tf.Tensor2D;
+    const held = tf.memory().numTensors;
+    const emptyToken = labelTokens(other, none);
+    // Without a table given, the one it builds is freed: only the result is left.
+    expect(tf.memory().numTensors).toBe(held + 1);
+    const empty = emptyToken.arraySync()[0];
+    tf.dispose([none, emptyToken]);
     const cosine = empty.reduce((a, v, i) => a + v * tokens[2][i], 0) / Math.sqrt(empty.reduce((a, v) => a + v * v, 0) * tokens[2].reduce((a, v) => a + v * v, 0));
     expect(cosine).toBeCloseTo(1, 5);
     // Cell labels must name the pairs: a wrong width is a shape error naming `cells`.

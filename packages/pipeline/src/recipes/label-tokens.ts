@@ -52,15 +52,17 @@ export function pairEmbeddings(model: BvllmModel): tf.Tensor2D {
  * with no object, a fixed seeded standard-normal draw times the pair embeddings' RMS (so about their scale). Not zero:
  * Qwen2's RMSNorm would blow a near-zero visual token up to noise. Differentiable with respect to the embedding table.
  */
-export function labelTokens(model: BvllmModel, cells: tf.Tensor2D, pairs: tf.Tensor2D = pairEmbeddings(model)): tf.Tensor2D {
+export function labelTokens(model: BvllmModel, cells: tf.Tensor2D, pairs?: tf.Tensor2D): tf.Tensor2D {
   assertShape('cells', cells, ['M', PAIR_CLASSES]);
-  const d = pairs.shape[1];
+  const d = model.llm.config.hiddenSize;
   const direction = Rng.fromSeed(EMPTY_SEED).normalArray(d);
   return tf.tidy(() => {
-    const rms = tf.sqrt(tf.mean(tf.square(pairs)));
+    // Built inside the tidy when not given, so a one-off call leaves no table behind.
+    const table = pairs ?? pairEmbeddings(model);
+    const rms = tf.sqrt(tf.mean(tf.square(table)));
     const empty = tf.mul(tf.tensor2d(direction, [1, d]), rms);
     const isEmpty = tf.sub(1, tf.minimum(1, tf.sum(cells, 1, true)));
-    return tf.add(tf.matMul(cells, pairs), tf.mul(isEmpty, empty)) as tf.Tensor2D;
+    return tf.add(tf.matMul(cells, table), tf.mul(isEmpty, empty)) as tf.Tensor2D;
   });
 }
 
