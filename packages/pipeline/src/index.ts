@@ -28,6 +28,6 @@ export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingfac
 export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
 export { frameLabels, cellPairLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './recipes/frame-labels.js';
 export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './recipes/label-tokens.js';
-export { alignVisualTokens, frameVisualTokens, type TokenAlignmentOptions } from './recipes/token-alignment.js';
-export { normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
+export { alignVisualTokens, type TokenAlignmentOptions } from './recipes/token-alignment.js';
+export { frameVisualTokens, normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
 export { inferenceVisualPath, inferenceFrameEncoder, prepareInference, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';

@@ -25,6 +25,12 @@ export interface FrameLabelTensors {
   cellPairs: tf.Tensor2D;
 }
 
+/** Each label field of `sets` (the same field of every set) through `f`, so a new field needs no edit here. */
+function mapLabels(sets: readonly FrameLabelTensors[], f: (fields: tf.Tensor2D[]) => tf.Tensor2D): FrameLabelTensors {
+  const keys = Object.keys(sets[0]) as (keyof FrameLabelTensors)[];
+  return Object.fromEntries(keys.map((key) => [key, f(sets.map((set) => set[key]))])) as unknown as FrameLabelTensors;
+}
+
 /** One batch: preprocessed pixels `[B, S, S, 3]` (NHWC, CLIP-normalised) and, when known, what each frame shows. */
 export interface PretrainBatch {
   pixels: tf.Tensor4D;
@@ -40,12 +46,7 @@ export function poolBatches(pixels: tf.Tensor4D, labels?: FrameLabelTensors): Pr
     const index = tf.tensor1d(Array.from({ length: size }, () => rng.int(pixels.shape[0])), 'int32');
     const batch: PretrainBatch = {
       pixels: tf.gather(pixels, index),
-      labels: labels && {
-        patchColour: tf.gather(labels.patchColour, index),
-        patchShape: tf.gather(labels.patchShape, index),
-        present: tf.gather(labels.present, index),
-        cellPairs: tf.gather(labels.cellPairs, index),
-      },
+      labels: labels && mapLabels([labels], ([t]) => tf.gather(t, index)),
     };
     index.dispose();
     return batch;
@@ -100,14 +101,7 @@ export function mixedBatches(sources: readonly PretrainBatchSource[]): PretrainB
     const labelled = parts.every((p) => p.labels);
     const batch: PretrainBatch = {
       pixels: tf.concat(parts.map((p) => p.pixels)),
-      labels: labelled
-        ? {
-            patchColour: tf.concat(parts.map((p) => p.labels!.patchColour)),
-            patchShape: tf.concat(parts.map((p) => p.labels!.patchShape)),
-            present: tf.concat(parts.map((p) => p.labels!.present)),
-            cellPairs: tf.concat(parts.map((p) => p.labels!.cellPairs)),
-          }
-        : undefined,
+      labels: labelled ? mapLabels(parts.map((p) => p.labels!), (ts) => tf.concat(ts)) : undefined,
     };
     disposeBatch(...parts);
     return batch;

@@ -37,6 +37,19 @@ export function frameSpatialTokens(model: BvllmModel, patches: tf.Tensor3D, ques
 }
 
 /**
+ * One frame per row of `pixels` `[B, S, S, 3]` → its visual tokens `[B · R, D]` (R = the sampler's tokens per frame).
+ */
+export function frameVisualTokens(model: BvllmModel, pixels: tf.Tensor4D, training: boolean, rng: Rng): tf.Tensor2D {
+  return tf.tidy(() => {
+    const question = model.tokenizeQuestion('');
+    const { patches } = model.vision.encode(pixels);
+    const tokens = model.projector.apply({ spatialTokens: frameSpatialTokens(model, patches, question, training, rng) });
+    tf.dispose([question.inputIds, question.attentionMask]);
+    return tokens;
+  });
+}
+
+/**
  * Trains `vlm_att_encoder_spatial.*`, `vlm_att_query_spatial` in place on batches from `batches` (the frozen tower
  * encodes each; the pair loss applies when a batch carries labels) and returns the loss of each step.
  */
@@ -94,13 +107,10 @@ export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatch
  */
 export function normaliseVisualTokens(model: BvllmModel, pixels: tf.Tensor4D): number {
   const second = PROJECTOR_KEYS[model.projector.kind][1];
-  const question = model.tokenizeQuestion('');
   const visual = tf.tidy(() => {
     const count = Math.min(64, pixels.shape[0]);
-    const { patches } = model.vision.encode(tf.slice(pixels, [0, 0, 0, 0], [count, -1, -1, -1]) as tf.Tensor4D);
-    return model.projector.apply({ spatialTokens: frameSpatialTokens(model, patches, question, false, Rng.fromSeed(0)) });
+    return frameVisualTokens(model, tf.slice(pixels, [0, 0, 0, 0], [count, -1, -1, -1]) as tf.Tensor4D, false, Rng.fromSeed(0));
   });
-  tf.dispose([question.inputIds, question.attentionMask]);
   const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
   const mean = tf.mean(visual, 0);
   const factor = rms(model.store.get('model.embed_tokens.weight')) / tf.tidy(() => rms(tf.sub(visual, mean)));

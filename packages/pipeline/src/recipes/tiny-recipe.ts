@@ -46,12 +46,15 @@ interface Entry {
 
 const readSplit = (dataDir: string, split: string): Entry[] => JSON.parse(readFileSync(join(dataDir, `${split}.json`), 'utf8')) as Entry[];
 
+/** Only the training split's scenes are ever read for training, so nothing about a test video is seen. */
+const isTrainingVideo = (video: string) => video.startsWith('videos/train-');
+
 /**
  * Captions of the training videos, from the benchmark's `scenes.json`: stage 1's video-text pairs (spec §2). Only
  * the training split's, so nothing about a test video is seen in training.
  */
 export function trainingCaptions(dataDir: string): CaptionSample[] {
-  return captionSamples(readScenes(dataDir), (video) => video.startsWith('videos/train-'));
+  return captionSamples(readScenes(dataDir), isTrainingVideo);
 }
 
 const readScenes = (dataDir: string): { video: string; scene: Scene }[] => JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8'));
@@ -261,7 +264,8 @@ async function warmUpLlm(model: BvllmModel, options: TinyRecipeOptions, captions
 
 /** Step 2, second half: the LLM reads label tokens of frames picked from each training video (label-tokens.ts). */
 export async function warmUpLabelReading(model: BvllmModel, options: TinyRecipeOptions, data: { chat: string; captions: string }, log: (line: string) => void): Promise<void> {
-  const videos = new Map(readScenes(options.dataDir).map((r) => [join(options.dataDir, r.video), videoCellLabels(r.scene, TRAIN_FRAMES)]));
+  const training = readScenes(options.dataDir).filter((r) => isTrainingVideo(r.video));
+  const videos = new Map(training.map((r) => [join(options.dataDir, r.video), videoCellLabels(r.scene, TRAIN_FRAMES)]));
   const rng = Rng.fromSeed(options.seed).fork('label-frames');
   const result = await train<InstructSample, LabelTokenSample[]>({
     model: { store: model.store, trainable: () => isLlmKey, loss: (batch) => labelTokenLoss(model, batch) },

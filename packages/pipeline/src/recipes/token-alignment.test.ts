@@ -5,7 +5,8 @@ import { testAssets, testConfig } from '../test-model.js';
 import { PAIR_CLASSES } from './frame-labels.js';
 import { CELLS, labelTokens } from './label-tokens.js';
 import { poolBatches } from './pretrain-batches.js';
-import { alignVisualTokens, frameVisualTokens } from './token-alignment.js';
+import { frameVisualTokens } from './sampler-pretrain.js';
+import { alignVisualTokens } from './token-alignment.js';
 
 beforeAll(async () => {
   await initBackend();

@@ -12,7 +12,7 @@ import type { BvllmModel } from '../bvllm-model.js';
 import { PAIR_CLASSES } from './frame-labels.js';
 import { CELLS, labelTokens, pairEmbeddings } from './label-tokens.js';
 import { disposeBatch, type PretrainBatchSource } from './pretrain-batches.js';
-import { frameSpatialTokens } from './sampler-pretrain.js';
+import { frameVisualTokens } from './sampler-pretrain.js';
 import { cosineUpdate } from './pretrain-step.js';
 
 export interface TokenAlignmentOptions {
@@ -26,19 +26,6 @@ export interface TokenAlignmentOptions {
 function alignedKeys(model: BvllmModel): (key: string) => boolean {
   const projector = PROJECTOR_KEYS[model.projector.kind];
   return (key) => /^vlm_att_(encoder|query)_spatial/.test(key) || projector.some((p) => key.startsWith(`${p}.`));
-}
-
-/**
- * One frame per row of `pixels` `[B, S, S, 3]` → its visual tokens `[B · R, D]` (R = the sampler's tokens per frame).
- */
-export function frameVisualTokens(model: BvllmModel, pixels: tf.Tensor4D, training: boolean, rng: Rng): tf.Tensor2D {
-  return tf.tidy(() => {
-    const question = model.tokenizeQuestion('');
-    const { patches } = model.vision.encode(pixels);
-    const tokens = model.projector.apply({ spatialTokens: frameSpatialTokens(model, patches, question, training, rng) });
-    tf.dispose([question.inputIds, question.attentionMask]);
-    return tokens;
-  });
 }
 
 /**
