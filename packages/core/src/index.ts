@@ -23,3 +23,4 @@ export { lavisQFormerKeys, hfQFormerKeys } from './layers/qformer-keys.js';
 export { QuestionTokenizer, TokenizerError, specialTokenEntry, wordPieceTokenizerJson, QUESTION_MAX_LENGTH } from './question-tokenizer.js';
 export { tensorGrowth } from './memory.js';
 export { matMulPlain } from './layers/matmul.js';
+export type { WeightSource, WeightInfo } from './weight-source.js';
