@@ -1,9 +1,7 @@
 import type { onnx as proto } from 'onnx-proto';
 import { OnnxGraphError } from './errors.js';
-import { dtypeOfNumber } from './data-types.js';
+import { DTYPE_BYTES, dtypeOfNumber } from './data-types.js';
 import { decodeModel, onnx, type ModelProto } from './serialize.js';
-
-const BYTES: Readonly<Record<string, number>> = { float32: 4, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1, float16: 2 };
 
 /** protobufjs decodes int64 fields as Long objects when long.js is present, as numbers otherwise. */
 function toNumber(value: unknown): number {
@@ -33,13 +31,13 @@ function initializerProblems(t: proto.ITensorProto): string[] {
     const keys = new Map((t.externalData ?? []).map((e) => [e.key, e.value]));
     if (!keys.get('location')) return [`initializer "${t.name}": external data without a location`];
     const length = keys.get('length');
-    if (length !== undefined && length !== null && Number(length) !== size * BYTES[dtype])
-      return [`initializer "${t.name}": external length ${length} bytes, dims need ${size * BYTES[dtype]}`];
+    if (length !== undefined && length !== null && Number(length) !== size * DTYPE_BYTES[dtype])
+      return [`initializer "${t.name}": external length ${length} bytes, dims need ${size * DTYPE_BYTES[dtype]}`];
     return [];
   }
   const raw = t.rawData?.length ?? 0;
   const typed = (t.floatData?.length ?? 0) + (t.int32Data?.length ?? 0) + (t.int64Data?.length ?? 0);
-  if (raw && raw !== size * BYTES[dtype]) return [`initializer "${t.name}": raw_data has ${raw} bytes, dims [${(t.dims ?? []).join(', ')}] need ${size * BYTES[dtype]}`];
+  if (raw && raw !== size * DTYPE_BYTES[dtype]) return [`initializer "${t.name}": raw_data has ${raw} bytes, dims [${(t.dims ?? []).join(', ')}] need ${size * DTYPE_BYTES[dtype]}`];
   if (!raw && typed !== size) return [`initializer "${t.name}": ${typed} values, dims need ${size}`];
   return [];
 }

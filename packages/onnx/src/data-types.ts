@@ -14,6 +14,9 @@ export const ONNX_DTYPE: Readonly<Record<OnnxDtype, number>> = {
   float16: 10,
 };
 
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Readonly<Record<OnnxDtype, number>> = { float32: 4, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1, float16: 2 };
+
 const BY_NUMBER = new Map(Object.entries(ONNX_DTYPE).map(([name, n]) => [n, name as OnnxDtype]));
 
 /** The dtype name of an ONNX `DataType` number, or undefined for one the builder does not write. */

@@ -1,6 +1,6 @@
 import { tf } from '@bvllm/core';
 import { OnnxGraphError } from './errors.js';
-import { dtypeOfArray, type InitializerData, type OnnxDtype } from './data-types.js';
+import { DTYPE_BYTES, dtypeOfArray, type InitializerData, type OnnxDtype } from './data-types.js';
 import { Ops } from './ops.js';
 
 /** A dimension: a fixed size, or a symbolic name written as ONNX `dim_param` (e.g. `batch_size`). */
@@ -13,12 +13,34 @@ export interface ValueInfo {
   readonly dims: readonly Dim[];
 }
 
-/** A constant tensor stored in the model (weights, shape constants). `data.length` is the product of `dims`. */
+/**
+ * A constant tensor stored in the model (weights, shape constants): eager (`data`, whose length is the product of
+ * `dims`) or lazy (`load`, called when the model is written and not kept, so a large model's weights are never all
+ * in memory). Read the values of either with {@link initializerValues}.
+ */
 export interface Initializer {
   readonly name: string;
   readonly dtype: OnnxDtype;
   readonly dims: readonly number[];
-  readonly data: InitializerData;
+  /** The values of an eager initializer; absent for a lazy one. */
+  readonly data?: InitializerData;
+  /** Computes a lazy initializer's values (fresh on every call); absent for an eager one. */
+  readonly load?: () => InitializerData;
+  /** Bytes of the values, known without loading them. */
+  readonly byteLength: number;
+}
+
+/** An initializer's values: its data, or a fresh load checked against its dtype and dims. */
+export function initializerValues(init: Initializer): InitializerData {
+  if (init.data) return init.data;
+  if (!init.load) throw new OnnxGraphError(`initializer "${init.name}" has neither data nor load()`);
+  const data = init.load();
+  const size = init.dims.reduce((a, b) => a * b, 1);
+  if (dtypeOfArray(data) !== init.dtype || data.length !== size)
+    throw new OnnxGraphError(
+      `initializer "${init.name}": load() returned ${data.length} ${dtypeOfArray(data)} values, expected ${size} ${init.dtype} for dims [${init.dims.join(', ')}]`,
+    );
+  return data;
 }
 
 /**
@@ -97,8 +119,29 @@ export class GraphBuilder {
     const size = dims.reduce((a, b) => a * b, 1);
     if (size !== data.length) throw new OnnxGraphError(`initializer "${name}": dims [${dims.join(', ')}] hold ${size} values, data has ${data.length}`);
     this.claim(name, 'initializer');
-    this.inits.set(name, { name, dtype: dtypeOfArray(data), dims: [...dims], data });
+    this.inits.set(name, { name, dtype: dtypeOfArray(data), dims: [...dims], data, byteLength: data.byteLength });
     return name;
+  }
+
+  /**
+   * Adds an initializer whose values `load` computes when the model is written (once per write, not kept): a weight
+   * read from a checkpoint, transposed, fused or quantised only then. `load` must return `dtype` values for `dims`.
+   */
+  lazyInitializer(name: string, dtype: OnnxDtype, dims: readonly number[], load: () => InitializerData): string {
+    if (dtype === 'bool') throw new OnnxGraphError(`initializer "${name}": lazy bool initializers are not supported`);
+    this.claim(name, 'initializer');
+    const size = dims.reduce((a, b) => a * b, 1);
+    this.inits.set(name, { name, dtype, dims: [...dims], load, byteLength: size * DTYPE_BYTES[dtype] });
+    return name;
+  }
+
+  /**
+   * Replaces initializer `name` by another of the same name (a pass changing its dtype or computing it lazily);
+   * the nodes reading it must accept the new type.
+   */
+  replaceInitializer(init: Initializer): void {
+    if (!this.inits.has(init.name)) throw new OnnxGraphError(`initializer "${init.name}" does not exist`);
+    this.inits.set(init.name, init);
   }
 
   /** Adds a float32 or int32 tfjs tensor as an initializer (its values are copied out once). */

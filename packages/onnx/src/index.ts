@@ -1,7 +1,8 @@
 export { OnnxGraphError, OrtSessionError } from './errors.js';
-export { ONNX_DTYPE, dtypeOfArray, dtypeOfNumber, type OnnxDtype, type InitializerData } from './data-types.js';
+export { ONNX_DTYPE, DTYPE_BYTES, dtypeOfArray, dtypeOfNumber, type OnnxDtype, type InitializerData } from './data-types.js';
 export {
   GraphBuilder,
+  initializerValues,
   DEFAULT_OPSET,
   MS_DOMAIN,
   type Dim,
@@ -25,9 +26,23 @@ export {
   groupedQueryAttention,
   splitHeads,
   MASKED_SCORE,
-  type WeightInput,
   type AttentionInput,
 } from './layers.js';
+export {
+  lazyWeight,
+  isLazyWeight,
+  weightDims,
+  weightValues,
+  mapWeight,
+  mapWeights,
+  weightInitializer,
+  sourceWeights,
+  tensorWeights,
+  type LazyWeight,
+  type WeightInput,
+  type GraphWeights,
+  type WeightSourceLike,
+} from './weights.js';
 export {
   onnx,
   toModelProto,

@@ -3,20 +3,11 @@
  * (LayerNormalization, the RMSNorm Pow→ReduceMean→Add→Sqrt→Div chain, the erf GELU chain, MatMul+Add).
  * Shapes: B batch, L new positions, S = P + L key positions, H query heads, Hkv key/value heads, d head width.
  */
-import { tf } from '@bvllm/core';
 import { OnnxGraphError } from './errors.js';
 import type { GraphBuilder } from './graph-builder.js';
+import { mapWeights, weightDims, weightInitializer, type WeightInput } from './weights.js';
 
-/** A weight given either as a tfjs tensor or as row-major values with their dims. */
-export type WeightInput = tf.Tensor | { readonly data: Float32Array; readonly dims: readonly number[] };
-
-function weightValues(w: WeightInput): { data: Float32Array; dims: readonly number[] } {
-  if (w instanceof tf.Tensor) {
-    if (w.dtype !== 'float32') throw new OnnxGraphError(`weight tensor: dtype ${w.dtype}, expected float32`);
-    return { data: w.dataSync() as Float32Array, dims: w.shape };
-  }
-  return w;
-}
+export type { WeightInput } from './weights.js';
 
 /** `[rows, cols]` row-major → `[cols, rows]`, blocked so both sides stay in cache for large matrices. */
 export function transposeMatrix(data: Float32Array, rows: number, cols: number): Float32Array {
@@ -31,25 +22,25 @@ export function transposeMatrix(data: Float32Array, rows: number, cols: number):
   return out;
 }
 
+/** Row-major parts concatenated in order. */
+function concatValues(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
+  return out;
+}
+
 /**
  * Stores an HF linear weight `[out, in]` transposed once as `name` `[in, out]`, the layout MatMul reads directly
- * (no Transpose node per call). Several weights given together are concatenated along `out` (fused q/k/v).
+ * (no Transpose node per call). Several weights given together are concatenated along `out` (fused q/k/v). Lazy
+ * parts give a lazy initializer: the concatenation and transpose run when the model is written.
  */
 export function addLinearWeight(g: GraphBuilder, name: string, weights: readonly WeightInput[]): string {
-  const parts = weights.map(weightValues);
-  const inDim = parts[0].dims[1];
-  for (const p of parts)
-    if (p.dims.length !== 2 || p.dims[1] !== inDim) throw new OnnxGraphError(`linear weight "${name}": expected [out, ${inDim}] parts, got [${p.dims.join(', ')}]`);
-  const outDim = parts.reduce((sum, p) => sum + p.dims[0], 0);
-  const stacked = parts.length === 1 ? parts[0].data : new Float32Array(outDim * inDim);
-  if (parts.length > 1) {
-    let offset = 0;
-    for (const p of parts) {
-      stacked.set(p.data, offset);
-      offset += p.data.length;
-    }
-  }
-  return g.initializer(name, transposeMatrix(stacked, outDim, inDim), [inDim, outDim]);
+  const dims = weights.map(weightDims);
+  const inDim = dims[0][1];
+  for (const d of dims) if (d.length !== 2 || d[1] !== inDim) throw new OnnxGraphError(`linear weight "${name}": expected [out, ${inDim}] parts, got [${d.join(', ')}]`);
+  const outDim = dims.reduce((sum, d) => sum + d[0], 0);
+  return weightInitializer(g, name, mapWeights(weights, [inDim, outDim], (parts) => transposeMatrix(concatValues(parts), outDim, inDim)));
 }
 
 /**
@@ -60,25 +51,21 @@ export function linear(g: GraphBuilder, x: string, name: string, weight: WeightI
   const w = addLinearWeight(g, `${name}.weight`, Array.isArray(weight) ? weight : [weight as WeightInput]);
   const y = g.op.matMul(x, w);
   if (!bias) return y;
-  const biases = (Array.isArray(bias) ? bias : [bias as WeightInput]).map(weightValues);
-  const b = new Float32Array(biases.reduce((n, p) => n + p.data.length, 0));
-  biases.reduce((offset, p) => (b.set(p.data, offset), offset + p.data.length), 0);
-  return g.op.add(y, g.initializer(`${name}.bias`, b, [b.length]));
+  const biases = Array.isArray(bias) ? bias : [bias as WeightInput];
+  const size = biases.reduce((n, b) => n + weightDims(b).reduce((a, c) => a * c, 1), 0);
+  return g.op.add(y, weightInitializer(g, `${name}.bias`, mapWeights(biases, [size], concatValues)));
 }
 
 /** LayerNorm over the last axis (standard LayerNormalization, opset 17+). */
 export function layerNorm(g: GraphBuilder, x: string, name: string, weight: WeightInput, bias: WeightInput, eps: number): string {
-  const w = weightValues(weight);
-  const b = weightValues(bias);
-  return g.op.layerNormalization(x, g.initializer(`${name}.weight`, w.data, w.dims), g.initializer(`${name}.bias`, b.data, b.dims), eps);
+  return g.op.layerNormalization(x, weightInitializer(g, `${name}.weight`, weight), weightInitializer(g, `${name}.bias`, bias), eps);
 }
 
 /** RMSNorm `x / sqrt(mean(x²) + eps) · w` over the last axis (HF `Qwen2RMSNorm`), as ORT's fusable chain. */
 export function rmsNorm(g: GraphBuilder, x: string, name: string, weight: WeightInput, eps: number): string {
-  const w = weightValues(weight);
   const meanSquare = g.op.reduceMean(g.op.pow(x, g.float(2)), [-1]);
   const normed = g.op.div(x, g.op.sqrt(g.op.add(meanSquare, g.float(eps))));
-  return g.op.mul(normed, g.initializer(`${name}.weight`, w.data, w.dims));
+  return g.op.mul(normed, weightInitializer(g, `${name}.weight`, weight));
 }
 
 /** Exact GELU `x · ½ · (1 + erf(x / √2))`, the chain ORT fuses into Gelu. */

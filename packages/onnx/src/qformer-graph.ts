@@ -8,7 +8,8 @@
  */
 import type { QFormerConfig } from '@bvllm/core';
 import type { GraphBuilder } from './graph-builder.js';
-import { MASKED_SCORE, layerNorm, linear, type WeightInput } from './layers.js';
+import { MASKED_SCORE, layerNorm, linear } from './layers.js';
+import { weightInitializer, type WeightInput } from './weights.js';
 import { hfActivation, multiHeadAttention } from './transformer-blocks.js';
 
 /** The Q-Former's graph values. */
@@ -77,8 +78,8 @@ export function qformerGraph(g: GraphBuilder, weights: WeightLookup, prefix: str
   const q = input.numQueries;
 
   // Embeddings: text positions count from 0 at the first text token; the queries get none.
-  const table = g.initializer(name('embeddings.word_embeddings.weight'), ...tableOf(w('embeddings.word_embeddings.weight')));
-  const positionTable = g.initializer(name('embeddings.position_embeddings.weight'), ...tableOf(w('embeddings.position_embeddings.weight')));
+  const table = weightInitializer(g, name('embeddings.word_embeddings.weight'), w('embeddings.word_embeddings.weight'));
+  const positionTable = weightInitializer(g, name('embeddings.position_embeddings.weight'), w('embeddings.position_embeddings.weight'));
   const positions = g.op.slice(positionTable, [0], g.op.shape(input.inputIds, 1, 2), [0]);
   const text = g.op.add(g.op.gather(table, input.inputIds, 0), positions);
   const batch = g.op.concat([g.op.shape(input.inputIds, 0, 1), g.int64([1, 1])], 0);
@@ -100,9 +101,4 @@ export function qformerGraph(g: GraphBuilder, weights: WeightLookup, prefix: str
     x = g.op.concat([queryOut, textOut], 1);
   }
   return x;
-}
-
-function tableOf(weight: WeightInput): [Float32Array, readonly number[]] {
-  if ('dataSync' in weight) return [weight.dataSync() as Float32Array, weight.shape];
-  return [weight.data, weight.dims];
 }

@@ -1,6 +1,6 @@
-import { MS_DOMAIN, type GraphBuilder, type GraphNode } from './graph-builder.js';
+import { MS_DOMAIN, initializerValues, type GraphBuilder, type GraphNode } from './graph-builder.js';
 import { transposeMatrix } from './layers.js';
-import { quantizeBlocks, resolveBlockOptions, type BlockQuantOptions } from './quantize.js';
+import { quantizeBlocks, resolveBlockOptions, type BlockQuantOptions, type BlockQuantized } from './quantize.js';
 
 export interface QuantizePassOptions extends BlockQuantOptions {
   /** Weights with fewer values stay float32 (default 0: every eligible MatMul weight). */
@@ -35,7 +35,8 @@ export const QUANT_PRESETS = {
 /**
  * Replaces every `MatMul(A, W)` whose `W` is a 2-D float32 initializer `[K, N]` by
  * `com.microsoft::MatMulNBits(A, codes, scales[, zero_points])` with the same output (weight-only quantisation: the
- * activations stay float32). The float32 weight is dropped once no node reads it. Run after building, before writing.
+ * activations stay float32). The float32 weight is dropped once no node reads it. A lazy weight gives lazy codes,
+ * scales and zero points, quantised when the model is written. Run after building, before writing.
  */
 export function quantizeMatMuls(g: GraphBuilder, options: QuantizePassOptions): QuantizePassResult {
   const { bits, blockSize, symmetric } = resolveBlockOptions(options);
@@ -46,7 +47,7 @@ export function quantizeMatMuls(g: GraphBuilder, options: QuantizePassOptions): 
     if (node.opType !== 'MatMul' || node.domain !== '') return false;
     const w = g.initializers.get(node.inputs[1]);
     if (!w || w.dtype !== 'float32' || w.dims.length !== 2 || options.exclude?.(w.name)) return false;
-    return w.data.length >= (options.minElements ?? 0);
+    return w.dims[0] * w.dims[1] >= (options.minElements ?? 0);
   };
   g.rewriteNodes((node) => {
     if (!eligible(node)) return undefined;
@@ -55,15 +56,35 @@ export function quantizeMatMuls(g: GraphBuilder, options: QuantizePassOptions): 
     if (!q) {
       const w = g.initializers.get(name)!;
       const [k, n] = w.dims;
+      const kBlocks = Math.ceil(k / blockSize);
+      const codeDims = [n, kBlocks, (blockSize * bits) / 8];
+      const scaleDims = [n * kBlocks];
+      const zpDims = [n * Math.ceil((kBlocks * bits) / 8)];
       // The initializer is W [K, N]; quantisation runs per output column, i.e. over the rows of Wᵀ [N, K].
-      const blocks = quantizeBlocks(transposeMatrix(w.data as Float32Array, k, n), k, n, { bits, blockSize, symmetric });
-      const inputs = [
-        g.initializer(g.fresh(`${name}.q${bits}`), blocks.codes, [n, blocks.kBlocks, (blockSize * bits) / 8]),
-        g.initializer(g.fresh(`${name}.scales`), blocks.scales, [blocks.scales.length]),
-      ];
-      if (blocks.zeroPoints) inputs.push(g.initializer(g.fresh(`${name}.zero_points`), blocks.zeroPoints, [blocks.zeroPoints.length]));
-      bytesBefore += w.data.byteLength;
-      bytesAfter += blocks.codes.byteLength + blocks.scales.byteLength + (blocks.zeroPoints?.byteLength ?? 0);
+      const quantize = () => quantizeBlocks(transposeMatrix(initializerValues(w) as Float32Array, k, n), k, n, { bits, blockSize, symmetric });
+      const inputs: string[] = [];
+      if (w.load) {
+        // Lazy weight: codes, scales and zero points load from one quantisation, kept only until all have read it
+        // (the writer loads them one after another), so at most one weight is held at a time.
+        const parts = symmetric ? 2 : 3;
+        let held: BlockQuantized | undefined;
+        let reads = 0;
+        const part = <T extends Uint8Array | Float32Array>(pick: (b: BlockQuantized) => T) => () => {
+          const blocks = (held ??= quantize());
+          if (++reads % parts === 0) held = undefined;
+          return pick(blocks);
+        };
+        inputs.push(g.lazyInitializer(g.fresh(`${name}.q${bits}`), 'uint8', codeDims, part((b) => b.codes)));
+        inputs.push(g.lazyInitializer(g.fresh(`${name}.scales`), 'float32', scaleDims, part((b) => b.scales)));
+        if (!symmetric) inputs.push(g.lazyInitializer(g.fresh(`${name}.zero_points`), 'uint8', zpDims, part((b) => b.zeroPoints!)));
+      } else {
+        const blocks = quantize();
+        inputs.push(g.initializer(g.fresh(`${name}.q${bits}`), blocks.codes, codeDims));
+        inputs.push(g.initializer(g.fresh(`${name}.scales`), blocks.scales, scaleDims));
+        if (blocks.zeroPoints) inputs.push(g.initializer(g.fresh(`${name}.zero_points`), blocks.zeroPoints, zpDims));
+      }
+      bytesBefore += w.byteLength;
+      bytesAfter += inputs.reduce((sum, input) => sum + g.initializers.get(input)!.byteLength, 0);
       q = { k, n, inputs };
       replaced.set(name, q);
     }

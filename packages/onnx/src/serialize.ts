@@ -1,8 +1,8 @@
 import { closeSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { ONNX_DTYPE, rawBytes } from './data-types.js';
-import type { AttributeValue, Dim, GraphBuilder, Initializer, ValueInfo } from './graph-builder.js';
+import { ONNX_DTYPE, rawBytes, type InitializerData, type OnnxDtype } from './data-types.js';
+import { initializerValues, type AttributeValue, type Dim, type GraphBuilder, type Initializer, type ValueInfo } from './graph-builder.js';
 
 // onnx-proto is CommonJS (protobufjs static code of the official onnx.proto); its namespace sits on the default export.
 export const { onnx } = onnxProto;
@@ -29,7 +29,7 @@ function attributeProto(name: string, value: AttributeValue): onnxProto.onnx.IAt
   if (Array.isArray(value)) return { name, type: AttributeType.INTS, ints: [...value] };
   if ('f' in value) return { name, type: AttributeType.FLOAT, f: value.f };
   if ('floats' in value) return { name, type: AttributeType.FLOATS, floats: [...value.floats] };
-  const t = (value as { tensor: Omit<Initializer, 'name'> }).tensor;
+  const t = (value as { tensor: { dtype: OnnxDtype; dims: readonly number[]; data: InitializerData } }).tensor;
   return { name, type: AttributeType.TENSOR, t: { dataType: ONNX_DTYPE[t.dtype], dims: [...t.dims], rawData: rawBytes(t.data) } };
 }
 
@@ -51,7 +51,9 @@ interface ExternalPlacement {
 
 function tensorProto(init: Initializer, external?: ExternalPlacement): onnxProto.onnx.ITensorProto {
   const base = { name: init.name, dataType: ONNX_DTYPE[init.dtype], dims: [...init.dims] };
-  const bytes = rawBytes(init.data);
+  // A lazy initializer is loaded here and, when it goes to external data, dropped once written: only its
+  // location/offset/length stay in the proto, so at most one weight's values are alive at a time.
+  const bytes = rawBytes(initializerValues(init));
   if (!external || bytes.byteLength < external.minBytes) return { ...base, rawData: bytes };
   const offset = external.place(bytes);
   return {
@@ -88,7 +90,7 @@ export function toModelProto(g: GraphBuilder, external?: ExternalPlacement): Mod
   };
 }
 
-/** The model as one protobuf message with every initializer inline (models under 2 GiB). */
+/** The model as one protobuf message with every initializer inline, lazy ones loaded (models under 2 GiB). */
 export function encodeModel(g: GraphBuilder): Uint8Array {
   return onnx.ModelProto.encode(toModelProto(g)).finish();
 }
@@ -112,15 +114,18 @@ export interface WrittenModel {
 }
 
 /**
- * Writes the model to `path` (atomically: temporary names, then renames). Large models stream each initializer into
- * `<path>.data` and keep only its `location`/`offset`/`length` in the proto, which onnxruntime resolves relative
- * to the model file.
+ * Writes the model to `path` (atomically: temporary names, then renames). Large models, and any model with a lazy
+ * initializer, stream each initializer into `<path>.data` (a lazy one is loaded, written and dropped before the
+ * next) and keep only its `location`/`offset`/`length` in the proto, which onnxruntime resolves relative to the
+ * model file.
  */
 export function writeModel(g: GraphBuilder, path: string, options: WriteModelOptions = {}): WrittenModel {
   const threshold = options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD;
-  const total = [...g.initializers.values()].reduce((n, init) => n + init.data.byteLength, 0);
+  const inits = [...g.initializers.values()];
+  const total = inits.reduce((n, init) => n + init.byteLength, 0);
   const temp = `${path}.${process.pid}.tmp`;
-  if (total <= threshold) {
+  // A graph with lazy weights always streams them to external data: inline, they would all sit in the proto at once.
+  if (total <= threshold && !inits.some((init) => init.load)) {
     const bytes = encodeModel(g);
     writeBytes(temp, bytes);
     renameSync(temp, path);
