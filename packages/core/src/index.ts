@@ -20,6 +20,7 @@ export { saveCheckpoint, loadCheckpoint, readCheckpointManifest, saveStage, load
 export { measureMatmul, type MatmulThroughput } from './matmul-throughput.js';
 export { QFormer, qformerConfigFromHf, qformerConfigSchema, instructBlipQFormerConfig, type QFormerConfig, type QFormerInputs, type QFormerOutputs } from './layers/qformer.js';
 export { lavisQFormerKeys, hfQFormerKeys } from './layers/qformer-keys.js';
+export { qformerParameterShapes } from './layers/qformer-shapes.js';
 export { QuestionTokenizer, TokenizerError, specialTokenEntry, wordPieceTokenizerJson, QUESTION_MAX_LENGTH } from './question-tokenizer.js';
 export { tensorGrowth } from './memory.js';
 export { matMulPlain } from './layers/matmul.js';

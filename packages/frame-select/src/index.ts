@@ -16,3 +16,4 @@ export {
   FRAME_SELECT_EXPORTER_VERSION,
   type OrtStageOptions,
 } from './onnx/frame-select-onnx.js';
+export { frameSelectParameterShapes } from './parameter-shapes.js';

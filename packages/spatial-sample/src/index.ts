@@ -19,3 +19,4 @@ export {
   type OrtSpatialOptions,
   type OrtSpatialTokens,
 } from './onnx/spatial-sample-onnx.js';
+export { spatialSampleParameterShapes, spatialSampleOutDim } from './parameter-shapes.js';

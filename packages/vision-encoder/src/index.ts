@@ -28,3 +28,4 @@ export { extractFeatures } from './extract-features.js';
 export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-encoder.js';
 export { buildVisionGraph, vitWeights, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
 export { OrtVisionEncoder, exportVisionEncoderCached, onnxCacheDir, VISION_ONNX_FILE, type OrtVisionOptions } from './onnx/ort-vision-encoder.js';
+export { vitParameterShapes } from './parameter-shapes.js';
