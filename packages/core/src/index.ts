@@ -10,7 +10,8 @@ export { readHfConfig } from './hf-config.js';
 export { SafetensorsFile, readSafetensors, validateHeader, MAX_HEADER_BYTES, type TensorInfo } from './safetensors/safetensors-file.js';
 export { serializeSafetensors, writeSafetensors, type WritableTensor, type WriteOptions } from './safetensors/write.js';
 export { TensorSource } from './safetensors/sharded.js';
-export { dtypeBytes, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, type SafetensorsDtype } from './safetensors/dtypes.js';
+export { writeSafetensorsStreamed, type StreamedTensor, type StreamedWriteOptions } from './safetensors/write-streamed.js';
+export { dtypeBytes, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, decodeFloats, encodeFloats, isFloatDtype, type FloatDtype, type SafetensorsDtype } from './safetensors/dtypes.js';
 export { Linear, linear, type LinearLike } from './layers/linear.js';
 export { LayerNorm, layerNorm, RMSNorm, rmsNorm } from './layers/norms.js';
 export { gelu, geluTanh, silu, quickGelu, activation, type ActivationName } from './layers/activations.js';
@@ -25,3 +26,7 @@ export { QuestionTokenizer, TokenizerError, specialTokenEntry, wordPieceTokenize
 export { tensorGrowth } from './memory.js';
 export { matMulPlain } from './layers/matmul.js';
 export type { WeightSource, WeightInfo } from './weight-source.js';
+export { WeightSourceError, type WeightSourceProblem } from './weight-source-error.js';
+export { renamedSource, overlaySource } from './weight-source-views.js';
+export { randomSource, type RandomEntry } from './weight-source-random.js';
+export { storeSource } from './weight-source-store.js';

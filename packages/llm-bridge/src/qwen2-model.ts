@@ -230,7 +230,7 @@ export class Qwen2Model {
       .map(([k, file]) => ({ key: k, expected: this.store.get(k).shape, actual: source.info(file).shape }));
     if (missing.length || unexpected.length || misshaped.length) throw new WeightsError(this.store.name, missing, unexpected, misshaped);
     for (const [key, file] of fileKeyOf) {
-      const tensor = source.read(file);
+      const tensor = source.readTensor(file);
       try {
         this.store.load(new Map([[key, tensor]]), { allowMissing: () => true });
       } finally {

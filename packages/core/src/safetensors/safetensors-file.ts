@@ -6,10 +6,14 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFormatError } from '../errors.js';
-import { bf16ToF32, dtypeBytes, f16ToF32, isSafetensorsDtype, type SafetensorsDtype } from './dtypes.js';
+import { WeightSourceError } from '../weight-source-error.js';
+import { decodeFloats, dtypeBytes, isFloatDtype, isSafetensorsDtype, type SafetensorsDtype } from './dtypes.js';
 
 /** The upstream Rust implementation refuses headers over 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/** Largest positioned read issued at once (Node's readSync caps one call near 2 GiB). */
+const CHUNK_BYTES = 1 << 30;
 
 export interface TensorInfo {
   dtype: SafetensorsDtype;
@@ -70,27 +74,8 @@ export function validateHeader(file: string, header: unknown, dataBytes: number)
 export function decodeTensorBytes(file: string, name: string, dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array | Int32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.byteLength / dtypeBytes[dtype];
+  if (isFloatDtype(dtype)) return decodeFloats(dtype, bytes);
   switch (dtype) {
-    case 'F32': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-      return out;
-    }
-    case 'F64': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
-      return out;
-    }
-    case 'F16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(i * 2, true));
-      return out;
-    }
-    case 'BF16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = bf16ToF32(view.getUint16(i * 2, true));
-      return out;
-    }
     case 'I64': {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
@@ -196,12 +181,37 @@ export class SafetensorsFile {
 
   /** The raw little-endian bytes of one tensor. */
   readBytes(name: string): Uint8Array {
+    const info = this.info(name);
+    return this.readInto(name, new Uint8Array(info.end - info.begin));
+  }
+
+  /** Fills `target` (exactly the tensor's byte length) with one tensor's bytes. */
+  private readInto(name: string, target: Uint8Array): Uint8Array {
     if (this.source === undefined) throw new SafetensorsFormatError(this.path, 'file is closed');
     const info = this.info(name);
-    const bytes = Buffer.alloc(info.end - info.begin);
-    const got = this.source.read(bytes, this.dataStart + info.begin);
-    if (got !== bytes.length) throw new SafetensorsFormatError(this.path, `short read of "${name}" (${got} of ${bytes.length} bytes)`);
-    return bytes;
+    // readSync reads at most 2 GiB per call, and a 7B embedding table in F32 is larger: read in chunks.
+    let done = 0;
+    while (done < target.length) {
+      const got = this.source.read(target.subarray(done, Math.min(target.length, done + CHUNK_BYTES)), this.dataStart + info.begin + done);
+      if (got === 0) break;
+      done += got;
+    }
+    if (done !== target.length) throw new SafetensorsFormatError(this.path, `short read of "${name}" (${done} of ${target.length} bytes)`);
+    return target;
+  }
+
+  /**
+   * One float tensor's values as float32, freshly allocated: F32 is read straight into the result, F16 / BF16 / F64
+   * are decoded in bulk. An integer tensor is refused (a weight is a float), naming the key and its dtype.
+   */
+  readFloat32(name: string): Float32Array {
+    const info = this.info(name);
+    if (!isFloatDtype(info.dtype))
+      throw new WeightSourceError(this.path, 'not-float', [name], `tensor "${name}" is ${info.dtype}, not a float weight (F32, F16, BF16 or F64)`);
+    if (info.dtype !== 'F32') return decodeFloats(info.dtype, this.readBytes(name));
+    const out = new Float32Array((info.end - info.begin) / 4);
+    this.readInto(name, new Uint8Array(out.buffer));
+    return out;
   }
 
   /** One tensor's values (float32 for float dtypes, int32 for integer ones). */

@@ -5,10 +5,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../backend.js';
 import { SafetensorsFormatError } from '../errors.js';
 import { tensorGrowth } from '../memory.js';
+import { WeightSourceError } from '../weight-source-error.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtypes.js';
 import { TensorSource } from './sharded.js';
 import { writeSafetensors } from './write.js';
 
 let root: string;
+
+function catchError(attempt: () => unknown): Error & Record<string, unknown> {
+  try {
+    attempt();
+  } catch (error) {
+    return error as Error & Record<string, unknown>;
+  }
+  throw new Error('expected a throw');
+}
+
+/** A safetensors file from a hand-written header (padded to 8 bytes) and its data chunks, in offset order. */
+function rawSafetensors(header: Record<string, unknown>, chunks: Uint8Array[]): Buffer {
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, Buffer.from(json), ...chunks]);
+}
 
 beforeAll(async () => {
   await initBackend();
@@ -50,12 +70,14 @@ describe('TensorSource', () => {
     expect(source.keys()).toEqual(['embed.weight', 'layer.0.weight', 'ids']);
     expect(source.has('ids')).toBe(true);
     expect(source.info('layer.0.weight')).toMatchObject({ dtype: 'F32', shape: [1, 2] });
-    expect(Array.from(source.read('ids').dataSync())).toEqual([7, 8, 9]);
+    expect(Array.from(source.readTensor('ids').dataSync())).toEqual([7, 8, 9]);
+    expect(source.read('embed.weight')).toEqual(Float32Array.of(1, 2, 3, 4));
+    expect(source.origin('layer.0.weight')).toMatch(/model-00002-of-00002\.safetensors$/);
     const all = source.readAll((k) => k !== 'ids');
     expect([...all.keys()]).toEqual(['embed.weight', 'layer.0.weight']);
     expect(Array.from(all.get('embed.weight')!.dataSync())).toEqual([1, 2, 3, 4]);
     tf.dispose([...all.values()]);
-    expect(tensorGrowth(() => source.read('embed.weight'))).toBe(0);
+    expect(tensorGrowth(() => source.readTensor('embed.weight'))).toBe(0);
     source.close();
   });
 
@@ -65,7 +87,7 @@ describe('TensorSource', () => {
     writeSafetensors(join(dir, 'model.safetensors'), new Map([['w', { values: [1], shape: [1] }]]));
     const source = TensorSource.fromDir(dir);
     expect(source.keys()).toEqual(['w']);
-    expect(Array.from(source.read('w').dataSync())).toEqual([1]);
+    expect(source.read('w')).toEqual(Float32Array.of(1));
     source.close();
   });
 
@@ -73,6 +95,41 @@ describe('TensorSource', () => {
     const source = TensorSource.fromDir(shardedFolder('wrong-shard', { ...goodMap, ids: 'model-00001-of-00002.safetensors' }));
     expect(() => source.read('ids')).toThrow('index lists "ids" in this shard but the shard lacks it');
     expect(() => source.read('nope')).toThrow('no tensor named "nope"');
+    source.close();
+  });
+
+  it('reads weights as float32 and refuses integer tensors and absent keys, naming the key', () => {
+    const source = TensorSource.fromDir(shardedFolder('typed-errors', goodMap));
+    const notFloat = catchError(() => source.read('ids'));
+    expect(notFloat).toBeInstanceOf(WeightSourceError);
+    expect(notFloat).toMatchObject({ code: 'WEIGHTS_MISMATCH', problem: 'not-float', keys: ['ids'] });
+    expect(notFloat.message).toContain('"ids" is I64');
+    for (const attempt of [() => source.read('nope'), () => source.info('nope'), () => source.origin('nope')])
+      expect(catchError(attempt)).toMatchObject({ problem: 'missing-key', keys: ['nope'] });
+    source.close();
+  });
+
+  it('decodes every float dtype to float32 (F16 and BF16 exactly, F64 rounded)', () => {
+    const dir = join(root, 'dtypes');
+    mkdirSync(dir);
+    // F64 → F32 rounds 0.1; F16 and BF16 hold each value as it rounds through that format (2^-24 is F16's least subnormal).
+    const values = [0, -0, 1, -2.5, 65504, 2 ** -24, 0.1, Infinity, -Infinity];
+    const f64 = new Uint8Array(new Float64Array(values).buffer);
+    const parts: [string, 'F16' | 'BF16', number[]][] = [['h', 'F16', values.map(f32ToF16)], ['b', 'BF16', values.map(f32ToBf16)]];
+    const header: Record<string, unknown> = { d: { dtype: 'F64', shape: [values.length], data_offsets: [0, f64.length] } };
+    let offset = f64.length;
+    const chunks = [f64];
+    for (const [key, dtype, bits] of parts) {
+      const bytes = new Uint8Array(Uint16Array.from(bits).buffer);
+      header[key] = { dtype, shape: [values.length], data_offsets: [offset, offset + bytes.length] };
+      chunks.push(bytes);
+      offset += bytes.length;
+    }
+    writeFileSync(join(dir, 'model.safetensors'), rawSafetensors(header, chunks));
+    const source = TensorSource.fromDir(dir);
+    expect(source.read('d')).toEqual(Float32Array.from(values));
+    expect(Array.from(source.read('h'))).toEqual(values.map((v) => f16ToF32(f32ToF16(v))));
+    expect(Array.from(source.read('b'))).toEqual(values.map((v) => bf16ToF32(f32ToBf16(v))));
     source.close();
   });
 

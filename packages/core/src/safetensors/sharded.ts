@@ -2,14 +2,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFormatError } from '../errors.js';
+import { WeightSourceError } from '../weight-source-error.js';
+import type { WeightSource } from '../weight-source.js';
 import { SafetensorsFile, type TensorInfo } from './safetensors-file.js';
 
 /**
  * The tensors of a Hugging Face model folder: `model.safetensors`, or shards listed by
  * `model.safetensors.index.json` (`weight_map`: key → shard file). Shards are opened lazily and one tensor is read
- * at a time, so loading a model never holds more than one tensor's bytes outside tfjs.
+ * at a time, so loading a model never holds more than one tensor's bytes outside tfjs. As a {@link WeightSource},
+ * `read` gives float32 values (F32 / F16 / BF16 / F64 widened or rounded) and `origin` the shard file.
  */
-export class TensorSource {
+export class TensorSource implements WeightSource {
   private readonly open = new Map<string, SafetensorsFile>();
 
   private constructor(
@@ -52,7 +55,7 @@ export class TensorSource {
 
   private file(key: string): SafetensorsFile {
     const path = this.fileOf.get(key);
-    if (!path) throw new SafetensorsFormatError(this.dir, `no tensor named "${key}"`);
+    if (!path) throw new WeightSourceError(this.dir, 'missing-key', [key], `no tensor named "${key}"`);
     let file = this.open.get(path);
     if (!file) {
       file = SafetensorsFile.open(path);
@@ -66,13 +69,26 @@ export class TensorSource {
     return this.file(key).info(key);
   }
 
-  read(key: string): tf.Tensor {
+  /** One float tensor as float32, `[numel]` row-major in `info(key).shape`; an integer tensor is a WeightSourceError. */
+  read(key: string): Float32Array {
+    return this.file(key).readFloat32(key);
+  }
+
+  /** One tensor as a tfjs tensor the caller owns (integer dtypes as int32). */
+  readTensor(key: string): tf.Tensor {
     return this.file(key).readTensor(key);
+  }
+
+  /** The shard file that holds `key`. */
+  origin(key: string): string {
+    const path = this.fileOf.get(key);
+    if (!path) throw new WeightSourceError(this.dir, 'missing-key', [key], `no tensor named "${key}"`);
+    return path;
   }
 
   /** Every tensor (or those `filter` keeps), read one by one. The caller owns the tensors. */
   readAll(filter: (key: string) => boolean = () => true): Map<string, tf.Tensor> {
-    return new Map(this.keys().filter(filter).map((k) => [k, this.read(k)]));
+    return new Map(this.keys().filter(filter).map((k) => [k, this.readTensor(k)]));
   }
 
   close(): void {

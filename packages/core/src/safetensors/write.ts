@@ -1,6 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { dtypeBytes, f32ToBf16, f32ToF16, type SafetensorsDtype } from './dtypes.js';
+import { dtypeBytes, encodeFloats, f32ToBf16, f32ToF16, type SafetensorsDtype } from './dtypes.js';
 
 /** A tensor to write: a tfjs tensor, or raw values with their shape (an Int32Array is written as integers). */
 export type WritableTensor = tf.Tensor | { values: ArrayLike<number>; shape: number[] };
@@ -13,6 +13,7 @@ export interface WriteOptions {
 }
 
 function encode(values: ArrayLike<number>, dtype: SafetensorsDtype): Uint8Array {
+  if (values instanceof Float32Array && (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16')) return encodeFloats(values, dtype);
   const n = values.length;
   const bytes = new Uint8Array(n * dtypeBytes[dtype]);
   const view = new DataView(bytes.buffer);
