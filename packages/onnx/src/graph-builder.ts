@@ -64,6 +64,8 @@ export interface GraphNode {
   readonly attributes: Readonly<Record<string, AttributeValue>>;
   /** `''` is the default `ai.onnx` domain; contrib ops use `com.microsoft`. */
   readonly domain: string;
+  /** Built inside {@link GraphBuilder.float32Region}: {@link convertToFloat16} leaves it in float32. */
+  readonly keepFloat32?: boolean;
 }
 
 /** The default opset of the `ai.onnx` domain (the fixture exports' opset, supported by onnxruntime 1.30). */
@@ -86,6 +88,8 @@ export class GraphBuilder {
   private readonly counters = new Map<string, number>();
   /** Small constants by dtype and content, so `g.constant` of the same value yields one initializer. */
   private readonly constantCache = new Map<string, string>();
+  /** Depth of {@link float32Region} calls in progress. */
+  private float32Depth = 0;
 
   /** Typed helpers for the standard ops, appending to this graph. */
   readonly op: Ops = new Ops(this);
@@ -184,7 +188,8 @@ export class GraphBuilder {
       if (input !== '' && !this.values.has(input)) throw new OnnxGraphError(`node ${nodeName} (${opType}): input "${input}" is not defined before it`);
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(`${opType}_out`)) : [...outputs];
     for (const out of outs) this.claim(out, `output of node ${nodeName}`);
-    this.nodeList.push({ name: nodeName, opType, inputs: [...inputs], outputs: outs, attributes, domain });
+    const node: GraphNode = { name: nodeName, opType, inputs: [...inputs], outputs: outs, attributes, domain };
+    this.nodeList.push(this.float32Depth > 0 ? { ...node, keepFloat32: true } : node);
     return outs;
   }
 
@@ -222,6 +227,45 @@ export class GraphBuilder {
    */
   rewriteNodes(fn: (node: GraphNode) => readonly GraphNode[] | undefined): void {
     this.nodeList = this.nodeList.flatMap((node) => fn(node) ?? [node]);
+  }
+
+  /**
+   * Nodes added by `build` stay float32 when the graph is converted to float16 (values that overflow float16 or
+   * need its missing integer precision: rotary angles, sums of squares); Casts are added at the region's borders.
+   */
+  float32Region<T>(build: () => T): T {
+    this.float32Depth++;
+    try {
+      return build();
+    } finally {
+      this.float32Depth--;
+    }
+  }
+
+  /** Adds a prepared initializer (a pass's converted copy) under its own, unused name. */
+  addInitializer(init: Initializer): string {
+    this.claim(init.name, 'initializer');
+    this.inits.set(init.name, init);
+    return init.name;
+  }
+
+  /** Reserves a value name a pass gives a node output it adds through {@link replaceNodes}. */
+  claimValue(name: string): void {
+    this.claim(name, 'value');
+  }
+
+  /**
+   * Replaces the whole node list (passes that add nodes, e.g. Casts). The list must be in topological order and
+   * define every value it reads; names of new outputs are claimed with {@link claimValue} first.
+   */
+  replaceNodes(nodes: readonly GraphNode[]): void {
+    const defined = new Set([...this.inputList.map((i) => i.name), ...this.inits.keys()]);
+    for (const node of nodes) {
+      for (const input of node.inputs)
+        if (input !== '' && !defined.has(input)) throw new OnnxGraphError(`node ${node.name} (${node.opType}): input "${input}" is not defined before it`);
+      for (const out of node.outputs) defined.add(out);
+    }
+    this.nodeList = [...nodes];
   }
 
   /** Drops an initializer no node reads any more (after a rewrite). */

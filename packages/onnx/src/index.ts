@@ -56,6 +56,7 @@ export {
   type WrittenModel,
 } from './serialize.js';
 export { checkModel } from './check-model.js';
+export { convertToFloat16, toFloat16, MASKED_SCORE_F16 } from './float16.js';
 export { quantizeBlocks, dequantizeBlocks, type QuantBits, type BlockQuantOptions, type BlockQuantized } from './quantize.js';
 export { quantizeMatMuls, QUANT_PRESETS, type QuantizePassOptions, type QuantizePassResult } from './quantize-pass.js';
 export { createSession, runSession, OrtSessionCache, ort, type SessionOptions, type ExecutionProvider } from './session.js';

@@ -63,8 +63,11 @@ export function layerNorm(g: GraphBuilder, x: string, name: string, weight: Weig
 
 /** RMSNorm `x / sqrt(mean(x²) + eps) · w` over the last axis (HF `Qwen2RMSNorm`), as ORT's fusable chain. */
 export function rmsNorm(g: GraphBuilder, x: string, name: string, weight: WeightInput, eps: number): string {
-  const meanSquare = g.op.reduceMean(g.op.pow(x, g.float(2)), [-1]);
-  const normed = g.op.div(x, g.op.sqrt(g.op.add(meanSquare, g.float(eps))));
+  // float32 even in float16 graphs: x² overflows float16 for |x| > 256, which Qwen2's residual stream reaches.
+  const normed = g.float32Region(() => {
+    const meanSquare = g.op.reduceMean(g.op.pow(x, g.float(2)), [-1]);
+    return g.op.div(x, g.op.sqrt(g.op.add(meanSquare, g.float(eps))));
+  });
   return g.op.mul(normed, weightInitializer(g, `${name}.weight`, weight));
 }
 
@@ -86,10 +89,13 @@ export function silu(g: GraphBuilder, x: string): string {
 export function rotaryTables(g: GraphBuilder, positionIds: string, headDim: number, theta: number): { cos: string; sin: string } {
   const half = headDim / 2;
   const invFreq = Float32Array.from({ length: half }, (_, i) => 1 / theta ** ((2 * i) / headDim));
-  const positions = g.op.unsqueeze(g.op.cast(positionIds, 'float32'), [-1]);
-  const freqs = g.op.mul(positions, g.initializer(g.fresh('rotary_inv_freq'), invFreq, [half]));
-  const angles = g.op.unsqueeze(g.op.concat([freqs, freqs], -1), [1]);
-  return { cos: g.op.cos(angles), sin: g.op.sin(angles) };
+  // float32 even in float16 graphs: float16 holds integers exactly only up to 2048, and angles reach the positions.
+  return g.float32Region(() => {
+    const positions = g.op.unsqueeze(g.op.cast(positionIds, 'float32'), [-1]);
+    const freqs = g.op.mul(positions, g.initializer(g.fresh('rotary_inv_freq'), invFreq, [half]));
+    const angles = g.op.unsqueeze(g.op.concat([freqs, freqs], -1), [1]);
+    return { cos: g.op.cos(angles), sin: g.op.sin(angles) };
+  });
 }
 
 /** `x · cos + rotate_half(x) · sin` for `x [B, heads, L, d]` (HF `apply_rotary_pos_emb`). */
