@@ -15,7 +15,7 @@ export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
 // PEFT writes ~30 fields; we read the ones that change the math and refuse values we do not implement, rather than
 // load an adapter that would compute something else.
-const peftLoraConfig = z
+export const peftLoraConfig = z
   .object({
     peft_type: z.literal('LORA'),
     task_type: z.string().nullish(),

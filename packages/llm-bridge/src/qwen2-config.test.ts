@@ -43,6 +43,40 @@ describe('Qwen2 config', () => {
     expect(() => qwen2ConfigFromHf({ ...qwen05b, hidden_size: undefined })).toThrow(ConfigError);
   });
 
+  it('reads rope_theta from the top level (Hub) or from rope_parameters (transformers 5)', () => {
+    const { rope_theta: theta, ...withoutTheta } = qwen05b;
+    const v5 = { ...withoutTheta, rope_parameters: { rope_theta: theta, rope_type: 'default' } };
+    expect(qwen2ConfigFromHf(v5).ropeTheta).toBe(theta);
+    expect(qwen2ConfigFromHf(qwen05b).ropeTheta).toBe(theta);
+    // Both layouts at once (a config re-saved by transformers 5 may keep the old field) must agree.
+    expect(qwen2ConfigFromHf({ ...v5, rope_theta: theta }).ropeTheta).toBe(theta);
+    expect(qwen2ConfigFromHf({ ...qwen05b, rope_parameters: { rope_type: 'default' } }).ropeTheta).toBe(theta);
+    expect(qwen2ConfigFromHf({ ...qwen05b, rope_scaling: null, rope_parameters: null }).ropeTheta).toBe(theta);
+  });
+
+  it('refuses rotary variants other than the default one, naming the field', () => {
+    const { rope_theta: theta, ...withoutTheta } = qwen05b;
+    const cases: [Record<string, unknown>, (string | number)[], RegExp][] = [
+      [{ rope_parameters: { rope_theta: theta, rope_type: 'yarn', factor: 4 } }, ['rope_parameters', 'rope_type'], /rope_parameters\.rope_type is "yarn"/],
+      [{ rope_parameters: { rope_theta: theta, partial_rotary_factor: 0.5 } }, ['rope_parameters', 'partial_rotary_factor'], /partial_rotary_factor/],
+      [{ rope_parameters: { full_attention: { rope_theta: theta } } }, ['rope_parameters', 'full_attention'], /full_attention/],
+      [{ rope_theta: 10_000, rope_parameters: { rope_theta: theta } }, ['rope_parameters', 'rope_theta'], /disagree/],
+      [{ rope_theta: theta, rope_scaling: { type: 'linear', factor: 2 } }, ['rope_scaling'], /rope_scaling of type "linear"/],
+      [{ rope_theta: theta, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, ['rope_scaling'], /rope_scaling of type "dynamic"/],
+    ];
+    for (const [patch, path, message] of cases) {
+      let error: unknown;
+      try {
+        qwen2ConfigFromHf({ ...withoutTheta, ...patch });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, JSON.stringify(patch)).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).path).toEqual(path);
+      expect((error as ConfigError).message).toMatch(message);
+    }
+  });
+
   it('our own config is strict and checks head divisibility', () => {
     expect(() => parseQwen2Config({ vocabSize: 10, hiddenSiz: 64 })).toThrow(ConfigError);
     expect(() => parseQwen2Config({ vocabSize: 10, numHeads: 4, numKvHeads: 3 })).toThrow(/numKvHeads/);

@@ -69,8 +69,38 @@ const hfQwen2Config = z
     tie_word_embeddings: z.boolean().optional(),
     hidden_act: z.string().optional(),
     rope_scaling: z.unknown().optional(),
+    // transformers 5 saves the rotary settings here instead (`rope_theta` moves inside; `rope_scaling` is gone).
+    rope_parameters: z
+      .object({ rope_type: z.string().optional(), rope_theta: z.number().optional(), partial_rotary_factor: z.number().optional() })
+      .passthrough()
+      .nullish(),
   })
   .passthrough();
+
+/**
+ * θ from either layout: top-level `rope_theta` (Hub configs, transformers 4) or `rope_parameters.rope_theta`
+ * (transformers 5). Any rotary variant other than the default one (YaRN, linear, dynamic NTK, partial rotary, per
+ * attention type) changes the tables, so running without it would be silently wrong: ConfigError naming the field.
+ */
+function ropeThetaOf(hf: z.output<typeof hfQwen2Config>): number {
+  if (hf.rope_scaling !== undefined && hf.rope_scaling !== null) {
+    const scaling = hf.rope_scaling as Record<string, unknown>;
+    const type = scaling.rope_type ?? scaling.type;
+    throw new ConfigError(`config.json: rope_scaling${type === undefined ? '' : ` of type ${JSON.stringify(type)}`} is not supported`, ['rope_scaling']);
+  }
+  const params = hf.rope_parameters;
+  if (!params) return hf.rope_theta ?? 10_000;
+  const nested = Object.keys(params).find((k) => typeof params[k] === 'object' && params[k] !== null);
+  if (nested !== undefined)
+    throw new ConfigError(`config.json: rope_parameters.${nested}: per-attention-type rotary settings are not supported`, ['rope_parameters', nested]);
+  if (params.rope_type !== undefined && params.rope_type !== 'default')
+    throw new ConfigError(`config.json: rope_parameters.rope_type is "${params.rope_type}"; only "default" rotary embeddings are supported`, ['rope_parameters', 'rope_type']);
+  if (params.partial_rotary_factor !== undefined && params.partial_rotary_factor !== 1)
+    throw new ConfigError(`config.json: rope_parameters.partial_rotary_factor ${params.partial_rotary_factor} is not supported (Qwen2 rotates whole heads)`, ['rope_parameters', 'partial_rotary_factor']);
+  if (params.rope_theta !== undefined && hf.rope_theta !== undefined && params.rope_theta !== hf.rope_theta)
+    throw new ConfigError(`config.json: rope_theta ${hf.rope_theta} and rope_parameters.rope_theta ${params.rope_theta} disagree`, ['rope_parameters', 'rope_theta']);
+  return params.rope_theta ?? hf.rope_theta ?? 10_000;
+}
 
 /** Reads a Hugging Face `Qwen2ForCausalLM` `config.json` object. Throws ConfigError on anything we cannot run. */
 export function qwen2ConfigFromHf(raw: Record<string, unknown>): Qwen2Config {
@@ -79,9 +109,7 @@ export function qwen2ConfigFromHf(raw: Record<string, unknown>): Qwen2Config {
     throw new ConfigError(`config.json: model_type is "${hf.model_type}", expected "qwen2"`, ['model_type']);
   if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu')
     throw new ConfigError(`config.json: hidden_act is "${hf.hidden_act}", Qwen2 uses "silu"`, ['hidden_act']);
-  // Long-context rope scaling (YaRN) changes the rotary tables; running without it would be silently wrong.
-  if (hf.rope_scaling !== undefined && hf.rope_scaling !== null)
-    throw new ConfigError('config.json: rope_scaling is not supported', ['rope_scaling']);
+  const ropeTheta = ropeThetaOf(hf);
   return parseQwen2Config({
     vocabSize: hf.vocab_size,
     hiddenSize: hf.hidden_size,
@@ -92,7 +120,7 @@ export function qwen2ConfigFromHf(raw: Record<string, unknown>): Qwen2Config {
     numKvHeads: hf.num_key_value_heads ?? hf.num_attention_heads,
     headDim: hf.head_dim ?? undefined,
     rmsNormEps: hf.rms_norm_eps ?? 1e-6,
-    ropeTheta: hf.rope_theta ?? 10_000,
+    ropeTheta,
     maxPositionEmbeddings: hf.max_position_embeddings ?? 32_768,
     // HF Qwen2Config's default is false (the 0.5B/1.5B configs set it true explicitly).
     tieWordEmbeddings: hf.tie_word_embeddings ?? false,

@@ -1,0 +1,136 @@
+/**
+ * A PEFT LoRA adapter folded into its base weights one tensor at a time, as a WeightSource: what the streamed ONNX
+ * export and `bvllm convert` read, so a fine-tuned 7B model is exported without a tfjs model or a merged copy on disk.
+ * `W' = W + s·B·A` (`s = α/r`, or `α/√r` with rsLoRA), exactly what {@link LoraAdapter.merge} computes on the tfjs model.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CheckpointFormatError, SafetensorsFile, WeightsError, configErrorFrom, type WeightInfo, type WeightSource } from '@bvllm/core';
+import { z } from 'zod';
+import { peftKey } from './lora.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, peftLoraConfig } from './lora-peft.js';
+
+// The tfjs adapter refuses rsLoRA and fan-in-fan-out because its LoraLinear does not implement them; a merge is
+// plain arithmetic, so both are honoured here. Options that would add terms a merge of A and B cannot express stay refused.
+const mergeableLoraConfig = peftLoraConfig.extend({
+  use_rslora: z.boolean().default(false),
+  fan_in_fan_out: z.boolean().default(false),
+  lora_bias: z.literal(false).default(false),
+  target_parameters: z.null().nullish(),
+  trainable_token_indices: z.null().nullish(),
+  layer_replication: z.null().nullish(),
+});
+
+/** One adapted weight: the base key and the adapter's A `[r, in]` and B `[out, r]` keys. */
+interface AdaptedWeight {
+  a: string;
+  b: string;
+}
+
+/**
+ * `base` with the PEFT adapter in `adapterDir` (`adapter_config.json` + `adapter_model.safetensors`) merged in at
+ * `read`. The adapter tensor `base_model.model.<module>.lora_{A,B}.weight` adapts the base key
+ * `<keyPrefix><module>.weight` (`keyPrefix` '' for a Hugging Face or bvllm folder, whose Qwen2 keys are `model.*`).
+ * Every other key passes through. Checked up front from headers alone: an adapter key that is not half of an A/B
+ * pair for a base weight of a target module, a module whose base weight is absent, an unpaired matrix or a shape that
+ * does not fit the base give one WeightsError listing every such key. `info` is the base's (its stored dtype, so a
+ * converter keeps the checkpoint's precision); the merge itself runs in float64 and rounds once to float32.
+ */
+export function loraMergedSource(base: WeightSource, adapterDir: string, options: { keyPrefix?: string } = {}): WeightSource {
+  const keyPrefix = options.keyPrefix ?? '';
+  const configPath = join(adapterDir, ADAPTER_CONFIG_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(configPath, 'utf8'));
+  } catch (cause) {
+    throw new CheckpointFormatError(configPath, `cannot read the adapter config (${(cause as Error).message})`, { cause });
+  }
+  const parsed = mergeableLoraConfig.safeParse(raw);
+  if (!parsed.success) throw configErrorFrom(configPath, parsed.error);
+  const config = parsed.data;
+  const scaling = config.use_rslora ? config.lora_alpha / Math.sqrt(config.r) : config.lora_alpha / config.r;
+  // PEFT matches a target against the end of the module path, on a dot boundary.
+  const targeted = (module: string) => config.target_modules.some((t) => module === t || module.endsWith(`.${t}`));
+
+  const adapter = SafetensorsFile.open(join(adapterDir, ADAPTER_WEIGHTS_FILE));
+  const name = `lora-merged(${adapterDir})`;
+  const adapted = new Map<string, AdaptedWeight>();
+  try {
+    const left = new Set(adapter.keys());
+    const missing: string[] = [];
+    const misshaped: { key: string; expected: number[]; actual: number[] }[] = [];
+    for (const key of base.keys()) {
+      if (!key.startsWith(keyPrefix) || !key.endsWith('.weight')) continue;
+      const module = key.slice(keyPrefix.length, -'.weight'.length);
+      const a = peftKey(module, 'A');
+      const b = peftKey(module, 'B');
+      if (!left.has(a) && !left.has(b)) continue;
+      if (!targeted(module)) continue; // left in `left`: reported as unexpected, PEFT would not load it
+      left.delete(a);
+      left.delete(b);
+      if (!adapter.tensors.has(a) || !adapter.tensors.has(b)) {
+        missing.push(adapter.tensors.has(a) ? b : a);
+        continue;
+      }
+      const w = base.info(key).shape;
+      const [out, inFeatures] = config.fan_in_fan_out ? [w[1], w[0]] : [w[0], w[1]];
+      const expectA = [config.r, inFeatures];
+      const expectB = [out, config.r];
+      const shapeA = adapter.info(a).shape;
+      const shapeB = adapter.info(b).shape;
+      if (w.length !== 2) misshaped.push({ key, expected: [out, inFeatures], actual: w });
+      else if (shapeA.join() !== expectA.join()) misshaped.push({ key: a, expected: expectA, actual: shapeA });
+      else if (shapeB.join() !== expectB.join()) misshaped.push({ key: b, expected: expectB, actual: shapeB });
+      else adapted.set(key, { a, b });
+    }
+    // What is left adapts nothing the base holds (or a module outside target_modules), so a merge would drop it.
+    const unexpected = [...left];
+    if (missing.length || unexpected.length || misshaped.length) throw new WeightsError(name, missing, unexpected, misshaped);
+  } catch (error) {
+    adapter.close();
+    throw error;
+  }
+
+  return {
+    keys: () => base.keys(),
+    has: (key) => base.has(key),
+    info: (key): WeightInfo => base.info(key),
+    read: (key) => {
+      const pair = adapted.get(key);
+      const w = base.read(key);
+      if (!pair) return w;
+      addScaledProduct(w, adapter.readFloat32(pair.b), adapter.readFloat32(pair.a), config.r, scaling, config.fan_in_fan_out);
+      return w;
+    },
+    origin: (key) => (adapted.has(key) ? `lora-merged(${base.origin(key)} + ${adapterDir})` : base.origin(key)),
+    close: () => {
+      adapter.close();
+      base.close();
+    },
+  };
+}
+
+/**
+ * `w += s·(B·A)` in place, B `[out, r]`, A `[r, in]`, w `[out, in]` (or `[in, out]`, the product transposed, when
+ * `transposed`: PEFT's fan_in_fan_out for Conv1D-style weights). Row i of the product is accumulated over k in
+ * float64, each step streaming one contiguous row of A (the i-k-j order), then added to w with one rounding.
+ */
+function addScaledProduct(w: Float32Array, b: Float32Array, a: Float32Array, r: number, s: number, transposed: boolean): void {
+  const out = b.length / r;
+  const inFeatures = a.length / r;
+  const row = new Float64Array(inFeatures);
+  for (let i = 0; i < out; i++) {
+    row.fill(0);
+    for (let k = 0; k < r; k++) {
+      const bik = b[i * r + k];
+      if (bik === 0) continue;
+      const offset = k * inFeatures;
+      for (let j = 0; j < inFeatures; j++) row[j] += bik * a[offset + j];
+    }
+    if (transposed) for (let j = 0; j < inFeatures; j++) w[j * out + i] += s * row[j];
+    else {
+      const offset = i * inFeatures;
+      for (let j = 0; j < inFeatures; j++) w[offset + j] += s * row[j];
+    }
+  }
+}
