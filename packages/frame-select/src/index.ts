@@ -8,12 +8,16 @@ export { frameSelectRegistry } from './registry.js';
 export { bvllmTemporalKeys, instructBlipTemporalKeys } from './temporal-keys.js';
 export {
   buildFrameSelectGraph,
+  buildFrameMixGraph,
   exportFrameSelectOnnx,
   exportFrameSelectCached,
-  OrtFrameSelect,
+  frameSelectSpec,
   FRAME_SELECT_ONNX_NAMES,
   FRAME_SELECT_ONNX_FILE,
+  FRAME_MIX_ONNX_FILE,
   FRAME_SELECT_EXPORTER_VERSION,
-  type OrtStageOptions,
+  type FrameSelectSpec,
+  type FrameSelectExportOptions,
 } from './onnx/frame-select-onnx.js';
+export { OrtFrameSelect, type OrtStageOptions, type QuestionIds } from './onnx/ort-frame-select.js';
 export { frameSelectParameterShapes } from './parameter-shapes.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, tf } from '@bvllm/core';
 import { GraphBuilder, createSession, encodeModel, ort } from '@bvllm/onnx';
-import { OrtDecoder, TfjsDecoder, exportQwen2Onnx } from '../dist/index.js';
+import { OrtDecoder, TfjsDecoder, exportQwen2Onnx, qwen2Weights } from '../dist/index.js';
 import { randomQwen2 } from './random-qwen2.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -134,7 +134,7 @@ async function parent() {
         const dir = join(work, v);
         start = performance.now();
         // As the pipeline exports: logits at the last position only (generation reads nothing else).
-        await exportQwen2Onnx(model, dir, { quantize, logitsFor: 'last' });
+        await exportQwen2Onnx(model.config, qwen2Weights(model), dir, { quantize, logitsFor: 'last' });
         exported.set(v, dir);
         console.log(`export ${v}: ${seconds(start).toFixed(1)} s, ${folderMb(dir).toFixed(0)} MB`);
       }

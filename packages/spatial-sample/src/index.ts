@@ -10,13 +10,15 @@ export {
   buildSpatialSampleGraph,
   exportSpatialSampleOnnx,
   exportSpatialSampleCached,
-  OrtSpatialSample,
+  spatialSampleOf,
   SPATIAL_ONNX_NAMES,
   SPATIAL_ONNX_FILE,
   SPATIAL_EXPORTER_VERSION,
+  type SpatialSampleSpec,
+  type SpatialProjectorSpec,
+  type SpatialExportOptions,
   type SpatialProjectorWeights,
   type LinearWeights,
-  type OrtSpatialOptions,
-  type OrtSpatialTokens,
 } from './onnx/spatial-sample-onnx.js';
+export { OrtSpatialSample, type OrtSpatialOptions, type OrtSpatialTokens, type QuestionIds } from './onnx/ort-spatial-sample.js';
 export { spatialSampleParameterShapes, spatialSampleOutDim } from './parameter-shapes.js';

@@ -26,6 +26,16 @@ export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type Encode
 export { FeatureCache, contentHash, type CacheEntryMeta } from './feature-cache.js';
 export { extractFeatures } from './extract-features.js';
 export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-encoder.js';
-export { buildVisionGraph, vitWeights, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
-export { OrtVisionEncoder, exportVisionEncoderCached, onnxCacheDir, VISION_ONNX_FILE, type OrtVisionOptions } from './onnx/ort-vision-encoder.js';
+export { buildVisionGraph, vitWeights, vitWeightsFrom, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
+export {
+  OrtVisionEncoder,
+  exportVisionEncoderCached,
+  onnxCacheDir,
+  VISION_ONNX_FILE,
+  type OrtVisionOptions,
+  type OrtVisionSpec,
+  type OrtSessionOptions,
+  type EncodedBatch,
+  type EncodeBatchesOptions,
+} from './onnx/ort-vision-encoder.js';
 export { vitParameterShapes } from './parameter-shapes.js';

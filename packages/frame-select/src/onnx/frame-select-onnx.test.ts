@@ -1,20 +1,37 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng, initBackend, tf, type FrameFeatures, type QuestionTokens } from '@bvllm/core';
+import { Rng, TensorSource, initBackend, layerNorm, parseConfig, tf, type FrameFeatures, type QuestionTokens } from '@bvllm/core';
+import { sourceWeights, tensorWeights } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtureFeatures, fixtureQuestion, fixtureWeights, maxAbsDiff, tinyQFormer, visualExpected, visualInputs } from '../../test/visual-fixture.js';
+import { fixtureDir, fixtureFeatures, fixtureQuestion, fixtureWeights, maxAbsDiff, tinyQFormer, visualConfig, visualExpected, visualInputs } from '../../test/visual-fixture.js';
+import { qformerGumbelConfig } from '../config.js';
 import type { QFormerGumbelSelect } from '../qformer-gumbel-select.js';
 import { frameSelectRegistry } from '../registry.js';
-import { OrtFrameSelect, exportFrameSelectCached, exportFrameSelectOnnx } from './frame-select-onnx.js';
+import { exportFrameSelectCached, exportFrameSelectOnnx, frameSelectSpec, type FrameSelectSpec } from './frame-select-onnx.js';
+import { OrtFrameSelect } from './ort-frame-select.js';
 
-// issue #10 / spec §1.1 (a): the selector's Q-Former, projection and scores on onnxruntime equal the fixture and tfjs.
+// issue #10, #18 / spec §1.1 (a): the selector's Q-Former, projection, scores and W · LN_t(P) on onnxruntime equal
+// the bvllm-visual fixture and the tfjs stage, whether the weights come from the stage or straight from safetensors.
 const prefixes = ['vlm_att_query_temporal', 'vlm_att_encoder_temporal.', 'vlm_att_ln_temporal.', 'vlm_att_projector_temporal.'];
 const cacheDir = mkdtempSync(join(tmpdir(), 'bvllm-fs-onnx-'));
 const sessions: OrtFrameSelect[] = [];
+const tmp = () => mkdtempSync(join(tmpdir(), 'bvllm-fs-onnx-'));
+
+/** The fixture's selector config, read from its config.json. */
+const fixtureConfig = (overrides: Record<string, unknown> = {}) => ({
+  kind: 'qformer-gumbel',
+  numQueries: visualConfig.num_query_temporal_used,
+  numQueryTokens: visualConfig.num_query_temporal,
+  tau: visualConfig.gumbel_tau,
+  logitScale: visualConfig.temporal_score_scale,
+  lnEps: visualConfig.ln_temporal_eps,
+  qformer: tinyQFormer,
+  ...overrides,
+});
 
 function fixtureSelector(overrides: Record<string, unknown> = {}): QFormerGumbelSelect {
-  const stage = frameSelectRegistry.create({ kind: 'qformer-gumbel', numQueries: 4, numQueryTokens: 8, qformer: tinyQFormer, ...overrides }, { rng: Rng.fromSeed(0), dims: { Cv: 24 } }) as QFormerGumbelSelect;
+  const stage = frameSelectRegistry.create(fixtureConfig(overrides), { rng: Rng.fromSeed(0), dims: { Cv: visualConfig.mm_hidden_size } }) as QFormerGumbelSelect;
   const weights = fixtureWeights(prefixes);
   stage.loadWeights(weights);
   weights.forEach((t) => t.dispose());
@@ -22,21 +39,32 @@ function fixtureSelector(overrides: Record<string, unknown> = {}): QFormerGumbel
 }
 
 async function ortOf(stage: QFormerGumbelSelect): Promise<OrtFrameSelect> {
-  const file = join(mkdtempSync(join(tmpdir(), 'bvllm-fs-onnx-')), 'fs.onnx');
-  exportFrameSelectOnnx(stage, file);
-  const ort = await OrtFrameSelect.open(stage, file, { threads: 1 });
+  const dir = tmp();
+  exportFrameSelectOnnx(frameSelectSpec(stage), tensorWeights(stage.variables()), dir);
+  const ort = await OrtFrameSelect.openDir(frameSelectSpec(stage), dir, { threads: 1 });
   sessions.push(ort);
   return ort;
+}
+
+const flat = (rows: unknown) => Float32Array.from((rows as number[][]).flat(Infinity as 1) as number[]);
+/** Max |a − b| of two equally long arrays. */
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }
 
 describe('frame-select on onnxruntime', () => {
   let features: FrameFeatures;
   let question: QuestionTokens;
+  let plainQuestion: { inputIds: number[]; attentionMask: number[] };
   let noise: tf.Tensor2D;
   beforeAll(async () => {
     await initBackend();
     features = fixtureFeatures();
     question = fixtureQuestion();
+    plainQuestion = { inputIds: visualInputs.input_ids[0], attentionMask: visualInputs.attention_mask[0] };
     noise = tf.tensor2d(visualInputs.gumbel_noise);
   });
   afterAll(async () => {
@@ -44,18 +72,57 @@ describe('frame-select on onnxruntime', () => {
     tf.dispose([features.cls, features.patches, question.inputIds, question.attentionMask, noise]);
   });
 
-  it('matches the bvllm-visual fixture: S, W with the given noise, X = W · LN_t(P), argmax frames (1e-4)', async () => {
+  it('streamed from the fixture safetensors (lazy weights): S, W and X = W · LN_t(P) equal the fixture and the tfjs-path export (1e-4)', async () => {
+    const spec: FrameSelectSpec = { config: parseConfig(qformerGumbelConfig, fixtureConfig(), 'frame select'), visionWidth: visualConfig.mm_hidden_size };
+    const source = TensorSource.fromDir(fixtureDir);
+    const dir = tmp();
+    exportFrameSelectOnnx(spec, sourceWeights(source), dir);
+    source.close();
+    const streamed = await OrtFrameSelect.openDir(spec, dir, { threads: 1 });
+    sessions.push(streamed);
+    const fromStage = await ortOf(fixtureSelector());
+    const cls = (await features.cls.data()) as Float32Array;
+    const g = flat(visualInputs.gumbel_noise);
+    const a = await streamed.score(plainQuestion, cls, g);
+    const b = await fromStage.score(plainQuestion, cls, g);
+    expect(maxDiff(a.scores, flat(visualExpected.S))).toBeLessThan(1e-4);
+    expect(maxDiff(a.frameWeights, flat(visualExpected.W))).toBeLessThan(1e-4);
+    expect(maxDiff(a.frameWeights, b.frameWeights)).toBeLessThan(1e-5);
+    const patches = (await features.patches.data()) as Float32Array;
+    const selected = await streamed.mix(a.frameWeights, patches);
+    expect(maxDiff(selected, flat(visualExpected.X))).toBeLessThan(1e-4);
+    expect(maxDiff(selected, await fromStage.mix(b.frameWeights, patches))).toBeLessThan(1e-5);
+  });
+
+  it('apply matches the fixture: W with the given noise, X, argmax frames (1e-4)', async () => {
     const stage = fixtureSelector();
     const ort = await ortOf(stage);
-    const { scores, frameWeights } = await ort.run({ features, question }, noise);
-    expect(maxAbsDiff(scores, visualExpected.S)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(frameWeights, visualExpected.W)).toBeLessThan(1e-4);
     const out = await ort.apply({ features, question, gumbelNoise: noise }, { training: false, rng: Rng.fromSeed(0) });
     expect(maxAbsDiff(out.frameWeights, visualExpected.W)).toBeLessThan(1e-4);
     expect(maxAbsDiff(out.selected, visualExpected.X)).toBeLessThan(1e-4);
     const argmax = (visualExpected.W as number[][]).map((row) => row.indexOf(Math.max(...row)));
     expect(Array.from(out.frameIndices)).toEqual(argmax);
-    tf.dispose([scores, frameWeights, out.frameWeights, out.selected]);
+    tf.dispose([out.frameWeights, out.selected]);
+    stage.dispose();
+  });
+
+  it('the mix graph on a subset of Ts frames equals tfjs W · LN_t(P) on those frames (D10)', async () => {
+    const stage = fixtureSelector();
+    const ort = await ortOf(stage);
+    const rng = Rng.fromSeed(9);
+    const k = stage.config.numQueries;
+    const [t, n, c] = features.patches.shape;
+    const keep = [0, 2, 5].filter((i) => i < t);
+    const frameWeights = tf.tidy(() => tf.softmax(rng.normal([k, keep.length], 1)) as tf.Tensor2D);
+    const patches = tf.gather(features.patches, keep);
+    const vars = stage.variables();
+    const want = tf.tidy(() => {
+      const normed = layerNorm(patches, vars.get('vlm_att_ln_temporal.weight')!, vars.get('vlm_att_ln_temporal.bias')!, stage.config.lnEps);
+      return tf.reshape(tf.matMul(frameWeights, tf.reshape(normed, [keep.length, n * c])), [k, n, c]);
+    });
+    const got = await ort.mix((await frameWeights.data()) as Float32Array, (await patches.data()) as Float32Array);
+    expect(maxDiff(got, (await want.data()) as Float32Array)).toBeLessThan(1e-5);
+    tf.dispose([frameWeights, patches, want]);
     stage.dispose();
   });
 
@@ -73,6 +140,13 @@ describe('frame-select on onnxruntime', () => {
       }
       stage.dispose();
     });
+
+  it('plain inputs of the wrong size are ShapeErrors naming the tensor', async () => {
+    const ort = await ortOf(fixtureSelector());
+    const cv = visualConfig.mm_hidden_size;
+    await expect(ort.score(plainQuestion, new Float32Array(cv * 3), new Float32Array(2))).rejects.toThrow(/gumbelNoise/);
+    await expect(ort.mix(new Float32Array(ort.spec.config.numQueries * 2), new Float32Array(cv + 1))).rejects.toThrow(/patches/);
+  });
 
   it('exports once per weights hash and leaks no tensors over repeated applies', async () => {
     const stage = fixtureSelector();

@@ -1,19 +1,28 @@
 /**
- * The text-conditioned frame selector's scoring on onnxruntime-node (issue #10; spec §1.1 (a)):
- *   Hq = QFormer_t(question, Qt[:K], frame features)[:, :K]    [K, Cq]
- *   S  = Wp(Hq) · featᵀ · scale                                 [K, T]
- *   W  = softmax((S + G) / τ) over frames                       [K, T]
+ * The text-conditioned frame selector as two ONNX graphs (issue #10, #18; spec §1.1 (a)):
+ *   select:  Hq = QFormer_t(question, Qt[:K], frame features)[:, :K]    [K, Cq]
+ *            S  = Wp(Hq) · featᵀ · scale                                 [K, T]
+ *            W  = softmax((S + G) / τ) over frames                       [K, T]
+ *   mix:     X  = W · LN_t(P)                                            [K, N, Cv]
  * The Gumbel noise G is a graph input, so a run is deterministic and testable; at inference it is drawn from the
  * context's seeded generator exactly as the tfjs stage draws it (D4), so both runtimes select the same frames.
- * `X = W · LN_t(patches)` stays in tfjs: the patches already live there and it is one matmul.
+ * The mix is its own graph so the caller can feed the patches of only the Ts frames it kept (D10: [CLS] is scored
+ * raw, patches are normalised): a long video's patches never have to be in memory at once.
+ * Both graphs read their weights by checkpoint key (`vlm_att_*`) from {@link GraphWeights}, lazily.
  */
-import { layerNorm, tf, type FrameSelection, type QFormerConfig, type StageContext } from '@bvllm/core';
-import { GraphBuilder, createSession, exportCached, exportKey, linear, ort, qformerGraph, runSession, writeModel, type ExecutionProvider, type WrittenModel } from '@bvllm/onnx';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkFrameFeatures, selectFrames } from '../frame-features.js';
-import { frameWeightsFromScores } from '../gumbel-softmax.js';
+import type { QFormerConfig } from '@bvllm/core';
+import { GraphBuilder, convertToFloat16, exportCached, exportKey, layerNorm, linear, mapWeight, qformerGraph, tensorWeights, weightInitializer, writeModel, type GraphWeights } from '@bvllm/onnx';
+import type { QFormerGumbelConfig } from '../config.js';
 import type { QFormerGumbelSelect } from '../qformer-gumbel-select.js';
-import type { FrameSelectInput } from '../types.js';
+
+/** What the graphs need besides weights: the selector's config and the vision width Cv. */
+export interface FrameSelectSpec {
+  config: QFormerGumbelConfig;
+  /** Cv, the width of the frame features and patches. */
+  visionWidth: number;
+}
 
 /** Graph input and output names. */
 export const FRAME_SELECT_ONNX_NAMES = {
@@ -23,147 +32,92 @@ export const FRAME_SELECT_ONNX_NAMES = {
   gumbelNoise: 'gumbel_noise',
   scores: 'scores',
   frameWeights: 'frame_weights',
+  patches: 'patches',
+  selected: 'selected',
 } as const;
 
-/** Bumped whenever the graph changes, so cached exports of older graphs are rebuilt. */
-export const FRAME_SELECT_EXPORTER_VERSION = 'frame-select-onnx-1';
+/** Bumped whenever the graphs change, so cached exports of older graphs are rebuilt. */
+export const FRAME_SELECT_EXPORTER_VERSION = 'frame-select-onnx-2';
 export const FRAME_SELECT_ONNX_FILE = 'frame-select.onnx';
+export const FRAME_MIX_ONNX_FILE = 'frame-mix.onnx';
 
-/** The stage's Q-Former shape with its encoder width (Cv). */
-function qformerConfigOf(stage: QFormerGumbelSelect): QFormerConfig {
-  return { ...stage.config.qformer, encoderHiddenSize: stage.visionWidth };
+export interface FrameSelectExportOptions {
+  /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
+  dtype?: 'float32' | 'float16';
+}
+
+/** The spec of a tfjs stage. */
+export function frameSelectSpec(stage: QFormerGumbelSelect): FrameSelectSpec {
+  return { config: stage.config, visionWidth: stage.visionWidth };
 }
 
 /**
- * The selector's graph from its current weights. Inputs: `input_ids`, `attention_mask` int64 `[1, Lt]`,
- * `frame_features` `[T, Cv]` (the selection feature: raw [CLS] by default, D10), `gumbel_noise` `[K, T]`.
- * Outputs: `scores` S and `frame_weights` W, both `[K, T]`.
+ * The scoring graph. Inputs: `input_ids`, `attention_mask` int64 `[1, Lt]`, `frame_features` `[T, Cv]` (the
+ * selection feature: raw [CLS] by default, D10), `gumbel_noise` `[K, T]`. Outputs: `scores` S and `frame_weights`
+ * W, both `[K, T]`. Reads `vlm_att_query_temporal` (first K rows), `vlm_att_encoder_temporal.*` and
+ * `vlm_att_projector_temporal.*`.
  */
-export function buildFrameSelectGraph(stage: QFormerGumbelSelect): GraphBuilder {
-  const { numQueries: k, tau } = stage.config;
-  const cv = stage.visionWidth;
-  const cq = stage.config.qformer.hiddenSize;
-  const vars = stage.variables();
-  const weight = (key: string) => vars.get(key)!;
+export function buildFrameSelectGraph(spec: FrameSelectSpec, weights: GraphWeights): GraphBuilder {
+  const { numQueries: k, tau } = spec.config;
+  const cv = spec.visionWidth;
+  const cq = spec.config.qformer.hiddenSize;
+  const weight = (key: string) => weights.get(key);
   const n = FRAME_SELECT_ONNX_NAMES;
   const g = new GraphBuilder('frame-select');
   const inputIds = g.input(n.inputIds, 'int64', [1, 'text_length']);
   const attentionMask = g.input(n.attentionMask, 'int64', [1, 'text_length']);
   const features = g.input(n.frameFeatures, 'float32', ['num_frames', cv]);
   const noise = g.input(n.gumbelNoise, 'float32', [k, 'num_frames']);
-  const queryRows = tf.tidy(() => tf.slice(weight('vlm_att_query_temporal'), [0, 0, 0], [1, k, cq]));
-  const queries = g.initializerFromTensor('vlm_att_query_temporal', queryRows);
-  queryRows.dispose();
+  // Only the first K of the stored rows select frames (D14); `[1, rows, Cq]` is row-major, so they are a prefix.
+  const rows = mapWeight(weights.get('vlm_att_query_temporal'), [1, k, cq], (stored) => stored.slice(0, k * cq));
+  const queries = weightInitializer(g, 'vlm_att_query_temporal', rows);
   // The T frames are ONE sequence of encoder states for the single question (spec §1.1 (a)).
   const encoderStates = g.op.unsqueeze(features, [0]);
-  const hq = qformerGraph(g, weight, 'vlm_att_encoder_temporal.', qformerConfigOf(stage), { queries, numQueries: k, inputIds, attentionMask, encoderStates });
+  const config: QFormerConfig = { ...spec.config.qformer, encoderHiddenSize: cv };
+  const hq = qformerGraph(g, weight, 'vlm_att_encoder_temporal.', config, { queries, numQueries: k, inputIds, attentionMask, encoderStates });
   const qp = linear(g, g.op.reshape(hq, [k, cq]), 'vlm_att_projector_temporal', weight('vlm_att_projector_temporal.weight'), weight('vlm_att_projector_temporal.bias'));
-  const scale = stage.config.logitScale ?? 1 / Math.sqrt(cv);
+  const scale = spec.config.logitScale ?? 1 / Math.sqrt(cv);
   const scores = g.op.mul(g.op.matMul(qp, g.op.transpose(features, [1, 0])), g.float(scale));
   g.output(n.scores, 'float32', [k, 'num_frames'], scores);
-  const weights = g.op.softmax(g.op.div(g.op.add(scores, noise), g.float(tau)), -1);
-  g.output(n.frameWeights, 'float32', [k, 'num_frames'], weights);
+  const frameWeights = g.op.softmax(g.op.div(g.op.add(scores, noise), g.float(tau)), -1);
+  g.output(n.frameWeights, 'float32', [k, 'num_frames'], frameWeights);
   return g;
 }
 
-/** Writes the selector's graph (float32; it is small next to the vision tower and the LLM). */
-export function exportFrameSelectOnnx(stage: QFormerGumbelSelect, outPath: string): WrittenModel {
-  return writeModel(buildFrameSelectGraph(stage), outPath);
+/**
+ * The mixing graph (spec §1.1 (a) step X, D10). Inputs: `frame_weights` W `[K, Ts]` (the columns of the Ts frames
+ * given), `patches` P `[Ts, N, Cv]` (raw, as the tower returns them). Output: `selected` `[K, N, Cv]` = W · LN_t(P).
+ * Reads `vlm_att_ln_temporal.{weight,bias}`.
+ */
+export function buildFrameMixGraph(spec: FrameSelectSpec, weights: GraphWeights): GraphBuilder {
+  const { numQueries: k, lnEps } = spec.config;
+  const cv = spec.visionWidth;
+  const n = FRAME_SELECT_ONNX_NAMES;
+  const g = new GraphBuilder('frame-mix');
+  const frameWeights = g.input(n.frameWeights, 'float32', [k, 'num_frames']);
+  const patches = g.input(n.patches, 'float32', ['num_frames', 'num_patches', cv]);
+  // LN_t is per token, so normalising only the given frames equals normalising all T and picking (frame-features.ts).
+  const normed = layerNorm(g, patches, 'vlm_att_ln_temporal', weights.get('vlm_att_ln_temporal.weight'), weights.get('vlm_att_ln_temporal.bias'), lnEps);
+  const mixed = g.op.matMul(frameWeights, g.op.reshape(normed, [0, -1]));
+  g.output(n.selected, 'float32', [k, 'num_patches', cv], g.op.reshape(mixed, [k, -1, cv]));
+  return g;
 }
 
-/** The folder holding an export of the selector's current weights under `cacheDir`, exporting on a miss. */
+/** Writes both graphs into `outDir` as {@link FRAME_SELECT_ONNX_FILE} and {@link FRAME_MIX_ONNX_FILE}; returns their paths. */
+export function exportFrameSelectOnnx(spec: FrameSelectSpec, weights: GraphWeights, outDir: string, options: FrameSelectExportOptions = {}): { select: string; mix: string } {
+  mkdirSync(outDir, { recursive: true });
+  const write = (g: GraphBuilder, file: string) => {
+    if (options.dtype === 'float16') convertToFloat16(g);
+    return writeModel(g, join(outDir, file)).path;
+  };
+  return { select: write(buildFrameSelectGraph(spec, weights), FRAME_SELECT_ONNX_FILE), mix: write(buildFrameMixGraph(spec, weights), FRAME_MIX_ONNX_FILE) };
+}
+
+/** The folder holding an export of a tfjs stage's current weights under `cacheDir`, exporting on a miss. */
 export async function exportFrameSelectCached(stage: QFormerGumbelSelect, cacheDir: string): Promise<string> {
   const weights = [...stage.variables()].sort(([a], [b]) => (a < b ? -1 : 1));
   const key = exportKey(FRAME_SELECT_EXPORTER_VERSION, weights, stage.config);
   return exportCached(cacheDir, `frame-select-${key}`, (folder) => {
-    exportFrameSelectOnnx(stage, join(folder, FRAME_SELECT_ONNX_FILE));
+    exportFrameSelectOnnx(frameSelectSpec(stage), tensorWeights(stage.variables()), folder);
   });
-}
-
-export interface OrtStageOptions {
-  threads?: number;
-  executionProviders?: readonly ExecutionProvider[];
-}
-
-/**
- * The qformer-gumbel selector at inference on onnxruntime-node: `apply` gives what the tfjs stage's `apply` gives
- * with `training: false` (same noise draw, same LN_t selection). Training stays on the tfjs stage.
- */
-export class OrtFrameSelect {
-  private constructor(
-    readonly stage: QFormerGumbelSelect,
-    private readonly session: ort.InferenceSession,
-    readonly file: string,
-  ) {}
-
-  /** Exports (or finds cached under `cacheDir`) the stage's current weights and opens one session. */
-  static async create(stage: QFormerGumbelSelect, cacheDir: string, options: OrtStageOptions = {}): Promise<OrtFrameSelect> {
-    return OrtFrameSelect.open(stage, join(await exportFrameSelectCached(stage, cacheDir), FRAME_SELECT_ONNX_FILE), options);
-  }
-
-  static async open(stage: QFormerGumbelSelect, file: string, options: OrtStageOptions = {}): Promise<OrtFrameSelect> {
-    return new OrtFrameSelect(stage, await createSession(file, options), file);
-  }
-
-  /** S and W `[K, T]` for the given noise G `[K, T]` (zeros: softmax(S/τ)). The caller owns both. */
-  async run(input: FrameSelectInput, noise: tf.Tensor2D): Promise<{ scores: tf.Tensor2D; frameWeights: tf.Tensor2D }> {
-    const { numFrames } = checkFrameFeatures(input.features, this.stage.visionWidth);
-    const feature = this.selectionFeature(input);
-    const n = FRAME_SELECT_ONNX_NAMES;
-    const feeds = {
-      [n.inputIds]: int64(await input.question.inputIds.data(), input.question.inputIds.shape),
-      [n.attentionMask]: int64(await input.question.attentionMask.data(), input.question.attentionMask.shape),
-      [n.frameFeatures]: new ort.Tensor('float32', (await feature.data()) as Float32Array, [numFrames, this.stage.visionWidth]),
-      [n.gumbelNoise]: new ort.Tensor('float32', (await noise.data()) as Float32Array, noise.shape),
-    };
-    feature.dispose();
-    const out = await runSession(this.session, feeds, this.file);
-    const result = { scores: toTensor2d(out[n.scores]), frameWeights: toTensor2d(out[n.frameWeights]) };
-    for (const t of Object.values(out)) t.dispose();
-    return result;
-  }
-
-  /** The tfjs stage's inference `apply` (spec §1.1 (a), D4): frame weights, LN_t-selected patches, argmax frames. */
-  async apply(input: FrameSelectInput, context: StageContext): Promise<FrameSelection> {
-    const { numFrames } = checkFrameFeatures(input.features, this.stage.visionWidth);
-    const { numQueries: k, inferenceNoise: mode, tau, lnEps } = this.stage.config;
-    // Drawn exactly where and as the tfjs stage draws it, so a seed selects the same frames on both runtimes.
-    const noise = mode === 'gumbel' ? (input.gumbelNoise ? tf.clone(input.gumbelNoise) : (context.rng.gumbel([k, numFrames]) as tf.Tensor2D)) : (tf.zeros([k, numFrames]) as tf.Tensor2D);
-    const { scores, frameWeights: soft } = await this.run(input, noise);
-    noise.dispose();
-    let frameWeights = soft;
-    if (mode === 'hard') {
-      frameWeights = frameWeightsFromScores(scores, { tau, mode, straightThrough: false });
-      soft.dispose();
-    }
-    scores.dispose();
-    const vars = this.stage.variables();
-    const norm = { apply: (x: tf.Tensor) => layerNorm(x, vars.get('vlm_att_ln_temporal.weight')!, vars.get('vlm_att_ln_temporal.bias')!, lnEps) };
-    return selectFrames(frameWeights, input.features, norm);
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
-  }
-
-  /** `[T, Cv]`: raw [CLS] (D10), or the mean / max over raw patches (spec §5), as the tfjs stage. */
-  private selectionFeature(input: FrameSelectInput): tf.Tensor2D {
-    const { cls, patches } = input.features;
-    switch (this.stage.config.selectionFeature) {
-      case 'cls':
-        return tf.clone(cls);
-      case 'mean':
-        return tf.mean(patches, 1) as tf.Tensor2D;
-      case 'max':
-        return tf.max(patches, 1) as tf.Tensor2D;
-    }
-  }
-}
-
-function int64(data: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
-  return new ort.Tensor('int64', BigInt64Array.from(Array.from(data), (v) => BigInt(v)), dims);
-}
-
-function toTensor2d(t: ort.Tensor): tf.Tensor2D {
-  return tf.tensor2d(t.data as Float32Array, t.dims as [number, number], 'float32');
 }

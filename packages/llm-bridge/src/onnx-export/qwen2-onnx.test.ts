@@ -6,7 +6,7 @@ import { initBackend, tensorGrowth } from '@bvllm/core';
 import { checkModel, createSession, decodeModel } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qwen2Model } from '../qwen2-model.js';
-import { buildQwen2DecoderGraph, buildQwen2EmbedGraph, exportQwen2Onnx, exportQwen2OnnxCached, type Qwen2OnnxExport } from './qwen2-onnx.js';
+import { buildQwen2DecoderGraph, buildQwen2EmbedGraph, exportQwen2Onnx, exportQwen2OnnxCached, qwen2Weights, type Qwen2OnnxExport } from './qwen2-onnx.js';
 import { OnnxQwen2Runner, greedy, maxAbsDiff } from './test-runner.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${name}/`, import.meta.url));
@@ -50,7 +50,7 @@ let runner: OnnxQwen2Runner;
 beforeAll(async () => {
   await initBackend();
   model = Qwen2Model.load(fixture('qwen2-tiny-s2'));
-  f32Export = exportQwen2Onnx(model, mkdtempSync(join(tmpdir(), 'qwen2-onnx-')));
+  f32Export = exportQwen2Onnx(model.config, qwen2Weights(model), mkdtempSync(join(tmpdir(), 'qwen2-onnx-')));
   runner = await OnnxQwen2Runner.open(f32Export.dir);
 });
 
@@ -75,7 +75,7 @@ describe('exportQwen2Onnx against qwen2-tiny-s2-onnx', () => {
   });
 
   it('building the graphs reads the weights without leaving tensors behind', () => {
-    expect(tensorGrowth(() => void [buildQwen2EmbedGraph(model), buildQwen2DecoderGraph(model, { quantize: 'int4' })])).toBe(0);
+    expect(tensorGrowth(() => void [buildQwen2EmbedGraph(model.config, qwen2Weights(model)), buildQwen2DecoderGraph(model.config, qwen2Weights(model), { quantize: 'int4' })])).toBe(0);
   });
 
   it('runs the fixture schedule (prefill 12, then 5 cached steps): logits within 1e-4, argmax exact', async () => {
@@ -112,7 +112,7 @@ describe('exportQwen2Onnx against qwen2-tiny-s2-onnx', () => {
 
 describe('logitsFor: last', () => {
   it('returns the last position only, equal to the last row of the full export, in prefill and a cached step', async () => {
-    const exported = exportQwen2Onnx(model, mkdtempSync(join(tmpdir(), 'qwen2-onnx-last-')), { logitsFor: 'last' });
+    const exported = exportQwen2Onnx(model.config, qwen2Weights(model), mkdtempSync(join(tmpdir(), 'qwen2-onnx-last-')), { logitsFor: 'last' });
     expect(declared(exported.decoder).outputs[0].shape).toEqual(['batch_size', 1, 300]);
     const last = await OnnxQwen2Runner.open(exported.dir);
     const ids = expected.schedule.prefill_ids;
@@ -129,7 +129,7 @@ describe('tied embeddings and external data (qwen2-tiny-s3)', () => {
   it('a tied model exported with external data reproduces the fixture over its whole sequence', async () => {
     const s3: { input_ids: number[]; last_logits: number[]; argmax_per_pos: number[] } = JSON.parse(readFileSync(join(fixture('qwen2-tiny-s3'), 'expected.json'), 'utf8'));
     const tied = Qwen2Model.load(fixture('qwen2-tiny-s3'));
-    const exported = exportQwen2Onnx(tied, mkdtempSync(join(tmpdir(), 'qwen2-onnx-s3-')), { externalDataThreshold: 0 });
+    const exported = exportQwen2Onnx(tied.config, qwen2Weights(tied), mkdtempSync(join(tmpdir(), 'qwen2-onnx-s3-')), { externalDataThreshold: 0 });
     tied.dispose();
     expect(readFileSync(`${exported.decoder}.data`).byteLength).toBeGreaterThan(0);
     const s3Runner = await OnnxQwen2Runner.open(exported.dir);
@@ -152,7 +152,7 @@ describe('weight-only quantisation (int8, int4) against the float32 export', () 
 
   for (const [quantize, levels] of [['int8', 127], ['int4', 15]] as const)
     it(`${quantize}: logits within the propagated quantisation bound; error and greedy agreement measured`, async () => {
-      const exported = exportQwen2Onnx(model, mkdtempSync(join(tmpdir(), `qwen2-onnx-${quantize}-`)), { quantize });
+      const exported = exportQwen2Onnx(model.config, qwen2Weights(model), mkdtempSync(join(tmpdir(), `qwen2-onnx-${quantize}-`)), { quantize });
       expect(exported.quantized!.quantized).toHaveLength(model.config.numLayers * 4 + 1);
       expect(exported.quantized!.bytesAfter).toBeLessThan(exported.quantized!.bytesBefore / (quantize === 'int8' ? 3.5 : 6));
       const q = await OnnxQwen2Runner.open(exported.dir);

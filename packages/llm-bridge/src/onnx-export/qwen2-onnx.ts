@@ -1,5 +1,5 @@
 /**
- * Exports a {@link Qwen2Model} to the two ONNX graphs transformers.js and optimum use for vision-language decoders
+ * Exports a Qwen2 decoder (a config plus weights by HF key, issue #18) to the two ONNX graphs transformers.js and optimum use for vision-language decoders
  * (the interface of `shared/fixtures/qwen2-tiny-s2-onnx`):
  *
  * - `embed_tokens.onnx`: `input_ids` int64 `[batch_size, sequence_length]` → `inputs_embeds` `[.., .., D]`.
@@ -11,7 +11,9 @@
  *
  * Speed: every projection is a MatMul on a weight transposed once at export; q/k/v and gate/up are fused into one
  * MatMul each (fewer, larger products per step); rotary tables and the mask bias are built once per call and shared
- * by all layers. A LoRA adapter must be merged first (`adapter.merge()`): the export reads the base weights.
+ * by all layers. Weights are {@link GraphWeights} under the HF `Qwen2ForCausalLM` keys (`model.*`, `lm_head.weight`;
+ * a tied model's head is `model.embed_tokens.weight`): a checkpoint read one tensor at a time (`sourceWeights`), or a
+ * tfjs model ({@link qwen2Weights}). A LoRA adapter must be merged first (`adapter.merge()`, or a merged source).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import {
   GraphBuilder,
   QUANT_PRESETS,
   addLinearWeight,
+  convertToFloat16,
   applyRotary,
   causalPaddingBias,
   exportCached,
@@ -30,15 +33,18 @@ import {
   rotaryTables,
   silu,
   splitHeads,
+  tensorWeights,
+  weightInitializer,
   writeModel,
+  type GraphWeights,
   type QuantizePassResult,
 } from '@bvllm/onnx';
 import { ORT_DECODER_FILE, ORT_EMBED_FILE } from '../ort/ort-decoder.js';
-import { headDimOf } from '../qwen2-config.js';
-import type { Qwen2Block, Qwen2Model } from '../qwen2-model.js';
+import { headDimOf, type Qwen2Config } from '../qwen2-config.js';
+import type { Qwen2Model } from '../qwen2-model.js';
 
 /** Bump when the graphs change, so cached exports are rebuilt. */
-export const QWEN2_ONNX_EXPORTER_VERSION = '1';
+export const QWEN2_ONNX_EXPORTER_VERSION = '2';
 
 /** The symbolic dims of the transformers.js layout; `batch_size` on the past inputs is load-bearing (fixture README). */
 const BATCH = 'batch_size';
@@ -57,6 +63,8 @@ export interface Qwen2OnnxExportOptions {
    * quarter of Qwen2-0.5B's prefill FLOPs); a runtime must then read the logits' own length, not the input's.
    */
   logitsFor?: 'all' | 'last';
+  /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
+  dtype?: 'float32' | 'float16';
 }
 
 export interface Qwen2OnnxExport {
@@ -67,23 +75,36 @@ export interface Qwen2OnnxExport {
   quantized?: QuantizePassResult;
 }
 
+/** A tfjs model's current weights under their HF keys (LoRA adapters are not applied: merge them first). */
+export function qwen2Weights(model: Qwen2Model): GraphWeights {
+  return tensorWeights(model.store);
+}
+
+/** The LM head `[V, D]`: `lm_head.weight`, or the embedding table when the model ties them. */
+function headKey(config: Qwen2Config): string {
+  return config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+}
+
 /** `embed_tokens.onnx`: a Gather of token rows (no scaling). */
-export function buildQwen2EmbedGraph(model: Qwen2Model): GraphBuilder {
+export function buildQwen2EmbedGraph(config: Qwen2Config, weights: GraphWeights): GraphBuilder {
   const g = new GraphBuilder('qwen2_embed_tokens');
   const ids = g.input('input_ids', 'int64', [BATCH, SEQUENCE]);
-  const table = g.initializerFromTensor('model.embed_tokens.weight', model.embedTokens);
-  g.output('inputs_embeds', 'float32', [BATCH, SEQUENCE, model.config.hiddenSize], g.op.gather(table, ids, 0));
+  const table = weightInitializer(g, 'model.embed_tokens.weight', weights.get('model.embed_tokens.weight'));
+  g.output('inputs_embeds', 'float32', [BATCH, SEQUENCE, config.hiddenSize], g.op.gather(table, ids, 0));
   return g;
 }
 
 /** One decoder layer: returns the hidden state `[B, L, D]`; declares `present.{i}.key|value`. */
-function decoderLayer(g: GraphBuilder, model: Qwen2Model, block: Qwen2Block, i: number, x: string, rope: { cos: string; sin: string }, bias: string): string {
-  const { numHeads, numKvHeads, intermediateSize, rmsNormEps } = model.config;
-  const d = headDimOf(model.config);
-  const p = block.baseLinears;
+function decoderLayer(g: GraphBuilder, config: Qwen2Config, weights: GraphWeights, i: number, x: string, rope: { cos: string; sin: string }, bias: string): string {
+  const { numHeads, numKvHeads, intermediateSize, rmsNormEps } = config;
+  const d = headDimOf(config);
   const prefix = `model.layers.${i}`;
-  const h = rmsNorm(g, x, `${prefix}.input_layernorm`, block.inputNorm.weight, rmsNormEps);
-  const qkv = linear(g, h, `${prefix}.self_attn.qkv_proj`, [p.q_proj.weight, p.k_proj.weight, p.v_proj.weight], [p.q_proj.bias!, p.k_proj.bias!, p.v_proj.bias!]);
+  const w = (key: string) => weights.get(`${prefix}.${key}`);
+  const attn = (name: string, part: 'weight' | 'bias') => w(`self_attn.${name}.${part}`);
+  const h = rmsNorm(g, x, `${prefix}.input_layernorm`, w('input_layernorm.weight'), rmsNormEps);
+  // Qwen2 has biases on q, k, v only (modeling_qwen2.py `Qwen2Attention`).
+  const qkvNames = ['q_proj', 'k_proj', 'v_proj'];
+  const qkv = linear(g, h, `${prefix}.self_attn.qkv_proj`, qkvNames.map((n) => attn(n, 'weight')), qkvNames.map((n) => attn(n, 'bias')));
   const [q, k, v] = g.node('Split', [qkv, g.int64([numHeads * d, numKvHeads * d, numKvHeads * d])], 3, { axis: -1 });
   const queries = applyRotary(g, splitHeads(g, q, numHeads, d), rope.cos, rope.sin, d);
   const newKeys = applyRotary(g, splitHeads(g, k, numKvHeads, d), rope.cos, rope.sin, d);
@@ -92,25 +113,27 @@ function decoderLayer(g: GraphBuilder, model: Qwen2Model, block: Qwen2Block, i: 
   const [keys] = g.node('Concat', [pastKey, newKeys], [`present.${i}.key`], { axis: 2 });
   const [values] = g.node('Concat', [pastValue, splitHeads(g, v, numKvHeads, d)], [`present.${i}.value`], { axis: 2 });
   const attended = groupedQueryAttention(g, { q: queries, k: keys, v: values, bias, numHeads, numKvHeads, headDim: d });
-  const afterAttention = g.op.add(x, linear(g, attended, `${prefix}.self_attn.o_proj`, p.o_proj.weight));
-  const m = rmsNorm(g, afterAttention, `${prefix}.post_attention_layernorm`, block.postAttentionNorm.weight, rmsNormEps);
-  const gateUp = linear(g, m, `${prefix}.mlp.gate_up_proj`, [p.gate_proj.weight, p.up_proj.weight]);
+  const afterAttention = g.op.add(x, linear(g, attended, `${prefix}.self_attn.o_proj`, attn('o_proj', 'weight')));
+  const m = rmsNorm(g, afterAttention, `${prefix}.post_attention_layernorm`, w('post_attention_layernorm.weight'), rmsNormEps);
+  const gateUp = linear(g, m, `${prefix}.mlp.gate_up_proj`, [w('mlp.gate_proj.weight'), w('mlp.up_proj.weight')]);
   const [gate, up] = g.node('Split', [gateUp, g.int64([intermediateSize, intermediateSize])], 2, { axis: -1 });
-  const mlp = linear(g, g.op.mul(silu(g, gate), up), `${prefix}.mlp.down_proj`, p.down_proj.weight);
+  const mlp = linear(g, g.op.mul(silu(g, gate), up), `${prefix}.mlp.down_proj`, w('mlp.down_proj.weight'));
   return g.op.add(afterAttention, mlp);
 }
 
 /**
  * `decoder_model_merged.onnx` in the fixture's interface (inputs and outputs in its order). With `quantize`, each
- * layer's MatMuls are quantised as soon as the layer is built, so only one layer's float32 weights are held at a time.
+ * layer's MatMuls are quantised as soon as the layer is built: eager weights are replaced by their codes at once, so
+ * only one layer's float32 weights are held at a time; lazy ones are quantised as they are written.
  */
 export function buildQwen2DecoderGraph(
-  model: Qwen2Model,
+  config: Qwen2Config,
+  weights: GraphWeights,
   options: Pick<Qwen2OnnxExportOptions, 'quantize' | 'logitsFor'> = {},
 ): { graph: GraphBuilder; quantized?: QuantizePassResult } {
   const { quantize, logitsFor = 'all' } = options;
-  const { hiddenSize, vocabSize, numKvHeads, ropeTheta, rmsNormEps } = model.config;
-  const d = headDimOf(model.config);
+  const { hiddenSize, vocabSize, numKvHeads, numLayers, ropeTheta, rmsNormEps } = config;
+  const d = headDimOf(config);
   const g = new GraphBuilder('qwen2_decoder_model_merged');
   const quantized: QuantizePassResult = { quantized: [], bytesBefore: 0, bytesAfter: 0 };
   const quantizeNew = () => {
@@ -126,26 +149,25 @@ export function buildQwen2DecoderGraph(
   const rope = rotaryTables(g, positions, d, ropeTheta);
   const bias = causalPaddingBias(g, mask, embeds);
   let x = embeds;
-  model.layers.forEach((block, i) => {
-    x = decoderLayer(g, model, block, i, x, rope, bias);
+  for (let i = 0; i < numLayers; i++) {
+    x = decoderLayer(g, config, weights, i, x, rope, bias);
     quantizeNew();
-  });
+  }
   if (logitsFor === 'last') x = g.op.slice(x, [-1], [Number.MAX_SAFE_INTEGER], [1]);
-  const normed = rmsNorm(g, x, 'model.norm', model.norm.weight, rmsNormEps);
+  const normed = rmsNorm(g, x, 'model.norm', weights.get('model.norm.weight'), rmsNormEps);
   // Tied or not, the head is its own transposed initializer: MatMul needs [D, V], the embedding Gather [V, D].
-  const head = g.op.matMul(normed, addLinearWeight(g, 'lm_head.weight', [model.lmHead]));
+  const head = g.op.matMul(normed, addLinearWeight(g, 'lm_head.weight', [weights.get(headKey(config))]));
   quantizeNew();
   g.output('logits', 'float32', [BATCH, logitsFor === 'last' ? 1 : SEQUENCE, vocabSize], head);
-  model.layers.forEach((_, i) => {
+  for (let i = 0; i < numLayers; i++) {
     g.output(`present.${i}.key`, 'float32', [BATCH, numKvHeads, TOTAL, d]);
     g.output(`present.${i}.value`, 'float32', [BATCH, numKvHeads, TOTAL, d]);
-  });
+  }
   return { graph: g, quantized: quantize ? quantized : undefined };
 }
 
 /** The HF `config.json` of the exported model (Qwen2ForCausalLM), plus a note on how it was exported. */
-export function qwen2HfConfig(model: Qwen2Model, options: Qwen2OnnxExportOptions = {}): Record<string, unknown> {
-  const c = model.config;
+export function qwen2HfConfig(c: Qwen2Config, options: Qwen2OnnxExportOptions = {}): Record<string, unknown> {
   return {
     architectures: ['Qwen2ForCausalLM'],
     model_type: 'qwen2',
@@ -161,24 +183,28 @@ export function qwen2HfConfig(model: Qwen2Model, options: Qwen2OnnxExportOptions
     rope_theta: c.ropeTheta,
     max_position_embeddings: c.maxPositionEmbeddings,
     tie_word_embeddings: c.tieWordEmbeddings,
-    torch_dtype: 'float32',
-    bvllm_onnx: { exporter_version: QWEN2_ONNX_EXPORTER_VERSION, quantize: options.quantize ?? null, logits_for: options.logitsFor ?? 'all' },
+    torch_dtype: options.dtype ?? 'float32',
+    bvllm_onnx: { exporter_version: QWEN2_ONNX_EXPORTER_VERSION, quantize: options.quantize ?? null, logits_for: options.logitsFor ?? 'all', dtype: options.dtype ?? 'float32' },
   };
 }
 
 /**
  * Writes `embed_tokens.onnx`, `decoder_model_merged.onnx` and `config.json` into `outDir`. One graph is built and
- * written at a time, so peak memory is the model plus one graph's weights. Qwen2-0.5B shape (random weights, 2-core
- * machine, process RSS with the 3.8 GiB model included): float32 20 s, 6.7 GiB peak (1.9 GB external data);
- * int8 19–35 s, 5.4 GiB; int4 25 s, 4.4 GiB.
+ * written at a time. From lazy weights (a checkpoint) each tensor is read, transposed, fused, quantised or cast to
+ * f16 and written one at a time, so memory holds a few tensors, not the model. From a tfjs model (Qwen2-0.5B shape,
+ * random weights, 2-core machine, process RSS with the 3.8 GiB model included): float32 20 s, 6.7 GiB peak (1.9 GB
+ * external data); int8 19–35 s, 5.4 GiB; int4 25 s, 4.4 GiB.
  */
-export function exportQwen2Onnx(model: Qwen2Model, outDir: string, options: Qwen2OnnxExportOptions = {}): Qwen2OnnxExport {
+export function exportQwen2Onnx(config: Qwen2Config, weights: GraphWeights, outDir: string, options: Qwen2OnnxExportOptions = {}): Qwen2OnnxExport {
   mkdirSync(outDir, { recursive: true });
-  const write = { externalDataThreshold: options.externalDataThreshold };
-  const embedTokens = writeModel(buildQwen2EmbedGraph(model), join(outDir, ORT_EMBED_FILE), write).path;
-  const { graph, quantized } = buildQwen2DecoderGraph(model, options);
-  const decoder = writeModel(graph, join(outDir, ORT_DECODER_FILE), write).path;
-  writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(model, options), null, 2)}\n`);
+  const write = (g: GraphBuilder, file: string) => {
+    if (options.dtype === 'float16') convertToFloat16(g);
+    return writeModel(g, join(outDir, file), { externalDataThreshold: options.externalDataThreshold }).path;
+  };
+  const embedTokens = write(buildQwen2EmbedGraph(config, weights), ORT_EMBED_FILE);
+  const { graph, quantized } = buildQwen2DecoderGraph(config, weights, options);
+  const decoder = write(graph, ORT_DECODER_FILE);
+  writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(config, options), null, 2)}\n`);
   return { dir: outDir, embedTokens, decoder, quantized };
 }
 
@@ -187,8 +213,8 @@ export function exportQwen2Onnx(model: Qwen2Model, outDir: string, options: Qwen
  * weight, the options and the exporter version, exported only when it does not exist yet.
  */
 export async function exportQwen2OnnxCached(model: Qwen2Model, cacheDir: string, options: Qwen2OnnxExportOptions = {}): Promise<string> {
-  const key = exportKey(`qwen2-onnx-${QWEN2_ONNX_EXPORTER_VERSION}`, model.store.entries(), { quantize: options.quantize ?? null, logitsFor: options.logitsFor ?? 'all' });
+  const key = exportKey(`qwen2-onnx-${QWEN2_ONNX_EXPORTER_VERSION}`, model.store.entries(), { quantize: options.quantize ?? null, logitsFor: options.logitsFor ?? 'all', dtype: options.dtype ?? 'float32' });
   return exportCached(cacheDir, key, (folder) => {
-    exportQwen2Onnx(model, folder, options);
+    exportQwen2Onnx(model.config, qwen2Weights(model), folder, options);
   });
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, initBackend } from '@bvllm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../generate.js';
-import { exportQwen2Onnx } from '../onnx-export/qwen2-onnx.js';
+import { exportQwen2Onnx, qwen2Weights } from '../onnx-export/qwen2-onnx.js';
 import { Qwen2Model } from '../qwen2-model.js';
 import { argmax } from '../sampling.js';
 import { OrtDecoder } from './ort-decoder.js';
@@ -128,7 +128,7 @@ describe('OrtDecoder on the transformers.js-layout fixture (qwen2-tiny-s2-onnx)'
   it('our own export with last-position logits runs whole prompts at once and reproduces the fixture steps', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ort-decoder-own-'));
     try {
-      exportQwen2Onnx(model, dir, { logitsFor: 'last' });
+      exportQwen2Onnx(model.config, qwen2Weights(model), dir, { logitsFor: 'last' });
       const own = await OrtDecoder.load(dir, { threads: 1 });
       expect([own.numLayers, own.hiddenSize, own.vocabSize, own.maxPositions]).toEqual([3, 64, 300, model.config.maxPositionEmbeddings]);
       const { prefill_ids: prefillIds, decode_ids: decodeIds } = expected.schedule;

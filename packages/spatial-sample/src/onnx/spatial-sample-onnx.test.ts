@@ -1,20 +1,30 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng, initBackend, tf, type MergedFrames, type QuestionTokens } from '@bvllm/core';
+import { Rng, TensorSource, initBackend, parseConfig, tf, type MergedFrames, type QuestionTokens } from '@bvllm/core';
+import { sourceWeights } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixtureMerged, fixtureQuestion, fixtureWeights, maxAbsDiff, tinyQFormer, visualExpected } from '../../test/visual-fixture.js';
+import { fixtureDir, fixtureMerged, fixtureQuestion, fixtureWeights, maxAbsDiff, tinyQFormer, visualExpected, visualInputs } from '../../test/visual-fixture.js';
+import { qformerSampleConfig } from '../config.js';
 import type { QFormerSample } from '../qformer-sample.js';
 import { spatialSampleRegistry } from '../registry.js';
-import { OrtSpatialSample, exportSpatialSampleCached, exportSpatialSampleOnnx, type SpatialProjectorWeights } from './spatial-sample-onnx.js';
+import { OrtSpatialSample } from './ort-spatial-sample.js';
+import { exportSpatialSampleCached, exportSpatialSampleOnnx, spatialSampleOf, type SpatialProjectorWeights, type SpatialSampleSpec } from './spatial-sample-onnx.js';
 
-// issue #10 / spec §1.1 (c)–(e): the spatial Q-Former (+ projector) on onnxruntime equals the fixture and tfjs.
+// issue #10, #18 / spec §1.1 (c)–(e): the spatial Q-Former (+ projector) on onnxruntime equals the bvllm-visual
+// fixture and the tfjs stage, whether the weights come from the stage or straight from safetensors.
 const context = { training: false, rng: Rng.fromSeed(0) };
 const sessions: OrtSpatialSample[] = [];
 const cacheDir = mkdtempSync(join(tmpdir(), 'bvllm-ss-onnx-'));
+const config = JSON.parse(readFileSync(join(fixtureDir, 'config.json'), 'utf8'));
+const cv: number = config.mm_hidden_size;
+/** The fixture's two projector Linears (B-VLLM's `linear2`, D9). */
+const PROJECTOR = ['vlm_att_projector_spatial', 'vlm_att_val_projector_spatial'] as const;
+
+const samplerConfig = (tokenBudget: number | null) => ({ kind: 'qformer', numQueries: config.num_query_spatial, tokenBudget, qformer: tinyQFormer });
 
 function fixtureSampler(tokenBudget: number | null): QFormerSample {
-  const stage = spatialSampleRegistry.create({ kind: 'qformer', numQueries: 6, tokenBudget, qformer: tinyQFormer }, { rng: Rng.fromSeed(0), dims: { Cv: 24 } }) as QFormerSample;
+  const stage = spatialSampleRegistry.create(samplerConfig(tokenBudget), { rng: Rng.fromSeed(0), dims: { Cv: cv } }) as QFormerSample;
   const weights = fixtureWeights(['vlm_att_query_spatial', 'vlm_att_encoder_spatial.']);
   stage.loadWeights(weights);
   weights.forEach((t) => t.dispose());
@@ -23,10 +33,19 @@ function fixtureSampler(tokenBudget: number | null): QFormerSample {
 
 async function ortOf(stage: QFormerSample, projector?: SpatialProjectorWeights): Promise<OrtSpatialSample> {
   const file = join(mkdtempSync(join(tmpdir(), 'bvllm-ss-onnx-')), 'ss.onnx');
-  exportSpatialSampleOnnx(stage, file, projector);
-  const ort = await OrtSpatialSample.open(stage, file, { threads: 1, projector });
+  const { spec, weights } = spatialSampleOf(stage, projector);
+  exportSpatialSampleOnnx(spec, weights, file);
+  const ort = await OrtSpatialSample.openFile(spec, file, { threads: 1 });
   sessions.push(ort);
   return ort;
+}
+
+const flat = (rows: unknown) => Float32Array.from((rows as number[][]).flat(Infinity as 1) as number[]);
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
 }
 
 describe('spatial sampling on onnxruntime', () => {
@@ -36,32 +55,49 @@ describe('spatial sampling on onnxruntime', () => {
   beforeAll(async () => {
     await initBackend();
     question = fixtureQuestion();
-    projectorTensors = fixtureWeights(['vlm_att_projector_spatial.', 'vlm_att_val_projector_spatial.']);
-    const get = (k: string) => projectorTensors.get(k)!;
-    projector = {
-      first: { weight: get('vlm_att_projector_spatial.weight'), bias: get('vlm_att_projector_spatial.bias') },
-      second: { weight: get('vlm_att_val_projector_spatial.weight'), bias: get('vlm_att_val_projector_spatial.bias') },
-      activation: 'none',
-    };
+    projectorTensors = fixtureWeights(PROJECTOR.map((k) => `${k}.`));
+    const layer = (k: string) => ({ weight: projectorTensors.get(`${k}.weight`)!, bias: projectorTensors.get(`${k}.bias`)! });
+    projector = { first: layer(PROJECTOR[0]), second: layer(PROJECTOR[1]), activation: 'none' };
   });
   afterAll(async () => {
     for (const s of sessions) await s.release();
     tf.dispose([question.inputIds, question.attentionMask, ...projectorTensors.values()]);
   });
 
-  const orders: [string, number[][][], { Z: unknown; V: unknown }][] = [
+  it('streamed from the fixture safetensors (lazy weights, projector by its checkpoint keys): Z and V equal the fixture and the tfjs-path export (1e-4)', async () => {
+    const spec: SpatialSampleSpec = { config: parseConfig(qformerSampleConfig, samplerConfig(config.spatial_token_budget), 'spatial sample'), visionWidth: cv, projector: { kind: 'linear2', keys: PROJECTOR } };
+    const source = TensorSource.fromDir(fixtureDir);
+    const file = join(mkdtempSync(join(tmpdir(), 'bvllm-ss-onnx-')), 'ss.onnx');
+    exportSpatialSampleOnnx(spec, sourceWeights(source), file);
+    source.close();
+    const streamed = await OrtSpatialSample.openFile(spec, file, { threads: 1 });
+    sessions.push(streamed);
+    const fromStage = await ortOf(fixtureSampler(config.spatial_token_budget), projector);
+    const merged = flat(visualExpected.X_merged);
+    const frames = (visualExpected.X_merged as unknown[]).length;
+    const plain = { inputIds: visualInputs.input_ids[0], attentionMask: visualInputs.attention_mask[0] };
+    const a = await streamed.run(plain, merged, frames);
+    const b = await fromStage.run(plain, merged, frames);
+    expect(streamed.tokensPerFrame(frames)).toBe(Math.min(config.num_query_spatial, visualExpected.spatial_tokens_per_frame));
+    expect(maxDiff(a.spatialTokens, flat(visualExpected.Z))).toBeLessThan(1e-4);
+    expect(maxDiff(a.visualEmbeds!, flat(visualExpected.V))).toBeLessThan(1e-4);
+    expect(maxDiff(a.spatialTokens, b.spatialTokens)).toBeLessThan(1e-5);
+    expect(maxDiff(a.visualEmbeds!, b.visualEmbeds!)).toBeLessThan(1e-5);
+  });
+
+  const orders: [string, number[][][], { Z: number[][][]; V: number[][] }][] = [
     ['query order', visualExpected.X_merged, visualExpected],
     ['sorted by frame', visualExpected.sorted_variant.X_merged, visualExpected.sorted_variant],
   ];
   for (const [name, rows, expected] of orders)
-    it(`matches the bvllm-visual fixture's Z and V (${name}) within 1e-4, projector in the same graph`, async () => {
-      const stage = fixtureSampler(24);
+    it(`apply matches the bvllm-visual fixture's Z and V (${name}) within 1e-4, projector in the same graph`, async () => {
+      const stage = fixtureSampler(config.spatial_token_budget);
       const ort = await ortOf(stage, projector);
       const merged: MergedFrames = fixtureMerged(rows);
       const out = await ort.apply({ merged, question }, context);
-      expect(out.spatialTokens.shape).toEqual([3, 6, 32]);
+      expect(out.spatialTokens.shape).toEqual([expected.Z.length, expected.Z[0].length, expected.Z[0][0].length]);
       expect(maxAbsDiff(out.spatialTokens, expected.Z)).toBeLessThan(1e-4);
-      expect(out.visualEmbeds!.shape).toEqual([18, 40]);
+      expect(out.visualEmbeds!.shape).toEqual([expected.V.length, expected.V[0].length]);
       expect(maxAbsDiff(out.visualEmbeds!, expected.V)).toBeLessThan(1e-4);
       tf.dispose([merged.merged, out.spatialTokens, out.visualEmbeds!]);
       stage.dispose();
@@ -72,8 +108,9 @@ describe('spatial sampling on onnxruntime', () => {
     const ort = await ortOf(stage, projector);
     const merged = fixtureMerged();
     const out = await ort.apply({ merged, question }, context);
-    expect(out.spatialTokens.shape).toEqual([3, 2, 32]);
-    expect(maxAbsDiff(out.spatialTokens, visualExpected.budget_variant.Z_after_budget)).toBeLessThan(1e-4);
+    const want = visualExpected.budget_variant.Z_after_budget as number[][][];
+    expect(out.spatialTokens.shape).toEqual([want.length, want[0].length, want[0][0].length]);
+    expect(maxAbsDiff(out.spatialTokens, want)).toBeLessThan(1e-4);
     expect(out.visualEmbeds).toBeUndefined();
     tf.dispose([merged.merged, out.spatialTokens]);
     stage.dispose();
@@ -84,7 +121,7 @@ describe('spatial sampling on onnxruntime', () => {
     const ort = await ortOf(stage);
     const rng = Rng.fromSeed(5);
     for (const [frames, length] of [[1, 3], [5, 11]]) {
-      const merged: MergedFrames = { merged: rng.normal([frames, 8, 24], 1) as tf.Tensor3D, groups: [], frameIndices: new Int32Array(frames), timestampsSec: [] };
+      const merged: MergedFrames = { merged: rng.normal([frames, 8, cv], 1) as tf.Tensor3D, groups: [], frameIndices: new Int32Array(frames), timestampsSec: [] };
       const ids = tf.tensor2d([Array.from({ length }, (_, i) => (i * 7) % 100)], undefined, 'int32');
       const mask = tf.tensor2d([Array.from({ length }, (_, i) => (i < length - 1 ? 1 : 0))], undefined, 'int32');
       const q = { inputIds: ids, attentionMask: mask };
@@ -94,11 +131,12 @@ describe('spatial sampling on onnxruntime', () => {
       expect(maxAbsDiff(b.spatialTokens, await a.spatialTokens.array())).toBeLessThan(1e-4);
       tf.dispose([merged.merged, ids, mask, a.spatialTokens, b.spatialTokens]);
     }
+    await expect(ort.run({ inputIds: [1, 2], attentionMask: [1, 1] }, new Float32Array(cv + 1), 1)).rejects.toThrow(/merged/);
     stage.dispose();
   });
 
   it('exports once per weights hash (projector included in the key) and leaks no tensors', async () => {
-    const stage = fixtureSampler(24);
+    const stage = fixtureSampler(config.spatial_token_budget);
     const plain = await exportSpatialSampleCached(stage, cacheDir);
     expect(await exportSpatialSampleCached(stage, cacheDir)).toBe(plain);
     expect(await exportSpatialSampleCached(stage, cacheDir, projector)).not.toBe(plain);

@@ -1,16 +1,18 @@
 /**
  * The vision tower on onnxruntime-node: the same `encode`/`encodeFrames`/`encodeVideo` as {@link VisionEncoder},
- * on an export of its current weights. The export is cached on disk under a hash of the config and every weight
- * (`exportKey`/`exportCached`), so a tower is exported once per machine; the session is created once per instance.
- * Training stays on the tfjs tower this wraps.
+ * on an exported graph. `openFile` needs only the tower's config and identity with the `.onnx` file (a model folder
+ * converted from checkpoints never builds a tfjs tower, issue #18); `create` exports a tfjs tower's current weights
+ * first, cached on disk under a hash of the config and every weight. `encodeBatches` hands each batch's [CLS] and
+ * patches to the caller as plain arrays, so a long video's patches can go to disk instead of accumulating.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ShapeError, tf, type FrameFeatures } from '@bvllm/core';
+import { AbortedError, ShapeError, parseConfig, tf, type FrameFeatures } from '@bvllm/core';
 import { createSession, exportCached, exportKey, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
 import { decodeVideo, type DecodedVideo } from '../decode.js';
-import type { PreprocessInput, PreprocessOptions } from '../preprocess.js';
-import { encodeFrameBatches, splitTokens, type EncodeOptions, type EncodeVideoOptions, type EncoderIdentity, type FrameEncoder, type VisionEncoder } from '../vision-encoder.js';
+import { preprocessClip, preprocessOptionsSchema, type PreprocessInput, type PreprocessOptions } from '../preprocess.js';
+import type { EncodeOptions, EncodeVideoOptions, EncoderIdentity, FrameEncoder, VisionEncoder } from '../vision-encoder.js';
+import type { VitConfig } from '../vit.js';
 import { VISION_EXPORTER_VERSION, VISION_ONNX_NAMES, exportVisionEncoderOnnx, type VisionQuantize } from './vision-onnx.js';
 
 /** File name of the tower inside its export folder. */
@@ -25,6 +27,41 @@ export interface OrtVisionOptions {
   threads?: number;
   /** e.g. `['cuda', 'cpu']` once onnxruntime-node's CUDA build is installed. */
   executionProviders?: readonly ExecutionProvider[];
+}
+
+/** Session options of an already exported tower. */
+export type OrtSessionOptions = Pick<OrtVisionOptions, 'threads' | 'executionProviders'>;
+
+/** What a session on an exported tower needs besides the file: no weights, no tfjs tower. */
+export interface OrtVisionSpec {
+  /** The exported tower's config: image size S, width Cv, patch grid and family (SigLIP has no [CLS]). */
+  vit: VitConfig;
+  /**
+   * What identifies the export's numbers in the feature cache (family, layout, config, a hash of the weights): a
+   * model folder records it at conversion, a tfjs tower computes it (`VisionEncoder.identity()`).
+   */
+  identity: EncoderIdentity;
+  /** Preprocessing defaults; per-call `preprocess` overrides them. Sizes default to `vit.imageSize`. */
+  preprocess?: PreprocessInput;
+}
+
+/** One encoded batch of consecutive frames, as plain arrays the caller owns. */
+export interface EncodedBatch {
+  /** Index of the batch's first frame in the video. */
+  start: number;
+  /** B, frames in this batch. */
+  count: number;
+  /** `[B, Cv]`. */
+  cls: Float32Array;
+  /** `[B, N, Cv]` (N = every token for SigLIP, or for `split: 'parity'` with an even token count). */
+  patches: Float32Array;
+  /** N. */
+  numPatches: number;
+}
+
+export interface EncodeBatchesOptions extends EncodeVideoOptions {
+  /** Receives each batch in frame order; the next batch is encoded after its promise settles. */
+  onBatch: (batch: EncodedBatch) => void | Promise<void>;
 }
 
 /** The export cache folder: the option, `BVLLM_ONNX_CACHE`, or `~/.cache/bvllm/onnx`. */
@@ -43,10 +80,31 @@ export async function exportVisionEncoderCached(encoder: VisionEncoder, options:
   });
 }
 
+/**
+ * The tower's tokens `[B, L, Cv]` → `cls [B, Cv]`, `patches [B, N, Cv]` under the {@link EncodeOptions.split} rule,
+ * on plain arrays: the same rules as `splitTokens`. `pooled` `[B, Cv]` is SigLIP's pooling head.
+ */
+function splitTokenValues(tokens: Float32Array, [b, l, c]: readonly number[], pooled: Float32Array | undefined, split: EncodeOptions['split'] = 'token0'): { cls: Float32Array; patches: Float32Array; numPatches: number } {
+  if (pooled && split !== 'parity') return { cls: pooled, patches: tokens, numPatches: l };
+  if (split === 'parity' && l % 2 === 0) {
+    const cls = new Float32Array(b * c);
+    for (let i = 0; i < b; i++)
+      for (let t = 0; t < l; t++) for (let j = 0; j < c; j++) cls[i * c + j] += tokens[(i * l + t) * c + j];
+    for (let i = 0; i < cls.length; i++) cls[i] /= l;
+    return { cls, patches: tokens, numPatches: l };
+  }
+  const cls = new Float32Array(b * c);
+  const patches = new Float32Array(b * (l - 1) * c);
+  for (let i = 0; i < b; i++) {
+    cls.set(tokens.subarray(i * l * c, (i * l + 1) * c), i * c);
+    patches.set(tokens.subarray((i * l + 1) * c, (i + 1) * l * c), i * (l - 1) * c);
+  }
+  return { cls, patches, numPatches: l - 1 };
+}
+
 export class OrtVisionEncoder implements FrameEncoder {
   private constructor(
-    /** The tfjs tower whose weights were exported: identity, preprocessing and sizes come from it. */
-    readonly encoder: VisionEncoder,
+    readonly spec: OrtVisionSpec,
     private readonly session: ort.InferenceSession,
     /** The `.onnx` file the session runs. */
     readonly file: string,
@@ -58,30 +116,58 @@ export class OrtVisionEncoder implements FrameEncoder {
     return OrtVisionEncoder.open(encoder, file, options);
   }
 
-  /** A session on an already exported file of `encoder`'s weights. */
-  static async open(encoder: VisionEncoder, file: string, options: Pick<OrtVisionOptions, 'threads' | 'executionProviders'> = {}): Promise<OrtVisionEncoder> {
-    return new OrtVisionEncoder(encoder, await createSession(file, { threads: options.threads, executionProviders: options.executionProviders }), file);
+  /** A session on an already exported file of `encoder`'s weights (identity taken now, as the export's snapshot). */
+  static async open(encoder: VisionEncoder, file: string, options: OrtSessionOptions = {}): Promise<OrtVisionEncoder> {
+    return OrtVisionEncoder.openFile({ vit: encoder.model.config, identity: encoder.identity() }, file, options);
+  }
+
+  /** A session on an exported tower, described by `spec` alone. */
+  static async openFile(spec: OrtVisionSpec, file: string, options: OrtSessionOptions = {}): Promise<OrtVisionEncoder> {
+    return new OrtVisionEncoder(spec, await createSession(file, { threads: options.threads, executionProviders: options.executionProviders }), file);
   }
 
   get imageSize(): number {
-    return this.encoder.imageSize;
+    return this.spec.vit.imageSize;
   }
 
+  /** Cv. */
   get hiddenSize(): number {
-    return this.encoder.hiddenSize;
+    return this.spec.vit.hiddenSize;
   }
 
+  /** N, patch tokens per frame. */
   get numPatches(): number {
-    return this.encoder.numPatches;
+    return (this.spec.vit.imageSize / this.spec.vit.patchSize) ** 2;
   }
 
-  /** Same numbers as the tfjs tower's, so the feature cache shares entries between the runtimes. */
+  /** The spec's identity: the tfjs tower's for an export of one, so the feature cache shares entries between runtimes. */
   identity(): EncoderIdentity {
-    return this.encoder.identity();
+    return this.spec.identity;
   }
 
+  /** CLIP preprocessing at the tower's image size, then the spec's defaults, then `overrides`. */
   preprocessOptions(overrides: PreprocessInput = {}): PreprocessOptions {
-    return this.encoder.preprocessOptions(overrides);
+    const s = this.imageSize;
+    const options = parseConfig(preprocessOptionsSchema, { shortestEdge: s, cropSize: s, ...this.spec.preprocess, ...overrides }, 'preprocess options');
+    if (options.cropSize !== s) throw new ShapeError('pixels', ['B', s, s, 3], [1, options.cropSize, options.cropSize, 3], 'cropSize must equal the encoder image size');
+    return options;
+  }
+
+  /**
+   * `pixels` NHWC `[B, S, S, 3]` as values → `cls [B, Cv]`, `patches [B, N, Cv]` under the {@link EncodeOptions}
+   * rules, as plain arrays.
+   */
+  async encodePixels(pixels: Float32Array, batch: number, options: EncodeOptions = {}): Promise<{ cls: Float32Array; patches: Float32Array; numPatches: number }> {
+    const s = this.imageSize;
+    if (pixels.length !== batch * s * s * 3) throw new ShapeError('pixels', [batch, s, s, 3], [pixels.length], 'NHWC values at the encoder image size');
+    const out = await runSession(this.session, { [VISION_ONNX_NAMES.pixels]: new ort.Tensor('float32', pixels, [batch, s, s, 3]) }, this.file);
+    try {
+      const tokens = out[options.output === 'postLayernorm' ? VISION_ONNX_NAMES.postLayernorm : VISION_ONNX_NAMES.lastBlock];
+      const pooled = out[VISION_ONNX_NAMES.pooled]?.data as Float32Array | undefined;
+      return splitTokenValues(tokens.data as Float32Array, tokens.dims, pooled, options.split);
+    } finally {
+      for (const t of Object.values(out)) t.dispose();
+    }
   }
 
   /** `pixels` NHWC `[B, S, S, 3]` → `cls [B, Cv]`, `patches [B, N, Cv]`, as {@link VisionEncoder.encode}. Not differentiable. */
@@ -89,21 +175,49 @@ export class OrtVisionEncoder implements FrameEncoder {
     const s = this.imageSize;
     if (pixels.rank !== 4 || pixels.shape[1] !== s || pixels.shape[2] !== s || pixels.shape[3] !== 3)
       throw new ShapeError('pixels', ['B', s, s, 3], pixels.shape, 'NHWC at the encoder image size');
-    const feeds = { [VISION_ONNX_NAMES.pixels]: new ort.Tensor('float32', (await pixels.data()) as Float32Array, pixels.shape) };
-    const out = await runSession(this.session, feeds, this.file);
-    const name = options.output === 'postLayernorm' ? VISION_ONNX_NAMES.postLayernorm : VISION_ONNX_NAMES.lastBlock;
-    const tokens = toTensor(out[name]) as tf.Tensor3D;
-    const pooled = out[VISION_ONNX_NAMES.pooled] ? (toTensor(out[VISION_ONNX_NAMES.pooled]) as tf.Tensor2D) : undefined;
-    for (const t of Object.values(out)) t.dispose();
-    try {
-      return splitTokens(tokens, pooled, options.split);
-    } finally {
-      tf.dispose([tokens, ...(pooled ? [pooled] : [])]);
-    }
+    const b = pixels.shape[0];
+    const { cls, patches, numPatches } = await this.encodePixels((await pixels.data()) as Float32Array, b, options);
+    return { cls: tf.tensor2d(cls, [b, this.hiddenSize]), patches: tf.tensor3d(patches, [b, numPatches, this.hiddenSize]) };
   }
 
+  /**
+   * Decoded RGB frames → CLIP preprocessing → the tower, `batchSize` frames per call (default 8), each batch handed
+   * to `onBatch` and then dropped: memory holds one batch, whatever the video's length (issue #18 §4).
+   */
+  async encodeBatches(video: DecodedVideo, options: EncodeBatchesOptions): Promise<{ numFrames: number; numPatches: number; timestampsSec: number[] }> {
+    const pre = this.preprocessOptions(options.preprocess);
+    const total = video.frames.length;
+    const batchSize = options.batchSize ?? 8;
+    const s = pre.cropSize;
+    let numPatches = this.numPatches;
+    for (let start = 0; start < total; start += batchSize) {
+      if (options.signal?.aborted) throw new AbortedError('frame encoding');
+      const frames = video.frames.slice(start, start + batchSize);
+      const pixels = new Float32Array(frames.length * s * s * 3);
+      frames.forEach((rgb, i) => pixels.set(preprocessClip(rgb, video.width, video.height, pre), i * s * s * 3));
+      const out = await this.encodePixels(pixels, frames.length, options);
+      numPatches = out.numPatches;
+      await options.onBatch({ start, count: frames.length, ...out });
+      options.onProgress?.(Math.min(start + batchSize, total), total);
+      // Lets an abort or a server request in; one batch is the unit of latency.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { numFrames: total, numPatches, timestampsSec: [...video.timestampsSec] };
+  }
+
+  /** Decoded RGB frames → FrameFeatures (every frame's patches kept), as {@link VisionEncoder.encodeFrames}. */
   async encodeFrames(video: DecodedVideo, options: EncodeVideoOptions = {}): Promise<FrameFeatures> {
-    return encodeFrameBatches(video, this.preprocessOptions(options.preprocess), options, (pixels) => this.encode(pixels, options));
+    const c = this.hiddenSize;
+    const cls: Float32Array[] = [];
+    const patches: Float32Array[] = [];
+    const { numFrames, numPatches, timestampsSec } = await this.encodeBatches(video, {
+      ...options,
+      onBatch: (batch) => {
+        cls.push(batch.cls);
+        patches.push(batch.patches);
+      },
+    });
+    return { cls: tf.tensor2d(concat(cls), [numFrames, c]), patches: tf.tensor3d(concat(patches), [numFrames, numPatches, c]), timestampsSec };
   }
 
   async encodeVideo(path: string, options: EncodeVideoOptions = {}): Promise<FrameFeatures> {
@@ -111,12 +225,15 @@ export class OrtVisionEncoder implements FrameEncoder {
     return this.encodeFrames(video, options);
   }
 
-  /** Frees the session's native memory; the tfjs tower is the caller's. */
+  /** Frees the session's native memory. */
   async release(): Promise<void> {
     await this.session.release();
   }
 }
 
-function toTensor(t: ort.Tensor): tf.Tensor {
-  return tf.tensor(t.data as Float32Array, t.dims as number[], 'float32');
+function concat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
+  return out;
 }

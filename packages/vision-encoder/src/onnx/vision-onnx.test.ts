@@ -1,13 +1,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng, initBackend, tf } from '@bvllm/core';
-import { checkModel } from '@bvllm/onnx';
+import { Rng, TensorSource, initBackend, readHfConfig, tf } from '@bvllm/core';
+import { checkModel, sourceWeights } from '@bvllm/onnx';
+import { decodeVideo } from '../decode.js';
+import { vitConfigFromHf } from '../hf-vit-config.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { colourVideo, tempDir } from '../test-videos.js';
 import { VisionEncoder } from '../vision-encoder.js';
 import type { VitConfigInput } from '../vit.js';
-import { OrtVisionEncoder, VISION_ONNX_FILE, exportVisionEncoderCached } from './ort-vision-encoder.js';
-import { exportVisionEncoderOnnx } from './vision-onnx.js';
+import { OrtVisionEncoder, VISION_ONNX_FILE, exportVisionEncoderCached, type EncodedBatch } from './ort-vision-encoder.js';
+import { exportVisionEncoderOnnx, vitWeightsFrom } from './vision-onnx.js';
 
 // issue #10: the tower exported to ONNX gives the tfjs tower's numbers (spec §1.0: EVA's last block, no final norm).
 const fixtureDir = new URL('../../../../../shared/fixtures/eva-vit/', import.meta.url).pathname;
@@ -37,6 +39,64 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const s of sessions) await s.release();
+});
+
+/** The fixture's pixels NHWC and the expected raw last block, read from its files. */
+function evaFixture() {
+  const expected = JSON.parse(readFileSync(`${fixtureDir}expected.json`, 'utf8'));
+  const inputs = JSON.parse(readFileSync(`${fixtureDir}inputs.json`, 'utf8'));
+  const pixels = tf.tidy(() => tf.transpose(tf.tensor4d(inputs.pixel_values), [0, 2, 3, 1]) as tf.Tensor4D);
+  return { expected, pixels };
+}
+
+/** The eva-vit folder exported straight from its safetensors (lazy weights, issue #18), opened without a tfjs tower. */
+async function streamedEva(dtype?: 'float16'): Promise<OrtVisionEncoder> {
+  const vit = vitConfigFromHf(readHfConfig(fixtureDir), 'instructblip');
+  const source = TensorSource.fromDir(fixtureDir);
+  const file = join(tempDir('bvllm-ve-onnx-'), 'eva.onnx');
+  const written = exportVisionEncoderOnnx(vitWeightsFrom(vit, sourceWeights(source)), file, { dtype });
+  source.close();
+  // A graph with lazy initializers streams its weights to external data.
+  expect(written.dataPath).toBeDefined();
+  const identity = { family: vit.family, layout: 'instructblip' as const, config: { ...vit }, weightsSha256: 'eva-vit fixture' };
+  const ort = await OrtVisionEncoder.openFile({ vit, identity }, file, { threads: 1 });
+  sessions.push(ort);
+  return ort;
+}
+
+describe('exportVisionEncoderOnnx from a WeightSource (issue #18)', () => {
+  it('EVA streamed from the eva-vit safetensors equals the fixture and the tfjs-path export within 1e-4 (spec §1.0)', async () => {
+    const { expected, pixels } = evaFixture();
+    const streamed = await streamedEva();
+    const encoder = VisionEncoder.load(fixtureDir);
+    const fromTower = await ortOf(encoder);
+    const a = await streamed.encode(pixels);
+    const b = await fromTower.encode(pixels);
+    const last = tf.tensor3d(expected.last_block_output);
+    const [batch, tokens, c] = last.shape;
+    const wantPatches = tf.slice(last, [0, 1, 0], [batch, tokens - 1, c]);
+    const wantCls = tf.tensor2d(expected.cls_last_block_output);
+    expect(maxDiff(a.cls, wantCls)).toBeLessThan(1e-4);
+    expect(maxDiff(a.patches, wantPatches)).toBeLessThan(1e-4);
+    expect(maxDiff(a.patches, b.patches)).toBeLessThan(1e-5);
+    expect(streamed.identity().weightsSha256).toBe('eva-vit fixture');
+    tf.dispose([pixels, a.cls, a.patches, b.cls, b.patches, last, wantPatches, wantCls]);
+    encoder.dispose();
+  });
+
+  it('float16 weights run on onnxruntime CPU within f16 tolerance of the fixture', async () => {
+    const { expected, pixels } = evaFixture();
+    const half = await streamedEva('float16');
+    const out = await half.encode(pixels, { output: 'postLayernorm' });
+    const post = tf.tensor3d(expected.post_layernorm);
+    const [batch, tokens, c] = post.shape;
+    const want = tf.slice(post, [0, 1, 0], [batch, tokens - 1, c]);
+    // f16 keeps 11 significant bits (relative step 2⁻¹⁰ ≈ 1e-3); three blocks of O(1) LayerNormed values stay well under 0.05.
+    const error = maxDiff(out.patches, want);
+    expect(error).toBeGreaterThan(0);
+    expect(error).toBeLessThan(5e-2);
+    tf.dispose([pixels, out.cls, out.patches, post, want]);
+  });
 });
 
 describe('exportVisionEncoderOnnx', () => {
@@ -116,6 +176,28 @@ describe('OrtVisionEncoder', () => {
     const v = encoder.variables().get('post_layernorm.bias')!;
     tf.tidy(() => v.assign(tf.add(v, 0.5)));
     expect(await exportVisionEncoderCached(encoder, { cacheDir })).not.toBe(first);
+    encoder.dispose();
+  });
+
+  it('encodeBatches hands each batch as plain arrays in frame order, equal to the tfjs encoder (bounded patch store, issue #18)', async () => {
+    const path = colourVideo(join(tempDir(), 'b.mp4'), ['red', 'blue', 'lime'], { width: 40, height: 30 });
+    const encoder = randomised({ ...tiny, family: 'instructblip' }, 13);
+    const ort = await ortOf(encoder);
+    const video = await decodeVideo(path);
+    const want = await encoder.encodeFrames(video, { batchSize: 2 });
+    const batches: EncodedBatch[] = [];
+    const done = await ort.encodeBatches(video, { batchSize: 2, onBatch: (b) => void batches.push(b) });
+    const [t, n, c] = want.patches.shape;
+    expect(done).toEqual({ numFrames: t, numPatches: n, timestampsSec: want.timestampsSec });
+    expect(batches.map((b) => [b.start, b.count])).toEqual(Array.from({ length: Math.ceil(t / 2) }, (_, i) => [2 * i, Math.min(2, t - 2 * i)]));
+    for (const b of batches) {
+      const cls = tf.slice(want.cls, [b.start, 0], [b.count, c]);
+      const patches = tf.slice(want.patches, [b.start, 0, 0], [b.count, n, c]);
+      expect(maxDiff(cls, tf.tensor2d(b.cls, [b.count, c]))).toBeLessThan(1e-4);
+      expect(maxDiff(patches, tf.tensor3d(b.patches, [b.count, b.numPatches, c]))).toBeLessThan(1e-4);
+      tf.dispose([cls, patches]);
+    }
+    tf.dispose([want.cls, want.patches]);
     encoder.dispose();
   });
 

@@ -3,18 +3,27 @@
  * `VisionEncoder.encode` takes them, → every token of the last block `[B, L, Cv]` (L = 1 + N with a [CLS], N for
  * SigLIP), with no final norm: the layer B-VLLM reads (spec §1.0). `post_layernorm` `[B, L, Cv]` is a second
  * output for ports that want HF's `last_hidden_state`, and SigLIP adds its pooling head's `pooled` `[B, Cv]`.
- * Same three layouts as vit.ts (`instructblip` EVA, `clip`, `siglip`), parameters read from the tower's store.
+ * Same three layouts as vit.ts (`instructblip` EVA, `clip`, `siglip`).
+ *
+ * Weights come from a {@link VitWeightSource} keyed by the HF vision names (issue #18): a tfjs tower, or a
+ * checkpoint read one tensor at a time. Every layout change (the conv permutation, the SigLIP head's q/k/v rows,
+ * transposes) happens inside a lazy initializer's `load()`, so nothing is read until the graph is written.
  */
-import { tf } from '@bvllm/core';
 import {
   GraphBuilder,
   QUANT_PRESETS,
+  convertToFloat16,
   hfActivation,
   layerNorm,
   linear,
+  mapWeight,
   multiHeadAttention,
   quantizeMatMuls,
+  tensorWeights,
+  weightDims,
+  weightInitializer,
   writeModel,
+  type GraphWeights,
   type WeightInput,
   type WrittenModel,
 } from '@bvllm/onnx';
@@ -27,38 +36,49 @@ export type VisionQuantize = 'none' | 'int8' | 'int4';
 export interface VisionExportOptions {
   /** Default `none`: float32 weights, outputs equal tfjs' to float rounding. */
   quantize?: VisionQuantize;
+  /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
+  dtype?: 'float32' | 'float16';
 }
 
 /** Graph input and output names. */
 export const VISION_ONNX_NAMES = { pixels: 'pixel_values', lastBlock: 'last_block', postLayernorm: 'post_layernorm', pooled: 'pooled' } as const;
 
 /** Bumped whenever the graph changes, so cached exports of older graphs are rebuilt. */
-export const VISION_EXPORTER_VERSION = 'vision-onnx-1';
+export const VISION_EXPORTER_VERSION = 'vision-onnx-2';
+
+/** Where the graph's weights come from: a config plus weights keyed by the HF vision names (no `vision_tower.` prefix). */
+export interface VitWeightSource extends GraphWeights {
+  readonly config: VitConfig;
+}
 
 /**
- * Where the graph's weights come from: the tower itself ({@link vitWeights}), or any source keyed by the same HF
- * names (the bench streams random EVA-ViT-g weights that would not fit next to a tfjs copy).
+ * A tower config with weights by HF vision key, e.g. `sourceWeights(folder, 'vision_tower.')` for a bvllm model
+ * folder or `sourceWeights(instructBlip, 'vision_model.')` for an InstructBLIP checkpoint.
  */
-export interface VitWeightSource {
-  readonly config: VitConfig;
-  has(key: string): boolean;
-  /** `[out, in]` for Linear weights, the HF shape otherwise. */
-  get(key: string): WeightInput;
+export function vitWeightsFrom(config: VitConfig, weights: GraphWeights): VitWeightSource {
+  return { config, has: (key) => weights.has(key), get: (key) => weights.get(key) };
 }
 
 /** A tower's current weights as a {@link VitWeightSource}. */
 export function vitWeights(vit: VisionTransformer): VitWeightSource {
-  return { config: vit.config, has: (key) => vit.store.has(key), get: (key) => vit.store.get(key) };
+  return vitWeightsFrom(vit.config, tensorWeights(vit.store));
 }
 
-function valuesOf(w: WeightInput): { data: Float32Array; dims: readonly number[] } {
-  return w instanceof tf.Tensor ? { data: w.dataSync() as Float32Array, dims: w.shape } : w;
-}
-
-/** Rows `[start, end)` of a row-major `[rows, cols]` matrix. */
+/** Rows `[start, end)` of a row-major `[rows, cols]` matrix (a vector when `cols` is absent), lazy when `w` is. */
 function rowsOf(w: WeightInput, start: number, end: number): WeightInput {
-  const { data, dims } = valuesOf(w);
-  return { data: data.subarray(start * dims[1], end * dims[1]), dims: [end - start, dims[1]] };
+  const [, cols = 1] = weightDims(w);
+  const dims = weightDims(w).length === 1 ? [end - start] : [end - start, cols];
+  return mapWeight(w, dims, (values) => values.slice(start * cols, end * cols));
+}
+
+/** PyTorch conv weight `[C, 3, p, p]` → `[C, p·p·3]` in (ky, kx, ch) order, the rows of the patch MatMul. */
+function patchWeight(conv: WeightInput, c: number, p: number): WeightInput {
+  return mapWeight(conv, [c, p * p * 3], (from) => {
+    const out = new Float32Array(c * p * p * 3);
+    for (let o = 0; o < c; o++)
+      for (let ch = 0; ch < 3; ch++) for (let ky = 0; ky < p; ky++) for (let kx = 0; kx < p; kx++) out[((o * p + ky) * p + kx) * 3 + ch] = from[((o * 3 + ch) * p + ky) * p + kx];
+    return out;
+  });
 }
 
 /** Builds the tower's graph from a weight source (a `VisionTransformer` reads its current weights). */
@@ -74,20 +94,15 @@ export function buildVisionGraph(source: VisionTransformer | VitWeightSource): G
 
   // Patch embedding as a MatMul over flattened (ky, kx, ch) patches, the same rearrangement as VisionTransformer.embed.
   const rows = g.op.reshape(g.op.transpose(g.op.reshape(pixels, [-1, p, grid, p * 3]), [0, 2, 1, 3]), [-1, grid * grid, p * p * 3]);
-  // PyTorch conv weight [C, 3, p, p] → [C, p, p, 3] to match the (ky, kx, ch) order.
-  const conv = valuesOf(w('embeddings.patch_embedding.weight')).data;
-  const convWeight = new Float32Array(c * p * p * 3);
-  for (let o = 0; o < c; o++)
-    for (let ch = 0; ch < 3; ch++) for (let ky = 0; ky < p; ky++) for (let kx = 0; kx < p; kx++) convWeight[((o * p + ky) * p + kx) * 3 + ch] = conv[((o * 3 + ch) * p + ky) * p + kx];
   const bias = weights.has('embeddings.patch_embedding.bias') ? w('embeddings.patch_embedding.bias') : undefined;
-  let x = linear(g, rows, 'embeddings.patch_embedding', { data: convWeight, dims: [c, p * p * 3] }, bias);
+  let x = linear(g, rows, 'embeddings.patch_embedding', patchWeight(w('embeddings.patch_embedding.weight'), c, p), bias);
   if (family !== 'siglip') {
-    const clsToken = g.initializer('embeddings.class_embedding', valuesOf(w('embeddings.class_embedding')).data, [1, 1, c]);
+    const clsToken = weightInitializer(g, 'embeddings.class_embedding', w('embeddings.class_embedding'), [1, 1, c]);
     const batch = g.op.concat([g.op.shape(pixels, 0, 1), g.int64([1, 1])], 0);
     x = g.op.concat([g.op.expand(clsToken, batch), x], 1);
   }
   const posKey = weights.has('embeddings.position_embedding') ? 'embeddings.position_embedding' : 'embeddings.position_embedding.weight';
-  x = g.op.add(x, g.initializer(posKey, valuesOf(w(posKey)).data, [1, tokens, c]));
+  x = g.op.add(x, weightInitializer(g, posKey, w(posKey), [1, tokens, c]));
   if (family === 'clip') x = layerNorm(g, x, 'pre_layrnorm', w('pre_layrnorm.weight'), w('pre_layrnorm.bias'), eps);
 
   for (let i = 0; i < config.numLayers; i++) {
@@ -120,11 +135,12 @@ function mlp(g: GraphBuilder, x: string, prefix: string, w: (key: string) => Wei
 
 /** SigLIP's attention-pooling head: the learned probe attends over all tokens, then a residual MLP → `[B, Cv]`. */
 function poolingHead(g: GraphBuilder, x: string, w: (key: string) => WeightInput, c: number, heads: number, eps: number, act: string): string {
+  // torch.nn.MultiheadAttention stacks q, k, v in one [3C, C] matrix and one [3C] bias.
   const inProj = w('head.attention.in_proj_weight');
-  const inBias = valuesOf(w('head.attention.in_proj_bias')).data;
+  const inBias = w('head.attention.in_proj_bias');
   const [wq, wk, wv] = [0, 1, 2].map((j) => rowsOf(inProj, j * c, (j + 1) * c));
-  const [bq, bk, bv] = [0, 1, 2].map((j) => ({ data: inBias.subarray(j * c, (j + 1) * c), dims: [c] }));
-  const probe = g.initializer('head.probe', valuesOf(w('head.probe')).data, [1, 1, c]);
+  const [bq, bk, bv] = [0, 1, 2].map((j) => rowsOf(inBias, j * c, (j + 1) * c));
+  const probe = weightInitializer(g, 'head.probe', w('head.probe'), [1, 1, c]);
   const batch = g.op.concat([g.op.shape(x, 0, 1), g.int64([1, 1])], 0);
   const q = linear(g, g.op.expand(probe, batch), 'head.attention.q', wq, bq);
   const kv = linear(g, x, 'head.attention.kv', [wk, wv], [bk, bv]);
@@ -135,12 +151,13 @@ function poolingHead(g: GraphBuilder, x: string, w: (key: string) => WeightInput
 }
 
 /**
- * Writes the tower's graph to `outPath` (weights over 1 GiB go to `<file>.onnx.data` beside it), optionally with
- * weight-only int8/int4 MatMuls.
+ * Writes the tower's graph to `outPath` (weights over 1 GiB, or any graph read from a checkpoint, go to
+ * `<file>.onnx.data` beside it, one tensor at a time), optionally with weight-only int8/int4 MatMuls and f16 weights.
  */
 export function exportVisionEncoderOnnx(encoder: Pick<VisionEncoder, 'model'> | VitWeightSource, outPath: string, options: VisionExportOptions = {}): WrittenModel {
   const g = buildVisionGraph('model' in encoder ? encoder.model : encoder);
   const quantize = options.quantize ?? 'none';
   if (quantize !== 'none') quantizeMatMuls(g, QUANT_PRESETS[quantize]);
+  if (options.dtype === 'float16') convertToFloat16(g);
   return writeModel(g, outPath);
 }

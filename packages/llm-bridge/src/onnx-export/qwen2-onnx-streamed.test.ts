@@ -1,0 +1,92 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TensorSource, initBackend, readHfConfig } from '@bvllm/core';
+import { sourceWeights } from '@bvllm/onnx';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qwen2ConfigFromHf } from '../qwen2-config.js';
+import { Qwen2Model } from '../qwen2-model.js';
+import { exportQwen2Onnx, qwen2Weights } from './qwen2-onnx.js';
+import { OnnxQwen2Runner, maxAbsDiff } from './test-runner.js';
+
+// issue #18: the decoder exported straight from a safetensors folder, one tensor at a time, equals the export of
+// the tfjs model and the fixture's logits (spec §1.2: the LLM is Qwen2, logits of the HF Qwen2ForCausalLM).
+const fixture = (name: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${name}/`, import.meta.url));
+const tmp = (label: string) => mkdtempSync(join(tmpdir(), `qwen2-streamed-${label}-`));
+
+interface Schedule {
+  schedule: { prefill_ids: number[]; decode_ids: number[] };
+  prefill: { last_logits: number[]; argmax_per_pos: number[] };
+  decode: { logits: number[]; argmax: number }[];
+}
+
+const runners: OnnxQwen2Runner[] = [];
+async function open(dir: string): Promise<OnnxQwen2Runner> {
+  const runner = await OnnxQwen2Runner.open(dir);
+  runners.push(runner);
+  return runner;
+}
+
+beforeAll(async () => {
+  await initBackend();
+});
+afterAll(async () => {
+  for (const r of runners) await r.release();
+});
+
+/** Exports `dir` from its safetensors through lazy weights, and from the tfjs model loaded from the same folder. */
+async function bothExports(name: string, options: { quantize?: 'int4' } = {}): Promise<{ streamed: OnnxQwen2Runner; tfjs: OnnxQwen2Runner; streamedDir: string }> {
+  const dir = fixture(name);
+  const source = TensorSource.fromDir(dir);
+  const streamedDir = tmp(name);
+  exportQwen2Onnx(qwen2ConfigFromHf(readHfConfig(dir)), sourceWeights(source), streamedDir, options);
+  source.close();
+  const model = Qwen2Model.load(dir);
+  const tfjsDir = tmp(`${name}-tfjs`);
+  exportQwen2Onnx(model.config, qwen2Weights(model), tfjsDir, options);
+  model.dispose();
+  return { streamed: await open(streamedDir), tfjs: await open(tfjsDir), streamedDir };
+}
+
+describe('exportQwen2Onnx from a WeightSource (lazy weights)', () => {
+  it('qwen2-tiny-s2: external data written, logits equal the tfjs-path export and the fixture schedule within 1e-4', async () => {
+    const expected: Schedule = JSON.parse(readFileSync(join(fixture('qwen2-tiny-s2-onnx'), 'expected.json'), 'utf8'));
+    const { streamed, tfjs, streamedDir } = await bothExports('qwen2-tiny-s2');
+    // A graph with lazy initializers always writes external data: weights stream to disk, never into the proto.
+    expect(existsSync(join(streamedDir, 'decoder_model_merged.onnx.data'))).toBe(true);
+    const { prefill_ids: prefill, decode_ids: decode } = expected.schedule;
+    let a = await streamed.step([prefill], [prefill.map(() => 1)]);
+    let b = await tfjs.step([prefill], [prefill.map(() => 1)]);
+    expect(maxAbsDiff(a.allLogits[0], b.allLogits[0])).toBeLessThan(1e-4);
+    expect(maxAbsDiff(a.lastLogits[0], expected.prefill.last_logits)).toBeLessThan(1e-4);
+    expect(a.argmax[0]).toEqual(expected.prefill.argmax_per_pos);
+    for (const [k, id] of decode.entries()) {
+      const mask = [Array(prefill.length + k + 1).fill(1)];
+      a = await streamed.step([[id]], mask, a.present);
+      b = await tfjs.step([[id]], mask, b.present);
+      expect(maxAbsDiff(a.lastLogits[0], expected.decode[k].logits), `decode step ${k}`).toBeLessThan(1e-4);
+      expect(maxAbsDiff(a.lastLogits[0], b.lastLogits[0])).toBeLessThan(1e-4);
+    }
+  });
+
+  it('qwen2-tiny-s3 (tied embeddings): the head comes from model.embed_tokens.weight; logits equal the fixture within 1e-4', async () => {
+    const s3: { input_ids: number[]; last_logits: number[]; argmax_per_pos: number[] } = JSON.parse(readFileSync(join(fixture('qwen2-tiny-s3'), 'expected.json'), 'utf8'));
+    const { streamed, tfjs } = await bothExports('qwen2-tiny-s3');
+    const ids = s3.input_ids;
+    const a = await streamed.step([ids], [ids.map(() => 1)]);
+    const b = await tfjs.step([ids], [ids.map(() => 1)]);
+    expect(a.argmax[0]).toEqual(s3.argmax_per_pos);
+    expect(maxAbsDiff(a.lastLogits[0], s3.last_logits)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(a.allLogits[0], b.allLogits[0])).toBeLessThan(1e-4);
+  });
+
+  it('int4 from lazy weights quantises the same codes as from eager weights: identical logits', async () => {
+    const expected: Schedule = JSON.parse(readFileSync(join(fixture('qwen2-tiny-s2-onnx'), 'expected.json'), 'utf8'));
+    const { streamed, tfjs } = await bothExports('qwen2-tiny-s2', { quantize: 'int4' });
+    const ids = expected.schedule.prefill_ids;
+    const a = await streamed.step([ids], [ids.map(() => 1)]);
+    const b = await tfjs.step([ids], [ids.map(() => 1)]);
+    expect(maxAbsDiff(a.allLogits[0], b.allLogits[0])).toBeLessThan(1e-5);
+  });
+});
