@@ -28,9 +28,8 @@ import {
 import { spatialSampleRegistry, type SpatialSampleStage } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { VisionEncoder } from '@bvllm/vision-encoder';
-import { releaseInferenceDecoder } from './llm-runtime.js';
+import { chatMessages } from './inference/chat-prompt.js';
 import { parsePipelineConfig, withSlot, type PipelineConfig } from './pipeline-config.js';
-import { releaseVisualRuntime } from './visual-runtime.js';
 
 /** The tokenizers a model folder carries beside its weights. */
 export interface BvllmAssets {
@@ -142,7 +141,10 @@ export class BvllmModel {
     return this.assets.questionTokenizer.encode(question);
   }
 
-  /** Frame selection → temporal merge → spatial sampling → projector, for one video (spec §1.1 (a)–(e)). */
+  /**
+   * Frame selection → temporal merge → spatial sampling → projector, for one video (spec §1.1 (a)–(e)), on tfjs:
+   * the training path (differentiable). Inference runs `InferenceSession.visualPath`, which equals it.
+   */
   visualPath(features: FrameFeatures, question: QuestionTokens, context: StageContext, options: { gumbelNoise?: tf.Tensor2D } = {}): VisualPath {
     const selection = this.frameSelect.apply({ features, question, gumbelNoise: options.gumbelNoise }, context);
     const owned: tf.Tensor[] = [selection.frameWeights, selection.selected];
@@ -175,20 +177,10 @@ export class BvllmModel {
 
   /** The chat messages of a conversation about a video: `<video>\n` opens the first user turn (spec §1.2). */
   messagesFor(turns: readonly { role: 'user' | 'assistant'; content: string }[]): ChatMessage[] {
-    const messages: ChatMessage[] = this.config.systemPrompt !== undefined ? [{ role: 'system', content: this.config.systemPrompt }] : [];
-    let tagged = false;
-    for (const turn of turns) {
-      if (turn.role === 'user' && !tagged) {
-        messages.push({ role: 'user', content: `<video>\n${turn.content}` });
-        tagged = true;
-      } else messages.push({ role: turn.role, content: turn.content });
-    }
-    return messages;
+    return chatMessages(this.config.systemPrompt, turns);
   }
 
   dispose(): void {
-    void releaseInferenceDecoder(this);
-    void releaseVisualRuntime(this);
     this.loraAdapter?.detach();
     this.vision.model.store.dispose();
     for (const stage of [this.frameSelect, this.tokenMerge, this.spatialSample, this.projector]) stage.dispose();

@@ -6,13 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { FrameFeatures } from '@bvllm/core';
 import { scoreMcqa, scoreOpenQa, type EvalReport, type McqaBenchmark, type McqaItem, type McqaPrediction, type OpenQaItem } from '@bvllm/trainer';
 import { generateBatch, type GenerationPrompt } from '@bvllm/llm-bridge';
-import { answerGeneration, answerPrompt } from './answer.js';
-import type { BvllmModel } from './bvllm-model.js';
-import { inferenceDecoder } from './llm-runtime.js';
-import { disposeFeatures, videoFeatures } from './video-features.js';
+import type { InferenceSession } from './inference-session.js';
 
 interface EvalEntry {
   id: string;
@@ -42,8 +38,11 @@ export interface EvaluateResult {
   answers: { id: string; task?: string; output: string; reference: string }[];
 }
 
-/** Answers every entry of `annotationsPath` (media relative to its folder unless `folder` is given) and scores them. */
-export async function evaluateSplit(model: BvllmModel, annotationsPath: string, options: EvaluateOptions & { folder?: string } = {}): Promise<EvaluateResult> {
+/**
+ * Answers every entry of `annotationsPath` (media relative to its folder unless `folder` is given) with `session`
+ * and scores them.
+ */
+export async function evaluateSplit(session: InferenceSession, annotationsPath: string, options: EvaluateOptions & { folder?: string } = {}): Promise<EvaluateResult> {
   const folder = options.folder ?? dirname(annotationsPath);
   const entries = (JSON.parse(readFileSync(annotationsPath, 'utf8')) as EvalEntry[]).slice(0, options.limit);
   const byVideo = new Map<string, EvalEntry[]>();
@@ -51,13 +50,12 @@ export async function evaluateSplit(model: BvllmModel, annotationsPath: string, 
   const mcqa: McqaItem[] = [];
   const open: OpenQaItem[] = [];
   const answers: EvaluateResult['answers'] = [];
-  const decoder = await inferenceDecoder(model);
-  const generation = answerGeneration(model, { seed: options.seed });
+  const generation = session.generation({ seed: options.seed });
   const batchSize = options.batchSize ?? 8;
   let pending: { item: EvalEntry; question: string; reference: string; prompt: GenerationPrompt }[] = [];
   let done = 0;
   const flush = async () => {
-    const results = await generateBatch(decoder, pending.map((p) => p.prompt), generation, { tokenizer: model.assets.tokenizer, signal: options.signal });
+    const results = await generateBatch(session.decoder, pending.map((p) => p.prompt), generation, { tokenizer: session.assets.tokenizer, signal: options.signal });
     pending.forEach(({ item, question, reference }, i) => {
       const text = results[i]!.text!;
       answers.push({ id: item.id, task: item.task, output: text, reference });
@@ -68,18 +66,18 @@ export async function evaluateSplit(model: BvllmModel, annotationsPath: string, 
     pending = [];
   };
   for (const [video, items] of byVideo) {
-    const features: FrameFeatures = await videoFeatures(model, join(folder, video), { signal: options.signal });
+    const encoded = await session.encode(join(folder, video), { signal: options.signal });
     try {
       for (const item of items) {
         const human = item.conversations.find((c) => c.from === 'human')?.value ?? '';
         const reference = item.conversations.find((c) => c.from === 'gpt')?.value ?? item.answer ?? '';
         const question = human.replace(/<video>\n?/, '');
-        const { prompt } = await answerPrompt(model, features, [{ role: 'user', content: question }], options.seed ?? 0);
+        const { prompt } = await session.prompt(encoded, [{ role: 'user', content: question }], options.seed ?? 0);
         pending.push({ item, question, reference, prompt });
         if (pending.length >= batchSize) await flush();
       }
     } finally {
-      disposeFeatures(features);
+      encoded.close();
     }
   }
   if (pending.length) await flush();

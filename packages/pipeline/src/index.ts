@@ -12,8 +12,36 @@ export {
   type ModuleRuntime,
 } from './pipeline-config.js';
 export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
-export { streamAnswer, answer, answerPrompt, answerGeneration, type AnswerPrompt, type ChatTurn, type AskOptions, type AskResult, type SelectionSummary } from './answer.js';
-export { inferenceDecoder, releaseInferenceDecoder, llmRuntime, exportedLlm, LLM_ONNX_DIR, type InferenceRuntimeOptions } from './llm-runtime.js';
+export {
+  InferenceSession,
+  type InferenceSessionOptions,
+  type EncodeVideoOptions,
+  type AnswerPrompt,
+  type ChatTurn,
+  type AskOptions,
+  type AskResult,
+  type SelectionSummary,
+} from './inference-session.js';
+export { EncodedVideo, type SelectionFeature } from './inference/encoded-video.js';
+export { createPatchStore, FilePatches, DEFAULT_PATCH_MEMORY_BYTES, type PatchStore, type PatchStoreOptions } from './inference/patch-store.js';
+export { readSelection, framesToRead, DEFAULT_SELECTION_EPSILON, type SelectionRead } from './inference/selection-read.js';
+export { openFrameStream, type FrameStream, type FrameChunk } from './inference/frame-stream.js';
+export {
+  exportModules,
+  exportedModules,
+  readModulesManifest,
+  modulesKey,
+  folderFingerprint,
+  storeFingerprint,
+  ModulesManifestError,
+  MODULES_DIR,
+  MODULES_MANIFEST,
+  LLM_MODULE_DIR,
+  type ExportModulesOptions,
+  type ModulesManifest,
+  type ModuleName,
+} from './inference/export-modules.js';
+export { providersFromEnv, exportCacheDir, type OrtOptions } from './inference/ort-options.js';
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
@@ -30,4 +58,3 @@ export { frameLabels, cellPairLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels 
 export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './recipes/label-tokens.js';
 export { alignVisualTokens, type TokenAlignmentOptions } from './recipes/token-alignment.js';
 export { frameVisualTokens, normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';
-export { inferenceVisualPath, inferenceFrameEncoder, prepareInference, releaseVisualRuntime, visualRuntime, type VisualModule } from './visual-runtime.js';

@@ -11,7 +11,6 @@ import { dirname, join } from 'node:path';
 import { CheckpointFormatError, QuestionTokenizer, TensorSource, tf, writeSafetensors } from '@bvllm/core';
 import { Qwen2Tokenizer } from '@bvllm/llm-bridge';
 import { BvllmModel, type BvllmAssets } from './bvllm-model.js';
-import { rememberModelDir } from './llm-runtime.js';
 import { PIPELINE_FORMAT, PIPELINE_FORMAT_VERSION } from './pipeline-config.js';
 
 export const CONFIG_FILE = 'bvllm.json';
@@ -60,7 +59,6 @@ export function loadModel(dir: string): BvllmModel {
   } finally {
     source.close();
   }
-  rememberModelDir(model, dir);
   return model;
 }
 

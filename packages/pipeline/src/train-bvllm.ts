@@ -7,8 +7,6 @@ import { BvllmError, Rng, tf, type FrameFeatures } from '@bvllm/core';
 import { DatasetError, InstructDataset, train, type InstructSample, type ProgressSink, type TrainingConfig, type TrainResult } from '@bvllm/trainer';
 import { FeatureCache, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import type { BvllmModel, BvllmSample } from './bvllm-model.js';
-import { releaseInferenceDecoder } from './llm-runtime.js';
-import { releaseVisualRuntime } from './visual-runtime.js';
 
 export interface TrainBvllmOptions {
   outDir: string;
@@ -86,9 +84,6 @@ export async function trainBvllm(model: BvllmModel, config: TrainingConfig, opti
   } finally {
     if (model.lora) model.lora.training = false;
     for (const f of features.values()) tf.dispose([f.cls, f.patches]);
-    // The weights changed: the next answer rebuilds its decoder (an ONNX export of the old weights would be stale).
-    await releaseInferenceDecoder(model);
-    await releaseVisualRuntime(model);
   }
 }
 

@@ -1,34 +1,39 @@
 import type { FrameFeatures } from '@bvllm/core';
-import { streamAnswer, type AskOptions, type AskResult, type ChatTurn } from './answer.js';
-import type { BvllmModel } from './bvllm-model.js';
-import { disposeFeatures, videoFeatures, type VideoFeatureOptions } from './video-features.js';
+import { EncodedVideo } from './inference/encoded-video.js';
+import type { AskOptions, AskResult, ChatTurn, EncodeVideoOptions, InferenceSession } from './inference-session.js';
 
 /**
- * A multi-round conversation about one video. The frame features are computed once; each follow-up question
- * reruns only selection, merging, sampling and the LLM (the cost the paper lists as a limitation, spec §6).
+ * A multi-round conversation about one video. The video is encoded once; each follow-up question reruns only
+ * selection, merging, sampling and the LLM (the cost the paper lists as a limitation, spec §6). The session stays
+ * the caller's (one session serves many chats).
  */
 export class VideoChat {
   readonly turns: ChatTurn[] = [];
 
   private constructor(
-    readonly model: BvllmModel,
-    readonly features: FrameFeatures,
+    readonly session: InferenceSession,
+    readonly video: EncodedVideo,
   ) {}
 
-  static async open(model: BvllmModel, videoPath: string, options: VideoFeatureOptions = {}): Promise<VideoChat> {
-    return new VideoChat(model, await videoFeatures(model, videoPath, options));
+  static async open(session: InferenceSession, videoPath: string, options: EncodeVideoOptions = {}): Promise<VideoChat> {
+    return new VideoChat(session, await session.encode(videoPath, options));
   }
 
-  /** Wraps features the caller already has (they become the chat's; `dispose` frees them). */
-  static fromFeatures(model: BvllmModel, features: FrameFeatures): VideoChat {
-    return new VideoChat(model, features);
+  /** Wraps an encoded video (it becomes the chat's; `dispose` closes it). */
+  static fromVideo(session: InferenceSession, video: EncodedVideo): VideoChat {
+    return new VideoChat(session, video);
+  }
+
+  /** Wraps tfjs features the caller already has (copied; the tensors stay the caller's). */
+  static async fromFeatures(session: InferenceSession, features: FrameFeatures): Promise<VideoChat> {
+    return new VideoChat(session, await EncodedVideo.fromFeatures(features, session.selectionFeature()));
   }
 
   /** Streams the answer to `question`; the turn and the answer join the history when the stream completes. */
   async *ask(question: string, options: AskOptions = {}): AsyncGenerator<string, AskResult> {
     const turns: ChatTurn[] = [...this.turns, { role: 'user', content: question }];
     let text = '';
-    const stream = streamAnswer(this.model, this.features, turns, options);
+    const stream = this.session.stream(this.video, turns, options);
     for (;;) {
       const next = await stream.next();
       if (next.done) {
@@ -41,6 +46,6 @@ export class VideoChat {
   }
 
   dispose(): void {
-    disposeFeatures(this.features);
+    this.video.close();
   }
 }
