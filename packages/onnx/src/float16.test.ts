@@ -97,6 +97,27 @@ describe('convertToFloat16', () => {
     expect(Math.min(...(out.bias.data as Float32Array))).toBe(MASKED_SCORE_F16);
   });
 
+  it('retargets Cast-to-float32 outside float32 regions, converts ConstantOfShape values, and keeps a float32 initializer output', async () => {
+    const g = new GraphBuilder('casts');
+    const x = g.input('x', 'float32', ['n', 4]);
+    const mask = g.input('mask', 'int64', ['n', 4]);
+    const ones = g.op.constantOfShape(g.op.shape(x), 0.5);
+    const masked = g.op.mul(g.op.add(x, ones), g.op.cast(mask, 'float32'));
+    g.output('y', 'float32', ['n', 4], masked);
+    g.output('table', 'float32', [4], g.initializer('table', Float32Array.of(1, 2, 3, 4), [4]));
+    const feed = { x: f32([0.25, -1, 2, 3, 1, 1, 1, 1], [2, 4]), mask: i64([1, 0, 1, 1, 0, 1, 1, 0], [2, 4]) };
+    const reference = await runGraph(g, feed);
+    convertToFloat16(g);
+    const inner = g.nodes.filter((n) => n.opType === 'Cast' && n.inputs[0] === 'mask');
+    expect(inner.map((n) => n.attributes.to)).toEqual([10]);
+    expect(g.nodes.find((n) => n.opType === 'ConstantOfShape')!.attributes.value).toMatchObject({ tensor: { dtype: 'float16' } });
+    expect(g.initializers.get('table')!.dtype).toBe('float32');
+    const out = await runGraph(g, feed);
+    // Every value here is exact in float16.
+    expect(Array.from(out.y.data as Float32Array)).toEqual(Array.from(reference.y.data as Float32Array));
+    expect(Array.from(out.table.data as Float32Array)).toEqual([1, 2, 3, 4]);
+  });
+
   it('a lazy graph converts lazily and equals the eager float16 graph bit for bit', async () => {
     const eager = block(false);
     convertToFloat16(eager);

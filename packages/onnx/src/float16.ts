@@ -91,9 +91,9 @@ export function convertToFloat16(g: GraphBuilder): void {
   for (const node of g.nodes)
     for (const input of node.inputs) {
       const init = g.initializers.get(input);
-      if (!init || init.dtype !== 'float32') continue;
+      // A Cast reads either precision, so it never needs a converted input.
+      if (!init || init.dtype !== 'float32' || node.opType === 'Cast') continue;
       const r = readers.get(input) ?? { f16: false, f32: false };
-      // A Cast reads any type; it is retargeted below, so it counts as a float16 reader unless kept.
       if (kept(node)) r.f32 = true;
       else r.f16 = true;
       readers.set(input, r);
@@ -111,9 +111,10 @@ export function convertToFloat16(g: GraphBuilder): void {
       g.addInitializer(f16Initializer(init, copy));
       f16Copy.set(name, copy);
       stays32.add(name);
-    } else if (r.f32) stays32.add(name);
-    else g.replaceInitializer(f16Initializer(init));
+    } else if (!r.f32) g.replaceInitializer(f16Initializer(init));
   }
+  // Still float32 after the loop: initializers read by float32 regions, returned as outputs, or read by no node.
+  for (const init of g.initializers.values()) if (init.dtype === 'float32') stays32.add(init.name);
   for (const node of g.nodes) if (kept(node)) for (const out of node.outputs) if (isFloat(out)) stays32.add(out);
 
   // Casts between precisions, each made once, placed right after the value exists.
@@ -136,11 +137,7 @@ export function convertToFloat16(g: GraphBuilder): void {
 
   const rewritten = g.nodes.map((node): GraphNode => {
     const inputs = node.inputs.map((input) => {
-      if (input === '' || !isFloat(input) || node.opType === 'Cast') {
-        // A Cast reads either precision; it only needs the float16 copy of a float32-kept initializer.
-        if (node.opType === 'Cast' && !kept(node) && f16Copy.has(input)) return f16Copy.get(input)!;
-        return input;
-      }
+      if (input === '' || !isFloat(input) || node.opType === 'Cast') return input;
       const is32 = stays32.has(input);
       if (kept(node)) return is32 ? input : castTo(input, 'float32', producer.get(input) ?? TOP);
       if (!is32) return input;
