@@ -2,13 +2,14 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ParameterStore, QFormer, Rng, initBackend, tf, writeSafetensors } from '@bvllm/core';
+import { ParameterStore, QFormer, Rng, TensorSource, initBackend, tf, writeSafetensors } from '@bvllm/core';
 import { frameSelectRegistry } from '@bvllm/frame-select';
 import { generationConfig, parseQwen2Config } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry } from '@bvllm/token-merge';
 import { VisionEncoder } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ConversionError } from './convert/conversion-error.js';
 import { modelFromHuggingFace } from './from-huggingface.js';
 import { parsePipelineConfig } from './pipeline-config.js';
 import { buildAssetsDir, testConfig } from './test-model.js';
@@ -81,6 +82,33 @@ describe('modelFromHuggingFace (spec §1.0, D13, D14)', () => {
     expect(Math.max(...expected.last_logits.map((v, i) => Math.abs(v - got[i])))).toBeLessThan(1e-4);
     tf.dispose([embeds, logits]);
     model.dispose();
+  });
+  it('refuses a vision-only InstructBLIP folder, listing every missing Q-Former weight, before building anything', () => {
+    const visionOnly = join(dir, 'vision-only');
+    mkdirSync(visionOnly);
+    const full = TensorSource.fromDir(join(dir, 'instructblip'));
+    const tower = full.readAll((key) => key.startsWith('vision_model.'));
+    full.close();
+    writeSafetensors(join(visionOnly, 'model.safetensors'), tower);
+    tf.dispose([...tower.values()]);
+    writeFileSync(join(visionOnly, 'config.json'), readFileSync(join(dir, 'instructblip', 'config.json')));
+    const config = testConfig({
+      frameSelect: { kind: 'qformer-gumbel', numQueries: 4, numQueryTokens: 8, qformer },
+      spatialSample: { kind: 'qformer', numQueries: 8, tokenBudget: null, qformer },
+    });
+    const before = tf.memory().numTensors;
+    let error: unknown;
+    try {
+      modelFromHuggingFace(config, { instructblip: visionOnly, qwen2: qwen2Dir, tokenizer: join(dir, 'tokenizers'), questionTokenizer: join(dir, 'tokenizers', 'question_tokenizer') });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConversionError);
+    const missing = (error as ConversionError).missing.map((m) => m.key);
+    expect(missing).toContain('vlm_att_query_temporal');
+    expect(missing).toContain('vlm_att_encoder_spatial.encoder.layer.1.crossattention.attention.key.weight');
+    expect(missing.every((k) => k.startsWith('vlm_att_'))).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

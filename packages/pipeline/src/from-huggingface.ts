@@ -3,14 +3,17 @@
  * D14): the EVA-ViT-g tower, both Q-Formers and both query sets from one InstructBLIP checkpoint
  * (`vision_model.post_layernorm` = LAVIS `ln_vision` becomes the temporal LayerNorm), the LLM from a Qwen2 folder;
  * the temporal projector and the two projector layers start random, as there. Train it with stages 1 and 2.
+ *
+ * Every weight is first planned from the file headers, as `bvllm convert` plans (convert/plan.ts): a folder that
+ * lacks a module (a vision-only InstructBLIP folder has no Q-Former) fails with one ConversionError listing every
+ * missing key, before any tfjs model is built.
  */
-import { join } from 'node:path';
-import { QuestionTokenizer, TensorSource, applyKeyRules, tf } from '@bvllm/core';
-import { instructBlipTemporalKeys } from '@bvllm/frame-select';
+import { QuestionTokenizer, tf } from '@bvllm/core';
 import { Qwen2Model, Qwen2Tokenizer } from '@bvllm/llm-bridge';
-import { instructBlipSpatialKeys } from '@bvllm/spatial-sample';
 import { VisionEncoder } from '@bvllm/vision-encoder';
 import { BvllmModel } from './bvllm-model.js';
+import { VISION_PREFIX } from './convert/model-shapes.js';
+import { planConversion } from './convert/plan.js';
 import { parsePipelineConfig } from './pipeline-config.js';
 
 export interface HuggingFaceSources {
@@ -27,38 +30,42 @@ export interface HuggingFaceSources {
 /** `config` is a pipeline config (e.g. `configs/bvllm-official.json`); the checkpoints fix the widths it names. */
 export function modelFromHuggingFace(config: unknown, sources: HuggingFaceSources, seed = 0): BvllmModel {
   const parsed = parsePipelineConfig(config);
-  const imageSize = (parsed.vision.vit as { imageSize?: number }).imageSize;
-  const vision = VisionEncoder.load(sources.instructblip, { layout: 'instructblip', imageSize });
+  // Throws ConversionError listing every missing, unexpected, mis-shaped and non-float key.
+  const plan = planConversion(parsed, { ...sources, seed });
+  let vision: VisionEncoder | undefined;
   let llm: Qwen2Model | undefined;
   let model: BvllmModel | undefined;
   try {
+    const imageSize = (parsed.vision.vit as { imageSize?: number }).imageSize;
+    vision = VisionEncoder.load(sources.instructblip, { layout: 'instructblip', imageSize });
     llm = Qwen2Model.load(sources.qwen2);
     const assets = {
-      tokenizer: Qwen2Tokenizer.fromDir(sources.tokenizer ?? sources.qwen2),
-      questionTokenizer: QuestionTokenizer.fromDir(sources.questionTokenizer ?? join(sources.instructblip, 'qformer_tokenizer'), { maxLength: parsed.questionMaxLength }),
+      tokenizer: Qwen2Tokenizer.fromDir(plan.tokenizerDir),
+      questionTokenizer: QuestionTokenizer.fromDir(plan.questionTokenizerDir, { maxLength: parsed.questionMaxLength }),
     };
+    // The plan's config drops a LoRA no adapter fills; training attaches a fresh one, so the input's is kept.
     const described = { ...parsed, vision: { ...parsed.vision, vit: { ...vision.model.config } }, llm: { ...llm.config } };
     model = BvllmModel.create(described, assets, seed, { vision, llm });
-    const source = TensorSource.fromDir(sources.instructblip);
-    try {
-      // Both Q-Formers start from the same InstructBLIP Q-Former (D14); selection uses the first K of its 32 queries.
-      for (const rules of [instructBlipTemporalKeys, instructBlipSpatialKeys]) {
-        const { tensors } = applyKeyRules(source.readAll((key) => /^(qformer\.|query_tokens$|vision_model\.post_layernorm\.)/.test(key)), rules);
-        const mine = new Map([...tensors].filter(([key]) => model!.store.has(key)));
-        for (const [key, t] of tensors) if (!mine.has(key)) t.dispose();
-        model.store.load(mine, { allowMissing: (key) => !mine.has(key) });
-        tf.dispose([...mine.values()]);
+    // Both Q-Formers start from the same InstructBLIP Q-Former (D14), read one tensor at a time; the weights the
+    // plan leaves random keep the model's own init (PyTorch's nn.Linear init, as the official code).
+    for (const w of plan.weights) {
+      if (w.source !== 'instructblip' || w.key.startsWith(VISION_PREFIX)) continue;
+      const t = tf.tensor(plan.source.read(w.key), w.shape, 'float32');
+      try {
+        model.store.load(new Map([[w.key, t]]), { allowMissing: () => true });
+      } finally {
+        t.dispose();
       }
-    } finally {
-      source.close();
     }
     return model;
   } catch (error) {
     if (model) model.dispose();
     else {
-      vision.model.store.dispose();
+      vision?.model.store.dispose();
       llm?.dispose();
     }
     throw error;
+  } finally {
+    plan.close();
   }
 }

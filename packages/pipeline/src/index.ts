@@ -53,6 +53,30 @@ export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
 export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
+export {
+  planConversion,
+  convertModel,
+  ConversionError,
+  modelParameterShapes,
+  moduleConfigs,
+  VISION_PREFIX,
+  type ConversionPlan,
+  type ConversionSources,
+  type PlannedWeight,
+  type RandomReason,
+  type SkippedKey,
+  type ConvertOptions,
+  type ConvertDtype,
+  type ConvertQuantize,
+  type ConversionReport,
+  type ModuleExporter,
+  type SourceName,
+  type MissingWeight,
+  type UnexpectedWeight,
+  type MisshapedWeight,
+  type WrongDtypeWeight,
+  type ModuleConfigs,
+} from './convert/index.js';
 export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
 export { frameLabels, cellPairLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './recipes/frame-labels.js';
 export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './recipes/label-tokens.js';

@@ -1,0 +1,124 @@
+/**
+ * Writing a planned conversion as a model folder (issue #18): `bvllm.json`, `model.safetensors` written one
+ * tensor at a time (so the paper's 8.8 B parameters convert in the memory of the largest tensor), the LLM
+ * tokenizer and the Q-Formers' question tokenizer. Atomic like `saveModel`: a sibling temp folder renamed over
+ * `outDir` at the end.
+ */
+import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { dtypeBytes, writeSafetensorsStreamed } from '@bvllm/core';
+import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE } from '../model-dir.js';
+import type { PipelineConfig } from '../pipeline-config.js';
+import type { SourceName } from './conversion-error.js';
+import type { ConversionPlan, PlannedWeight } from './plan.js';
+
+export type ConvertDtype = 'f32' | 'f16' | 'bf16';
+export type ConvertQuantize = 'none' | 'int8' | 'int4';
+
+const STORED = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
+
+/** Writes the ONNX modules of a finished folder into `<outDir>/onnx/` (the pipeline's `exportModules`). */
+export type ModuleExporter = (modelDir: string, config: PipelineConfig) => Promise<void>;
+
+export interface ConvertOptions {
+  /** Stored dtype of every weight. Default `f32`. */
+  dtype?: ConvertDtype;
+  /** Weight-only quantisation of the decoder's ONNX graph, recorded as `runtime.llmQuantize`. */
+  llmQuantize?: ConvertQuantize;
+  /** Weight-only quantisation of the tower's ONNX graph, recorded as `runtime.visionQuantize`. */
+  visionQuantize?: ConvertQuantize;
+  /** After writing the weights, export the ONNX modules into the folder so the first run needs no export. */
+  exportOnnx?: ModuleExporter;
+  /** After each weight is written: `done` of `total`, with its key and stored bytes. */
+  onProgress?: (progress: { done: number; total: number; key: string; bytes: number; phase: 'weights' | 'onnx' }) => void;
+}
+
+/** What a conversion took from where: per source the weight count and stored bytes, and every random weight. */
+export interface ConversionReport {
+  outDir: string;
+  dtype: ConvertDtype;
+  weights: number;
+  /** Bytes of `model.safetensors` tensor data. */
+  bytes: number;
+  bySource: { source: SourceName; dir?: string; weights: number; parameters: number; bytes: number }[];
+  random: { key: string; shape: number[]; reason: NonNullable<PlannedWeight['random']> }[];
+  /** Source keys not taken (InstructBLIP's LLM, keys unused by the config's kinds). */
+  skipped: ConversionPlan['skipped'];
+  /** Weights changed on the way (e.g. a resized position table). */
+  notes: { key: string; note: string }[];
+  onnx: boolean;
+}
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+export async function convertModel(plan: ConversionPlan, outDir: string, options: ConvertOptions = {}): Promise<ConversionReport> {
+  const dtype = options.dtype ?? 'f32';
+  const stored = STORED[dtype];
+  const config: PipelineConfig = {
+    ...plan.config,
+    runtime: {
+      ...plan.config.runtime,
+      ...(options.llmQuantize && { llmQuantize: options.llmQuantize }),
+      ...(options.visionQuantize && { visionQuantize: options.visionQuantize }),
+    },
+  };
+  const tmp = `${outDir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    writeFileSync(join(tmp, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+    const total = plan.weights.length;
+    const shapes = new Map(plan.weights.map((w) => [w.key, w.shape]));
+    writeSafetensorsStreamed(
+      join(tmp, WEIGHTS_FILE),
+      plan.weights.map((w) => ({ key: w.key, shape: w.shape, dtype: stored, read: () => plan.source.read(w.key) })),
+      {
+        metadata: { format: 'pt', producer: 'bvllm-ts convert' },
+        onTensor: (key, done) => options.onProgress?.({ done, total, key, bytes: numel(shapes.get(key)!) * dtypeBytes[stored], phase: 'weights' }),
+      },
+    );
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+      const from = join(plan.tokenizerDir, file);
+      if (existsSync(from)) copyFileSync(from, join(tmp, file));
+    }
+    cpSync(plan.questionTokenizerDir, join(tmp, QUESTION_TOKENIZER_DIR), { recursive: true });
+    mkdirSync(dirname(outDir), { recursive: true });
+    const old = `${outDir}.old-${process.pid}`;
+    if (existsSync(outDir)) renameSync(outDir, old);
+    renameSync(tmp, outDir);
+    rmSync(old, { recursive: true, force: true });
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw error;
+  }
+  if (options.exportOnnx) {
+    options.onProgress?.({ done: 0, total: 1, key: 'onnx', bytes: 0, phase: 'onnx' });
+    await options.exportOnnx(outDir, config);
+    options.onProgress?.({ done: 1, total: 1, key: 'onnx', bytes: 0, phase: 'onnx' });
+  }
+  return report(plan, outDir, dtype, !!options.exportOnnx);
+}
+
+function report(plan: ConversionPlan, outDir: string, dtype: ConvertDtype, onnx: boolean): ConversionReport {
+  const width = dtypeBytes[STORED[dtype]];
+  const bySource = new Map<SourceName, ConversionReport['bySource'][number]>();
+  for (const w of plan.weights) {
+    const row = bySource.get(w.source) ?? { source: w.source, dir: w.source === 'random' ? undefined : plan.dirs[w.source], weights: 0, parameters: 0, bytes: 0 };
+    row.weights += 1;
+    row.parameters += numel(w.shape);
+    row.bytes += numel(w.shape) * width;
+    bySource.set(w.source, row);
+  }
+  const rows = [...bySource.values()];
+  return {
+    outDir,
+    dtype,
+    weights: plan.weights.length,
+    bytes: rows.reduce((a, r) => a + r.bytes, 0),
+    bySource: rows,
+    random: plan.weights.filter((w) => w.random).map((w) => ({ key: w.key, shape: w.shape, reason: w.random! })),
+    skipped: plan.skipped,
+    notes: plan.weights.filter((w) => w.note).map((w) => ({ key: w.key, note: w.note! })),
+    onnx,
+  };
+}
