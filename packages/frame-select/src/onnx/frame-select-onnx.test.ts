@@ -94,6 +94,25 @@ describe('frame-select on onnxruntime', () => {
     expect(maxDiff(selected, await fromStage.mix(b.frameWeights, patches))).toBeLessThan(1e-5);
   });
 
+  it('float16 weights (exportFrameSelectOnnx dtype) run on onnxruntime CPU within f16 tolerance of the fixture', async () => {
+    const spec: FrameSelectSpec = { config: parseConfig(qformerGumbelConfig, fixtureConfig(), 'frame select'), visionWidth: visualConfig.mm_hidden_size };
+    const source = TensorSource.fromDir(fixtureDir);
+    const dir = tmp();
+    exportFrameSelectOnnx(spec, sourceWeights(source), dir, { dtype: 'float16' });
+    source.close();
+    const half = await OrtFrameSelect.openDir(spec, dir, { threads: 1 });
+    sessions.push(half);
+    const a = await half.score(plainQuestion, (await features.cls.data()) as Float32Array, flat(visualInputs.gumbel_noise));
+    const selected = await half.mix(a.frameWeights, (await features.patches.data()) as Float32Array);
+    const errors = { S: maxDiff(a.scores, flat(visualExpected.S)), W: maxDiff(a.frameWeights, flat(visualExpected.W)), X: maxDiff(selected, flat(visualExpected.X)) };
+    console.log(`[frame-select f16] max |error| S ${errors.S.toExponential(2)}, W ${errors.W.toExponential(2)}, X ${errors.X.toExponential(2)}`);
+    // f16 keeps a relative step of 2⁻¹⁰ ≈ 1e-3 per value; through 4 Q-Former layers, S (|S| ≲ 1) and the
+    // probabilities W stay within 1e-2, and X, LayerNormed values of order 1, within 2e-2.
+    expect(errors.S).toBeLessThan(1e-2);
+    expect(errors.W).toBeLessThan(1e-2);
+    expect(errors.X).toBeLessThan(2e-2);
+  });
+
   it('apply matches the fixture: W with the given noise, X, argmax frames (1e-4)', async () => {
     const stage = fixtureSelector();
     const ort = await ortOf(stage);

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 /** Exports `dir` from its safetensors through lazy weights, and from the tfjs model loaded from the same folder. */
-async function bothExports(name: string, options: { quantize?: 'int4' } = {}): Promise<{ streamed: OnnxQwen2Runner; tfjs: OnnxQwen2Runner; streamedDir: string }> {
+async function bothExports(name: string, options: { quantize?: 'int4'; dtype?: 'float16' } = {}): Promise<{ streamed: OnnxQwen2Runner; tfjs: OnnxQwen2Runner; streamedDir: string }> {
   const dir = fixture(name);
   const source = TensorSource.fromDir(dir);
   const streamedDir = tmp(name);
@@ -88,5 +88,25 @@ describe('exportQwen2Onnx from a WeightSource (lazy weights)', () => {
     const a = await streamed.step([ids], [ids.map(() => 1)]);
     const b = await tfjs.step([ids], [ids.map(() => 1)]);
     expect(maxAbsDiff(a.allLogits[0], b.allLogits[0])).toBeLessThan(1e-5);
+  });
+
+  it('float16 weights run on onnxruntime CPU: half the external data, logits within f16 tolerance of the fixture in prefill and a cached step', async () => {
+    const expected: Schedule = JSON.parse(readFileSync(join(fixture('qwen2-tiny-s2-onnx'), 'expected.json'), 'utf8'));
+    const { streamed: half, streamedDir } = await bothExports('qwen2-tiny-s2', { dtype: 'float16' });
+    const f32Dir = tmp('f32');
+    const source = TensorSource.fromDir(fixture('qwen2-tiny-s2'));
+    exportQwen2Onnx(qwen2ConfigFromHf(readHfConfig(fixture('qwen2-tiny-s2'))), sourceWeights(source), f32Dir);
+    source.close();
+    const data = (dir: string) => statSync(join(dir, 'decoder_model_merged.onnx.data')).size;
+    expect(data(streamedDir)).toBeLessThan(0.6 * data(f32Dir));
+    const ids = expected.schedule.prefill_ids;
+    const step = await half.step([ids], [ids.map(() => 1)]);
+    const scale = Math.max(...expected.prefill.last_logits.map(Math.abs));
+    const error = maxAbsDiff(step.lastLogits[0], expected.prefill.last_logits);
+    console.log(`[qwen2-tiny-s2 f16] max |logit error| ${error.toExponential(2)} (logit scale ${scale.toFixed(3)})`);
+    // f16's relative step 2⁻¹⁰ ≈ 1e-3 per value, compounded over the layers' MatMuls: about a percent of the logit scale.
+    expect(error).toBeLessThan(1e-2 * scale);
+    const next = await half.step([[expected.schedule.decode_ids[0]]], [Array(ids.length + 1).fill(1)], step.present);
+    expect(maxAbsDiff(next.lastLogits[0], expected.decode[0].logits)).toBeLessThan(1e-2 * scale);
   });
 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng, TensorSource, initBackend, parseConfig, tf, type MergedFrames, type QuestionTokens } from '@bvllm/core';
+import { Rng, TensorSource, initBackend, parseConfig, qformerConfigFromHf, readHfConfig, renamedSource, tf, type MergedFrames, type QuestionTokens } from '@bvllm/core';
 import { sourceWeights } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureDir, fixtureMerged, fixtureQuestion, fixtureWeights, maxAbsDiff, tinyQFormer, visualExpected, visualInputs } from '../../test/visual-fixture.js';
@@ -83,6 +83,46 @@ describe('spatial sampling on onnxruntime', () => {
     expect(maxDiff(a.visualEmbeds!, flat(visualExpected.V))).toBeLessThan(1e-4);
     expect(maxDiff(a.spatialTokens, b.spatialTokens)).toBeLessThan(1e-5);
     expect(maxDiff(a.visualEmbeds!, b.visualEmbeds!)).toBeLessThan(1e-5);
+  });
+
+  it('float16 weights (exportSpatialSampleOnnx dtype) run on onnxruntime CPU within f16 tolerance of the fixture', async () => {
+    const spec: SpatialSampleSpec = { config: parseConfig(qformerSampleConfig, samplerConfig(config.spatial_token_budget), 'spatial sample'), visionWidth: cv, projector: { kind: 'linear2', keys: PROJECTOR } };
+    const source = TensorSource.fromDir(fixtureDir);
+    const file = join(mkdtempSync(join(tmpdir(), 'bvllm-ss-onnx-')), 'ss16.onnx');
+    exportSpatialSampleOnnx(spec, sourceWeights(source), file, { dtype: 'float16' });
+    source.close();
+    const half = await OrtSpatialSample.openFile(spec, file, { threads: 1 });
+    sessions.push(half);
+    const plain = { inputIds: visualInputs.input_ids[0], attentionMask: visualInputs.attention_mask[0] };
+    const out = await half.run(plain, flat(visualExpected.X_merged), (visualExpected.X_merged as unknown[]).length);
+    const errors = { Z: maxDiff(out.spatialTokens, flat(visualExpected.Z)), V: maxDiff(out.visualEmbeds!, flat(visualExpected.V)) };
+    console.log(`[spatial-sample f16] max |error| Z ${errors.Z.toExponential(2)}, V ${errors.V.toExponential(2)}`);
+    // f16's relative step 2⁻¹⁰ ≈ 1e-3 through 4 post-LN Q-Former layers (Z of order 1) and two Linears.
+    expect(errors.Z).toBeLessThan(2e-2);
+    expect(errors.V).toBeLessThan(5e-2);
+  });
+
+  it('an InstructBLIP Q-Former folder (qformer fixture, renamed onto vlm_att_*_spatial keys) gives its query_output per row (1e-4)', async () => {
+    const dir = new URL('../../../../../shared/fixtures/qformer/', import.meta.url).pathname;
+    const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8'));
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+    const { encoderHiddenSize, ...qformer } = qformerConfigFromHf(readHfConfig(dir));
+    const spec: SpatialSampleSpec = { config: parseConfig(qformerSampleConfig, { kind: 'qformer', numQueries: inputs.num_query_tokens, tokenBudget: null, qformer }, 'spatial sample'), visionWidth: encoderHiddenSize };
+    // The HF layout under the spatial sampler's module names (the key table convert uses; names only, no transform).
+    const source = renamedSource(TensorSource.fromDir(dir), [
+      { match: /^query_tokens$/, rename: 'vlm_att_query_spatial' },
+      { match: /^(embeddings|encoder)\./, rename: 'vlm_att_encoder_spatial.$1.' },
+    ]);
+    const file = join(mkdtempSync(join(tmpdir(), 'bvllm-ss-onnx-')), 'qformer.onnx');
+    exportSpatialSampleOnnx(spec, sourceWeights(source), file);
+    source.close();
+    const ort = await OrtSpatialSample.openFile(spec, file, { threads: 1 });
+    sessions.push(ort);
+    // Each fixture row is its own question and encoder states: one frame (K' = 1) per run.
+    for (const [row, ids] of (inputs.input_ids as number[][]).entries()) {
+      const out = await ort.run({ inputIds: ids, attentionMask: inputs.attention_mask[row] }, flat(inputs.encoder_hidden_states[row]), 1);
+      expect(maxDiff(out.spatialTokens, flat(expected.query_output[row])), `row ${row}`).toBeLessThan(1e-4);
+    }
   });
 
   const orders: [string, number[][][], { Z: number[][][]; V: number[][] }][] = [
