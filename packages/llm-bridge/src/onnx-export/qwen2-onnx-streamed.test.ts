@@ -2,9 +2,11 @@ import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TensorSource, initBackend, readHfConfig } from '@bvllm/core';
+import { TensorSource, initBackend, readHfConfig, tf } from '@bvllm/core';
 import { sourceWeights } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loraMergedSource } from '../lora-merge-source.js';
+import { loadLoraAdapter } from '../lora-peft.js';
 import { qwen2ConfigFromHf } from '../qwen2-config.js';
 import { Qwen2Model } from '../qwen2-model.js';
 import { exportQwen2Onnx, qwen2Weights } from './qwen2-onnx.js';
@@ -108,5 +110,29 @@ describe('exportQwen2Onnx from a WeightSource (lazy weights)', () => {
     expect(error).toBeLessThan(1e-2 * scale);
     const next = await half.step([[expected.schedule.decode_ids[0]]], [Array(ids.length + 1).fill(1)], step.present);
     expect(maxAbsDiff(next.lastLogits[0], expected.decode[0].logits)).toBeLessThan(1e-2 * scale);
+  });
+
+  it('a PEFT LoRA merged at export (loraMergedSource) equals the adapter applied at run time in tfjs and the fixture (1e-4)', async () => {
+    const base = fixture('qwen2-tiny-s2');
+    const loraDir = fixture('qwen2-tiny-s2-lora');
+    const expected: { input_ids: number[]; last_logits: number[]; argmax_per_pos: number[] } = JSON.parse(readFileSync(join(loraDir, 'expected.json'), 'utf8'));
+    const source = loraMergedSource(TensorSource.fromDir(base), loraDir);
+    const dir = tmp('lora');
+    exportQwen2Onnx(qwen2ConfigFromHf(readHfConfig(base)), sourceWeights(source), dir);
+    source.close();
+    const merged = await open(dir);
+    const ids = expected.input_ids;
+    const step = await merged.step([ids], [ids.map(() => 1)]);
+    expect(step.argmax[0]).toEqual(expected.argmax_per_pos);
+    expect(maxAbsDiff(step.lastLogits[0], expected.last_logits)).toBeLessThan(1e-4);
+    // The same adapter unmerged, as tfjs runs it while training.
+    const model = Qwen2Model.load(base);
+    loadLoraAdapter(model, loraDir);
+    const runtime = tf.tidy(() => {
+      const embeds = model.embed(tf.tensor2d([ids], undefined, 'int32'));
+      return model.forward({ inputsEmbeds: embeds, logitsFor: 'last' }).logits.dataSync() as Float32Array;
+    });
+    expect(maxAbsDiff(step.lastLogits[0], runtime)).toBeLessThan(1e-4);
+    model.dispose();
   });
 });
