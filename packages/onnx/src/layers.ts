@@ -5,7 +5,7 @@
  */
 import { OnnxGraphError } from './errors.js';
 import type { GraphBuilder } from './graph-builder.js';
-import { mapWeights, weightDims, weightInitializer, type WeightInput } from './weights.js';
+import { isLazyWeight, mapWeights, weightDims, weightInitializer, weightValues, type WeightInput } from './weights.js';
 
 export type { WeightInput } from './weights.js';
 
@@ -40,8 +40,20 @@ export function addLinearWeight(g: GraphBuilder, name: string, weights: readonly
   const inDim = dims[0][1];
   for (const d of dims) if (d.length !== 2 || d[1] !== inDim) throw new OnnxGraphError(`linear weight "${name}": expected [out, ${inDim}] parts, got [${d.join(', ')}]`);
   const outDim = dims.reduce((sum, d) => sum + d[0], 0);
-  return weightInitializer(g, name, mapWeights(weights, [inDim, outDim], (parts) => transposeMatrix(concatValues(parts), outDim, inDim)));
+  const stored = mapWeights(weights, [inDim, outDim], (parts) => transposeMatrix(concatValues(parts), outDim, inDim));
+  if (!isLazyWeight(stored)) return weightInitializer(g, name, stored);
+  const load = () => weightValues(stored).data;
+  const hf = mapWeights(weights, [outDim, inDim], concatValues);
+  LINEAR_HF_LAYOUT.set(load, () => weightValues(hf).data);
+  return g.lazyInitializer(name, 'float32', [inDim, outDim], load);
 }
+
+/**
+ * For lazy linear weights, by their initializer's `load`: the same weight in the HF `[out, in]` layout. That is
+ * the column layout quantisation reads, so {@link quantizeMatMuls} skips transposing a weight and back (two
+ * full-size copies: 2 GiB each for Qwen2-7B's lm_head).
+ */
+export const LINEAR_HF_LAYOUT = new WeakMap<() => unknown, () => Float32Array>();
 
 /**
  * `x [..., in] → [..., out]`: MatMul on the pre-transposed weight, then the bias. `weight` is `[out, in]` (HF

@@ -1,5 +1,5 @@
 import { MS_DOMAIN, initializerValues, type GraphBuilder, type GraphNode } from './graph-builder.js';
-import { transposeMatrix } from './layers.js';
+import { LINEAR_HF_LAYOUT, transposeMatrix } from './layers.js';
 import { quantizeBlocks, resolveBlockOptions, type BlockQuantOptions, type BlockQuantized } from './quantize.js';
 
 export interface QuantizePassOptions extends BlockQuantOptions {
@@ -61,7 +61,9 @@ export function quantizeMatMuls(g: GraphBuilder, options: QuantizePassOptions): 
       const scaleDims = [n * kBlocks];
       const zpDims = [n * Math.ceil((kBlocks * bits) / 8)];
       // The initializer is W [K, N]; quantisation runs per output column, i.e. over the rows of Wᵀ [N, K].
-      const quantize = () => quantizeBlocks(transposeMatrix(initializerValues(w) as Float32Array, k, n), k, n, { bits, blockSize, symmetric });
+      const hfLayout = w.load && LINEAR_HF_LAYOUT.get(w.load);
+      const columns = () => (hfLayout ? hfLayout() : transposeMatrix(initializerValues(w) as Float32Array, k, n));
+      const quantize = () => quantizeBlocks(columns(), k, n, { bits, blockSize, symmetric });
       const inputs: string[] = [];
       if (w.load) {
         // Lazy weight: codes, scales and zero points load from one quantisation, kept only until all have read it
