@@ -340,7 +340,12 @@ export class InferenceSession {
       k = cfg.numQueries;
       const mode = context.training ? 'gumbel' : cfg.inferenceNoise;
       // Drawn exactly where and as the tfjs stage draws it, so a seed selects the same frames on every engine.
-      const noise = mode === 'gumbel' ? ((await context.rng.gumbel([k, t]).data()) as Float32Array) : new Float32Array(k * t);
+      let noise = new Float32Array(k * t);
+      if (mode === 'gumbel') {
+        const g = context.rng.gumbel([k, t]);
+        noise = (await g.data()) as Float32Array;
+        g.dispose();
+      }
       const scored = await this.parts.select.score(question, video.feature, t, noise);
       weights = scored.frameWeights;
       if (mode === 'hard') {

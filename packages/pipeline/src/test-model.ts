@@ -1,9 +1,9 @@
 /** Tiny tokenizers and configs for this package's tests (not exported from the package). */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuestionTokenizer } from '@bvllm/core';
-import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE } from '@bvllm/llm-bridge';
-import type { BvllmAssets } from './bvllm-model.js';
+import { QuestionTokenizer, Rng, tf, type FrameFeatures } from '@bvllm/core';
+import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE, generateText, spliceVisual, tokenizeMultimodal } from '@bvllm/llm-bridge';
+import { disposeVisualPath, type BvllmAssets, type BvllmModel } from './bvllm-model.js';
 import { QUESTION_TOKENIZER_DIR } from './model-dir.js';
 import type { PipelineConfigInput } from './pipeline-config.js';
 import { byteBpeTokenizerJson, trainByteBpe } from './recipes/byte-bpe.js';
@@ -47,4 +47,24 @@ export function testConfig(overrides: Partial<PipelineConfigInput> = {}): Pipeli
     generation: { maxNewTokens: 4 },
     ...overrides,
   };
+}
+
+/**
+ * The training (tfjs) path's answer, the reference the inference session must equal: `BvllmModel.visualPath` with
+ * the noise an answer draws (D4), spliced with `spliceVisual`, and the model's generation on the tfjs LLM (greedy
+ * by default, spec §3). Returns the text and the frames the merge kept.
+ */
+export async function tfjsAnswer(model: BvllmModel, features: FrameFeatures, question: string, seed = 0): Promise<{ text: string; frames: number[] }> {
+  const turns = [{ role: 'user' as const, content: question }];
+  const tokens = model.tokenizeQuestion(question);
+  const ids = tokenizeMultimodal(model.assets.tokenizer, model.template.render(model.messagesFor(turns), { addGenerationPrompt: true }));
+  const path = model.visualPath(features, tokens, { training: false, rng: Rng.fromSeed(seed).fork('frame-select') });
+  const spliced = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] });
+  try {
+    const { text } = await generateText(model.llm, model.assets.tokenizer, { inputsEmbeds: spliced.inputsEmbeds, promptIds: ids }, { ...model.config.generation, seed });
+    return { text, frames: [...path.merged.frameIndices] };
+  } finally {
+    disposeVisualPath(path);
+    tf.dispose([spliced.inputsEmbeds, spliced.attentionMask, spliced.labels, tokens.inputIds, tokens.attentionMask]);
+  }
 }
