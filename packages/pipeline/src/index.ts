@@ -69,7 +69,6 @@ export {
   type ConvertDtype,
   type ConvertQuantize,
   type ConversionReport,
-  type ModuleExporter,
   type SourceName,
   type MissingWeight,
   type UnexpectedWeight,

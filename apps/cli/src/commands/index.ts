@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
 import { registerAsk } from './ask.js';
 import { registerChat } from './chat.js';
+import { registerConvert } from './convert.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerExtract } from './extract.js';
@@ -12,4 +13,4 @@ import { registerTrain } from './train.js';
 export type RegisterCommand = (program: Command, output: CliOutput) => void;
 
 /** Every `bvllm` subcommand, in `--help` order; a new command is a new file plus one line here. */
-export const commands: readonly RegisterCommand[] = [registerAsk, registerChat, registerSynth, registerExtract, registerTrain, registerEval, registerDoctor];
+export const commands: readonly RegisterCommand[] = [registerAsk, registerChat, registerSynth, registerExtract, registerTrain, registerConvert, registerEval, registerDoctor];

@@ -6,7 +6,8 @@
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { dtypeBytes, writeSafetensorsStreamed } from '@bvllm/core';
+import { TensorSource, dtypeBytes, writeSafetensorsStreamed } from '@bvllm/core';
+import { MODULES_DIR, exportModules, folderFingerprint } from '../inference/export-modules.js';
 import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE } from '../model-dir.js';
 import type { PipelineConfig } from '../pipeline-config.js';
 import type { SourceName } from './conversion-error.js';
@@ -17,9 +18,6 @@ export type ConvertQuantize = 'none' | 'int8' | 'int4';
 
 const STORED = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
 
-/** Writes the ONNX modules of a finished folder into `<outDir>/onnx/` (the pipeline's `exportModules`). */
-export type ModuleExporter = (modelDir: string, config: PipelineConfig) => Promise<void>;
-
 export interface ConvertOptions {
   /** Stored dtype of every weight. Default `f32`. */
   dtype?: ConvertDtype;
@@ -27,9 +25,12 @@ export interface ConvertOptions {
   llmQuantize?: ConvertQuantize;
   /** Weight-only quantisation of the tower's ONNX graph, recorded as `runtime.visionQuantize`. */
   visionQuantize?: ConvertQuantize;
-  /** After writing the weights, export the ONNX modules into the folder so the first run needs no export. */
-  exportOnnx?: ModuleExporter;
-  /** After each weight is written: `done` of `total`, with its key and stored bytes. */
+  /**
+   * After the weights, export the four ONNX modules into `<outDir>/onnx/` (`exportModules`, with the quantisation
+   * above), keyed by the folder's fingerprint, so the first answer opens them instead of exporting. Default false.
+   */
+  exportOnnx?: boolean;
+  /** After each weight is written (`phase` weights: `done` of `total`, its key and stored bytes), and before each ONNX module. */
   onProgress?: (progress: { done: number; total: number; key: string; bytes: number; phase: 'weights' | 'onnx' }) => void;
 }
 
@@ -92,9 +93,15 @@ export async function convertModel(plan: ConversionPlan, outDir: string, options
     throw error;
   }
   if (options.exportOnnx) {
-    options.onProgress?.({ done: 0, total: 1, key: 'onnx', bytes: 0, phase: 'onnx' });
-    await options.exportOnnx(outDir, config);
-    options.onProgress?.({ done: 1, total: 1, key: 'onnx', bytes: 0, phase: 'onnx' });
+    const weights = TensorSource.fromDir(outDir, WEIGHTS_FILE);
+    try {
+      await exportModules(weights, config, join(outDir, MODULES_DIR), {
+        fingerprint: folderFingerprint(outDir, WEIGHTS_FILE),
+        onModule: (module, index, total) => options.onProgress?.({ done: index, total, key: module, bytes: 0, phase: 'onnx' }),
+      });
+    } finally {
+      weights.close();
+    }
   }
   return report(plan, outDir, dtype, !!options.exportOnnx);
 }
