@@ -9,7 +9,7 @@
 import type { QFormerConfig } from '@bvllm/core';
 import type { GraphBuilder } from './graph-builder.js';
 import { MASKED_SCORE, layerNorm, linear } from './layers.js';
-import { weightInitializer, type WeightInput } from './weights.js';
+import { weightInitializer, type GraphWeights, type WeightInput } from './weights.js';
 import { hfActivation, multiHeadAttention } from './transformer-blocks.js';
 
 /** The Q-Former's graph values. */
@@ -31,7 +31,7 @@ export interface QFormerGraphOptions {
   allPositions?: boolean;
 }
 
-/** Reads one weight by its checkpoint key (prefix included), e.g. from a ParameterStore. */
+/** Reads one weight by its checkpoint key (prefix included): `(key) => weights.get(key)` for {@link GraphWeights}. */
 export type WeightLookup = (key: string) => WeightInput;
 
 const TO_END = Number.MAX_SAFE_INTEGER;

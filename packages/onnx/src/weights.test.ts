@@ -5,13 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { initBackend, qformerConfigFromHf, readSafetensors, tf } from '@bvllm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkModel } from './check-model.js';
+import { convertToFloat16 } from './float16.js';
 import { GraphBuilder } from './graph-builder.js';
 import { linear, rmsNorm } from './layers.js';
 import { qformerGraph } from './qformer-graph.js';
 import { quantizeMatMuls, QUANT_PRESETS } from './quantize-pass.js';
 import { decodeModel, writeModel } from './serialize.js';
 import { createSession } from './session.js';
-import { f32, i64, pseudoRandom, runGraph } from './test-support.js';
+import { f32, i64, maxAbsDiff, pseudoRandom, runGraph } from './test-support.js';
 import { isLazyWeight, lazyWeight, sourceWeights, tensorWeights, type GraphWeights } from './weights.js';
 
 // spec §1.1 (a), (c): the Q-Former export, built once from tfjs tensors (eager) and once from a weight source
@@ -115,6 +116,17 @@ describe('lazy weights', () => {
       // codes, scales (and zero points) come from one quantisation: the weight behind them was read once.
       expect(new Set(source.reads.values()), preset).toEqual(new Set([1]));
     }
+  });
+
+  it('the lazy Q-Former in float16 matches the fixture query_output within float16 tolerance', async () => {
+    const g = qformer(sourceWeights(countingSource(tensors)));
+    convertToFloat16(g);
+    const written = writeModel(g, join(dir, 'lazy-f16.onnx'));
+    const expected = json('expected.json').query_output.flat(2) as number[];
+    const got = await runFile(written.path);
+    const peak = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    // Post-LN BERT layers renormalise every block, so float16 rounding (5e-4 relative) does not accumulate far.
+    expect(maxAbsDiff(got, expected)).toBeLessThan(1e-2 * peak);
   });
 
   it('lazy linear parts mixed with eager ones, and rmsNorm, match the eager graph; eager tensors may be disposed after building', async () => {
