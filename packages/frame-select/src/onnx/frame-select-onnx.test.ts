@@ -8,7 +8,7 @@ import { fixtureDir, fixtureFeatures, fixtureQuestion, fixtureWeights, maxAbsDif
 import { qformerGumbelConfig } from '../config.js';
 import type { QFormerGumbelSelect } from '../qformer-gumbel-select.js';
 import { frameSelectRegistry } from '../registry.js';
-import { exportFrameSelectCached, exportFrameSelectOnnx, frameSelectSpec, type FrameSelectSpec } from './frame-select-onnx.js';
+import { buildFrameMixGraph, buildFrameSelectGraph, exportFrameSelectCached, exportFrameSelectOnnx, frameSelectSpec, type FrameSelectSpec } from './frame-select-onnx.js';
 import { OrtFrameSelect } from './ort-frame-select.js';
 
 // issue #10, #18 / spec §1.1 (a): the selector's Q-Former, projection, scores and W · LN_t(P) on onnxruntime equal
@@ -111,6 +111,22 @@ describe('frame-select on onnxruntime', () => {
     expect(errors.S).toBeLessThan(1e-2);
     expect(errors.W).toBeLessThan(1e-2);
     expect(errors.X).toBeLessThan(2e-2);
+  });
+
+  it('building reads no tensor; the export reads every temporal tensor it uses exactly once (bounded memory)', () => {
+    const spec: FrameSelectSpec = { config: parseConfig(qformerGumbelConfig, fixtureConfig(), 'frame select'), visionWidth: visualConfig.mm_hidden_size };
+    const inner = TensorSource.fromDir(fixtureDir);
+    const reads = new Map<string, number>();
+    const source = { has: (k: string) => inner.has(k), info: (k: string) => inner.info(k), read: (k: string) => (reads.set(k, (reads.get(k) ?? 0) + 1), inner.read(k)) };
+    buildFrameSelectGraph(spec, sourceWeights(source));
+    buildFrameMixGraph(spec, sourceWeights(source));
+    expect(reads.size).toBe(0);
+    exportFrameSelectOnnx(spec, sourceWeights(source), tmp());
+    // Only the queries' output is read, so the last layer's text FFN is not in the graph (qformerGraph).
+    const textFfn = new RegExp(`^vlm_att_encoder_temporal\\.encoder\\.layer\\.${spec.config.qformer.numLayers - 1}\\.(intermediate|output)\\.`);
+    expect([...reads.keys()].sort()).toEqual(inner.keys().filter((k) => prefixes.some((p) => k.startsWith(p)) && !textFfn.test(k)).sort());
+    expect(Math.max(...reads.values())).toBe(1);
+    inner.close();
   });
 
   it('apply matches the fixture: W with the given noise, X, argmax frames (1e-4)', async () => {

@@ -2,14 +2,14 @@ import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TensorSource, initBackend, readHfConfig, tf } from '@bvllm/core';
+import { TensorSource, initBackend, readHfConfig, tf, type WeightSource } from '@bvllm/core';
 import { sourceWeights } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loraMergedSource } from '../lora-merge-source.js';
 import { loadLoraAdapter } from '../lora-peft.js';
 import { qwen2ConfigFromHf } from '../qwen2-config.js';
 import { Qwen2Model } from '../qwen2-model.js';
-import { exportQwen2Onnx, qwen2Weights } from './qwen2-onnx.js';
+import { buildQwen2DecoderGraph, buildQwen2EmbedGraph, exportQwen2Onnx, qwen2Weights } from './qwen2-onnx.js';
 import { OnnxQwen2Runner, maxAbsDiff } from './test-runner.js';
 
 // issue #18: the decoder exported straight from a safetensors folder, one tensor at a time, equals the export of
@@ -21,6 +21,16 @@ interface Schedule {
   schedule: { prefill_ids: number[]; decode_ids: number[] };
   prefill: { last_logits: number[]; argmax_per_pos: number[] };
   decode: { logits: number[]; argmax: number }[];
+}
+
+/** `source` with a count of reads per key. */
+function counting(source: WeightSource): { source: WeightSource; reads: Map<string, number> } {
+  const reads = new Map<string, number>();
+  const read = (key: string) => {
+    reads.set(key, (reads.get(key) ?? 0) + 1);
+    return source.read(key);
+  };
+  return { source: { keys: () => source.keys(), has: (k) => source.has(k), info: (k) => source.info(k), read, origin: (k) => source.origin(k), close: () => source.close() }, reads };
 }
 
 const runners: OnnxQwen2Runner[] = [];
@@ -135,4 +145,18 @@ describe('exportQwen2Onnx from a WeightSource (lazy weights)', () => {
     expect(maxAbsDiff(step.lastLogits[0], runtime)).toBeLessThan(1e-4);
     model.dispose();
   });
+
+  for (const options of [{}, { quantize: 'int4' as const }, { dtype: 'float16' as const }])
+    it(`building reads no tensor; the export (${JSON.stringify(options)}) reads every checkpoint tensor exactly once (bounded memory)`, () => {
+      const dir = fixture('qwen2-tiny-s2');
+      const config = qwen2ConfigFromHf(readHfConfig(dir));
+      const { source, reads } = counting(TensorSource.fromDir(dir));
+      buildQwen2EmbedGraph(config, sourceWeights(source));
+      buildQwen2DecoderGraph(config, sourceWeights(source), options);
+      expect(reads.size).toBe(0);
+      exportQwen2Onnx(config, sourceWeights(source), tmp('reads'), options);
+      source.close();
+      expect([...reads.keys()].sort()).toEqual(source.keys().sort());
+      expect(Math.max(...reads.values())).toBe(1);
+    });
 });

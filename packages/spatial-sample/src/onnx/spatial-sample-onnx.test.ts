@@ -9,7 +9,7 @@ import { qformerSampleConfig } from '../config.js';
 import type { QFormerSample } from '../qformer-sample.js';
 import { spatialSampleRegistry } from '../registry.js';
 import { OrtSpatialSample } from './ort-spatial-sample.js';
-import { exportSpatialSampleCached, exportSpatialSampleOnnx, spatialSampleOf, type SpatialProjectorWeights, type SpatialSampleSpec } from './spatial-sample-onnx.js';
+import { buildSpatialSampleGraph, exportSpatialSampleCached, exportSpatialSampleOnnx, spatialSampleOf, type SpatialProjectorWeights, type SpatialSampleSpec } from './spatial-sample-onnx.js';
 
 // issue #10, #18 / spec §1.1 (c)–(e): the spatial Q-Former (+ projector) on onnxruntime equals the bvllm-visual
 // fixture and the tfjs stage, whether the weights come from the stage or straight from safetensors.
@@ -100,6 +100,22 @@ describe('spatial sampling on onnxruntime', () => {
     // f16's relative step 2⁻¹⁰ ≈ 1e-3 through 4 post-LN Q-Former layers (Z of order 1) and two Linears.
     expect(errors.Z).toBeLessThan(2e-2);
     expect(errors.V).toBeLessThan(5e-2);
+  });
+
+  it('building reads no tensor; the export reads every spatial and projector tensor it uses exactly once (bounded memory)', () => {
+    const spec: SpatialSampleSpec = { config: parseConfig(qformerSampleConfig, samplerConfig(null), 'spatial sample'), visionWidth: cv, projector: { kind: 'linear2', keys: PROJECTOR } };
+    const inner = TensorSource.fromDir(fixtureDir);
+    const reads = new Map<string, number>();
+    const source = { has: (k: string) => inner.has(k), info: (k: string) => inner.info(k), read: (k: string) => (reads.set(k, (reads.get(k) ?? 0) + 1), inner.read(k)) };
+    buildSpatialSampleGraph(spec, sourceWeights(source));
+    expect(reads.size).toBe(0);
+    exportSpatialSampleOnnx(spec, sourceWeights(source), join(mkdtempSync(join(tmpdir(), 'bvllm-ss-onnx-')), 'ss.onnx'));
+    const used = ['vlm_att_query_spatial', 'vlm_att_encoder_spatial.', ...PROJECTOR.map((k) => `${k}.`)];
+    // Only the queries' output is read, so the last layer's text FFN is not in the graph (qformerGraph).
+    const textFfn = new RegExp(`^vlm_att_encoder_spatial\\.encoder\\.layer\\.${spec.config.qformer.numLayers - 1}\\.(intermediate|output)\\.`);
+    expect([...reads.keys()].sort()).toEqual(inner.keys().filter((k) => used.some((p) => k.startsWith(p)) && !textFfn.test(k)).sort());
+    expect(Math.max(...reads.values())).toBe(1);
+    inner.close();
   });
 
   it('an InstructBLIP Q-Former folder (qformer fixture, renamed onto vlm_att_*_spatial keys) gives its query_output per row (1e-4)', async () => {

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Rng, TensorSource, initBackend, readHfConfig, tf } from '@bvllm/core';
+import { Rng, TensorSource, initBackend, readHfConfig, tf, type WeightSource } from '@bvllm/core';
 import { checkModel, sourceWeights } from '@bvllm/onnx';
 import { decodeVideo } from '../decode.js';
 import { vitConfigFromHf } from '../hf-vit-config.js';
@@ -9,7 +9,7 @@ import { colourVideo, tempDir } from '../test-videos.js';
 import { VisionEncoder } from '../vision-encoder.js';
 import type { VitConfigInput } from '../vit.js';
 import { OrtVisionEncoder, VISION_ONNX_FILE, exportVisionEncoderCached, type EncodedBatch } from './ort-vision-encoder.js';
-import { exportVisionEncoderOnnx, vitWeightsFrom } from './vision-onnx.js';
+import { buildVisionGraph, exportVisionEncoderOnnx, vitWeightsFrom } from './vision-onnx.js';
 
 // issue #10: the tower exported to ONNX gives the tfjs tower's numbers (spec §1.0: EVA's last block, no final norm).
 const fixtureDir = new URL('../../../../../shared/fixtures/eva-vit/', import.meta.url).pathname;
@@ -83,6 +83,24 @@ describe('exportVisionEncoderOnnx from a WeightSource (issue #18)', () => {
     tf.dispose([pixels, a.cls, a.patches, b.cls, b.patches, last, wantPatches, wantCls]);
     encoder.dispose();
   });
+
+  for (const options of [{}, { quantize: 'int4' as const }, { dtype: 'float16' as const }])
+    it(`building reads no tensor; the export (${JSON.stringify(options)}) reads every eva-vit tensor exactly once (bounded memory)`, () => {
+      const vit = vitConfigFromHf(readHfConfig(fixtureDir), 'instructblip');
+      const inner = TensorSource.fromDir(fixtureDir);
+      const reads = new Map<string, number>();
+      const source: Pick<WeightSource, 'has' | 'info' | 'read'> = {
+        has: (k) => inner.has(k),
+        info: (k) => inner.info(k),
+        read: (k) => (reads.set(k, (reads.get(k) ?? 0) + 1), inner.read(k)),
+      };
+      buildVisionGraph(vitWeightsFrom(vit, sourceWeights(source)));
+      expect(reads.size).toBe(0);
+      exportVisionEncoderOnnx(vitWeightsFrom(vit, sourceWeights(source)), join(tempDir('bvllm-ve-onnx-'), 'eva.onnx'), options);
+      expect([...reads.keys()].sort()).toEqual(inner.keys().sort());
+      expect(Math.max(...reads.values())).toBe(1);
+      inner.close();
+    });
 
   it('float16 weights run on onnxruntime CPU within f16 tolerance of the fixture', async () => {
     const { expected, pixels } = evaFixture();
