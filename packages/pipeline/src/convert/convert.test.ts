@@ -10,8 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { BvllmError, Rng, TensorSource, initBackend, qformerParameterShapes, tf, writeSafetensors, type WritableTensor } from '@bvllm/core';
 import { vitConfigSchema, vitParameterShapes } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../model-dir.js';
-import { buildAssetsDir, testConfig } from '../test-model.js';
+import { readFileSync } from 'node:fs';
+import { BvllmModel } from '../bvllm-model.js';
+import { loadModel, readModelConfig, saveModel } from '../model-dir.js';
+import { parsePipelineConfig } from '../pipeline-config.js';
+import { buildAssetsDir, testAssets, testConfig } from '../test-model.js';
+import { modelParameterShapes } from './model-shapes.js';
 import { ConversionError } from './conversion-error.js';
 import { convertModel } from './convert-model.js';
 import { planConversion, type ConversionSources } from './plan.js';
@@ -250,5 +254,39 @@ describe('planConversion + convertModel (issue #18, spec §1.0, D13, D14)', () =
     base.close();
     adapter.close();
     plan.close();
+  });
+
+  it('re-converts a B-VLLM folder: every weight from it, its LoRA kept as PEFT keys, the quantisation recorded for the first run', async () => {
+    const trained = join(root, 'bvllm-source');
+    const model = BvllmModel.create({ ...config, lora: { r: 2, alpha: 4 } }, testAssets(), 3);
+    saveModel(model, trained, assets);
+    const plan = planConversion(readModelConfig(trained), { bvllm: trained });
+    expect(plan.config.lora).toMatchObject({ r: 2, alpha: 4 });
+    expect(new Set(plan.weights.map((w) => w.source))).toEqual(new Set(['bvllm']));
+    expect(plan.weights.map((w) => w.key).sort()).toEqual(model.store.keys().sort());
+    const out = join(root, 'out-bvllm');
+    await convertModel(plan, out, { dtype: 'bf16', llmQuantize: 'int4', visionQuantize: 'int8' });
+    plan.close();
+    const written = JSON.parse(readFileSync(join(out, 'bvllm.json'), 'utf8')) as { runtime: Record<string, string> };
+    expect(written.runtime).toMatchObject({ llmQuantize: 'int4', visionQuantize: 'int8' });
+    const reloaded = loadModel(out);
+    const key = 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight';
+    const want = model.store.get(key).dataSync();
+    const got = reloaded.store.get(key).dataSync();
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(2 ** -7 * Math.abs(want[i]) + 1e-7);
+    reloaded.dispose();
+    model.dispose();
+  });
+
+  it('plans the paper config (configs/bvllm-official.json) from the config alone, Qwen2-7B at its published size (spec §1.0)', () => {
+    const official = parsePipelineConfig(JSON.parse(readFileSync(new URL('../../configs/bvllm-official.json', import.meta.url), 'utf8')));
+    const { lora: _, ...merged } = official;
+    const count = (filter: (key: string) => boolean) =>
+      [...modelParameterShapes(merged)].filter(([k]) => filter(k)).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+    // Qwen2-7B's model card count (untied head), and EVA-ViT-g's 1.0 B; about 9 B in all.
+    expect(count((k) => k.startsWith('model.') || k === 'lm_head.weight')).toBe(7_615_616_512);
+    expect(count((k) => k.startsWith('vision_tower.')) / 1e9).toBeCloseTo(1.0, 1);
+    expect(count(() => true) / 1e9).toBeGreaterThan(8.8);
+    expect(count(() => true) / 1e9).toBeLessThan(9.1);
   });
 });
