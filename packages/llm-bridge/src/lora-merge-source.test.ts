@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, SafetensorsFile, TensorSource, WeightsError, initBackend, readHfConfig, tf, writeSafetensors, type WeightSource } from '@bvllm/core';
+import { ConfigError, Rng, SafetensorsFile, TensorSource, WeightsError, initBackend, readHfConfig, tf, writeSafetensors, type WeightSource } from '@bvllm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loraMergedSource } from './lora-merge-source.js';
 import { loadLoraAdapter } from './lora-peft.js';
@@ -190,6 +190,39 @@ describe('loraMergedSource (PEFT fixture, spec §2)', () => {
     source.close();
     for (const patch of [{ use_dora: true }, { lora_bias: true }, { rank_pattern: { q_proj: 8 } }, { peft_type: 'IA3' }])
       expect(() => loraMergedSource(TensorSource.fromDir(baseDir), adapterVariant(patch)), JSON.stringify(patch)).toThrow(ConfigError);
+  });
+});
+
+describe('loraMergedSource arithmetic', () => {
+  it('merges ranks above and beside the 8-row unrolling exactly as tfjs computes W + s·B·A', () => {
+    const rng = Rng.fromSeed(5);
+    const key = 'model.layers.0.self_attn.q_proj.weight';
+    for (const r of [8, 11, 19]) {
+      const [out, inFeatures] = [6, 13];
+      const w = rng.normalArray(out * inFeatures);
+      const a = rng.normalArray(r * inFeatures);
+      const b = rng.normalArray(out * r);
+      const dir = mkdtempSync(join(tmpdir(), 'lora-merge-rank-'));
+      writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 3, target_modules: ['q_proj'] }));
+      writeSafetensors(join(dir, 'adapter_model.safetensors'), new Map([
+        [`base_model.model.${key.slice(0, -'.weight'.length)}.lora_A.weight`, { values: a, shape: [r, inFeatures] }],
+        [`base_model.model.${key.slice(0, -'.weight'.length)}.lora_B.weight`, { values: b, shape: [out, r] }],
+      ]));
+      const base: WeightSource = {
+        keys: () => [key],
+        has: (k) => k === key,
+        info: () => ({ dtype: 'BF16', shape: [out, inFeatures] }),
+        read: () => w.slice(),
+        origin: () => 'memory',
+        close: () => {},
+      };
+      const source = loraMergedSource(base, dir);
+      const expectedW = tf.tidy(() => tf.add(tf.tensor(w, [out, inFeatures]), tf.mul(tf.matMul(tf.tensor(b, [out, r]), tf.tensor(a, [r, inFeatures])), 3 / r)).dataSync() as Float32Array);
+      expect(maxAbsDiff(source.read(key), expectedW), `r ${r}`).toBeLessThan(1e-5);
+      // The stored dtype is the base's, so a converter keeps the checkpoint's precision.
+      expect(source.info(key).dtype).toBe('BF16');
+      source.close();
+    }
   });
 });
 

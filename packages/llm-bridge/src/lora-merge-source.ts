@@ -112,25 +112,35 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
 
 /**
  * `w += s·(B·A)` in place, B `[out, r]`, A `[r, in]`, w `[out, in]` (or `[in, out]`, the product transposed, when
- * `transposed`: PEFT's fan_in_fan_out for Conv1D-style weights). Row i of the product is accumulated over k in
- * float64, each step streaming one contiguous row of A (the i-k-j order), then added to w with one rounding.
+ * `transposed`: PEFT's fan_in_fan_out for Conv1D-style weights). Row i of the product is accumulated in float64 over
+ * k in the i-k-j order, so every inner loop streams contiguous rows of A, then added to w with one rounding. Eight
+ * rows of A per pass over the accumulator (measured 2–2.5× one at a time: the accumulator row is loaded and stored
+ * r/8 times instead of r) matter at 7B scale, where a rank-128 merge is about 1.7 TFLOP.
  */
 function addScaledProduct(w: Float32Array, b: Float32Array, a: Float32Array, r: number, s: number, transposed: boolean): void {
   const out = b.length / r;
-  const inFeatures = a.length / r;
-  const row = new Float64Array(inFeatures);
+  const n = a.length / r;
+  const row = new Float64Array(n);
   for (let i = 0; i < out; i++) {
     row.fill(0);
-    for (let k = 0; k < r; k++) {
-      const bik = b[i * r + k];
-      if (bik === 0) continue;
-      const offset = k * inFeatures;
-      for (let j = 0; j < inFeatures; j++) row[j] += bik * a[offset + j];
+    const bi = i * r;
+    let k = 0;
+    for (; k + 8 <= r; k += 8) {
+      const [b0, b1, b2, b3, b4, b5, b6, b7] = [b[bi + k], b[bi + k + 1], b[bi + k + 2], b[bi + k + 3], b[bi + k + 4], b[bi + k + 5], b[bi + k + 6], b[bi + k + 7]];
+      const a0 = k * n;
+      const [a1, a2, a3, a4, a5, a6, a7] = [a0 + n, a0 + 2 * n, a0 + 3 * n, a0 + 4 * n, a0 + 5 * n, a0 + 6 * n, a0 + 7 * n];
+      for (let j = 0; j < n; j++)
+        row[j] += b0 * a[a0 + j] + b1 * a[a1 + j] + b2 * a[a2 + j] + b3 * a[a3 + j] + b4 * a[a4 + j] + b5 * a[a5 + j] + b6 * a[a6 + j] + b7 * a[a7 + j];
     }
-    if (transposed) for (let j = 0; j < inFeatures; j++) w[j * out + i] += s * row[j];
+    for (; k < r; k++) {
+      const bik = b[bi + k];
+      const ak = k * n;
+      for (let j = 0; j < n; j++) row[j] += bik * a[ak + j];
+    }
+    if (transposed) for (let j = 0; j < n; j++) w[j * out + i] += s * row[j];
     else {
-      const offset = i * inFeatures;
-      for (let j = 0; j < inFeatures; j++) w[offset + j] += s * row[j];
+      const wi = i * n;
+      for (let j = 0; j < n; j++) w[wi + j] += s * row[j];
     }
   }
 }

@@ -58,6 +58,17 @@ describe('writeSafetensorsStreamed', () => {
     expect(progress).toEqual([['m.f32', 1, 4], ['a.f16', 2, 4], ['empty', 3, 4], ['z.bf16', 4, 4]]);
   });
 
+  it('rounds BF16 to nearest, ties to even (values checked by hand)', () => {
+    const path = join(root, 'bf16-by-hand.safetensors');
+    // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷ (7 mantissa bits): the even one is 1. 1 + 3·2⁻⁸ is halfway between
+    // mantissas 1 and 2: the even one is 1 + 2⁻⁶. π keeps 8 significant bits: 3.140625. 1 + 2⁻⁸ + 2⁻²⁰ is past the tie.
+    writeSafetensorsStreamed(path, [entry('w', [4], 'BF16', Float32Array.of(1 + 2 ** -8, 1 + 3 * 2 ** -8, Math.PI, 1 + 2 ** -8 + 2 ** -20))]);
+    const file = SafetensorsFile.open(path);
+    expect(Array.from(new Uint16Array(Uint8Array.from(file.readBytes('w')).buffer))).toEqual([0x3f80, 0x3f82, 0x4049, 0x3f81]);
+    expect(Array.from(file.readFloat32('w'))).toEqual([1, 1 + 2 ** -6, 3.140625, 1 + 2 ** -7]);
+    file.close();
+  });
+
   it('pads the JSON header with spaces to 8 bytes, so the data region starts aligned', () => {
     for (const key of ['w', 'ww', 'www', 'wwww', 'wwwww']) {
       const path = join(root, `pad-${key}.safetensors`);
