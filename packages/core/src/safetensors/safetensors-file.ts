@@ -72,9 +72,9 @@ export function validateHeader(file: string, header: unknown, dataBytes: number)
 
 /** Converts raw little-endian bytes to the values tfjs can hold: float32 for floats, int32 for integers. */
 export function decodeTensorBytes(file: string, name: string, dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array | Int32Array {
+  if (isFloatDtype(dtype)) return decodeFloats(dtype, bytes);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.byteLength / dtypeBytes[dtype];
-  if (isFloatDtype(dtype)) return decodeFloats(dtype, bytes);
   switch (dtype) {
     case 'I64': {
       const out = new Int32Array(n);
