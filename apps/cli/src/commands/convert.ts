@@ -16,6 +16,7 @@ interface ConvertFlags {
   config: string;
   out: string;
   instructblip?: string;
+  vision?: string;
   qwen2?: string;
   bvllm?: string;
   lora?: string;
@@ -48,6 +49,7 @@ export function registerConvert(program: Command, output: CliOutput): void {
     .requiredOption('--config <file>', 'pipeline config JSON (e.g. packages/pipeline/configs/bvllm-official.json); the checkpoints fix the widths')
     .requiredOption('--out <dir>', 'the model folder to write')
     .option('--instructblip <dir>', 'an InstructBlipForConditionalGeneration folder: the vision tower, both Q-Formers and query sets')
+    .option('--vision <dir>', "a CLIP, SigLIP or InstructBLIP vision folder for the tower (and the temporal LayerNorm) instead of InstructBLIP's")
     .option('--qwen2 <dir>', 'a Qwen2ForCausalLM folder: the LLM and its tokenizer')
     .option('--bvllm <dir>', 'a B-VLLM model folder whose weights take precedence')
     .option('--lora <dir>', 'a PEFT LoRA adapter folder, merged into the Qwen2 weights')
@@ -61,6 +63,7 @@ export function registerConvert(program: Command, output: CliOutput): void {
       await initBackend();
       const plan = planConversion(readConfig(flags.config), {
         instructblip: flags.instructblip,
+        vision: flags.vision,
         qwen2: flags.qwen2,
         bvllm: flags.bvllm,
         lora: flags.lora,

@@ -1,7 +1,7 @@
 import { BvllmError } from '@bvllm/core';
 
 /** Which source a weight is read from. `lora` never appears alone: a merged adapter reads through `qwen2`. */
-export type SourceName = 'bvllm' | 'instructblip' | 'qwen2' | 'random';
+export type SourceName = 'bvllm' | 'vision' | 'instructblip' | 'qwen2' | 'random';
 
 export interface MissingWeight {
   key: string;

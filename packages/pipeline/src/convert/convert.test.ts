@@ -238,6 +238,25 @@ describe('planConversion + convertModel (issue #18, spec §1.0, D13, D14)', () =
     plan.close();
   });
 
+  it('--vision takes the tower and the temporal LayerNorm (D13) from a CLIP folder; InstructBLIP\'s tower is skipped', () => {
+    const clip = { ...vit, family: 'clip' as const };
+    const clipDir = join(root, 'clip');
+    mkdirSync(clipDir);
+    const tensors = randomTensors([...vitParameterShapes(vitConfigSchema.parse(clip), 'vision_model.'), ['text_model.embeddings.token_embedding.weight', [10, 24]]], Rng.fromSeed(8));
+    writeSafetensors(join(clipDir, 'model.safetensors'), tensors as ReadonlyMap<string, WritableTensor>);
+    writeFileSync(join(clipDir, 'config.json'), JSON.stringify({ model_type: 'clip', vision_config: { hidden_size: 24, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 2, image_size: 32, patch_size: 16 } }));
+    const plan = planConversion({ ...config, vision: { ...config.vision, vit: clip } }, sources(writeInstructBlip(instructblip), { vision: clipDir }));
+    const from = new Map(plan.weights.map((w) => [w.key, w]));
+    expect(plan.weights.filter((w) => w.key.startsWith('vision_tower.')).every((w) => w.source === 'vision')).toBe(true);
+    expect(from.get('vision_tower.pre_layrnorm.weight')?.sourceKey).toBe('vision_model.pre_layrnorm.weight');
+    expect(from.get('vlm_att_ln_temporal.weight')).toMatchObject({ source: 'vision', sourceKey: 'vision_model.post_layernorm.weight' });
+    expect(from.get('vlm_att_query_temporal')).toMatchObject({ source: 'instructblip', sourceKey: 'query_tokens' });
+    const skipped = plan.skipped.filter((k) => k.source === 'instructblip' && k.key.startsWith('vision_model.'));
+    expect(skipped.length).toBe([...instructblip.keys()].filter((k) => k.startsWith('vision_model.')).length);
+    expect(Array.from(plan.source.read('vision_tower.embeddings.class_embedding'))).toEqual(Array.from(tensors.get('vision_model.embeddings.class_embedding')!.values));
+    plan.close();
+  });
+
   it('--lora merges the adapter into the Qwen2 weights, and the folder has no LoRA left', async () => {
     const plan = planConversion({ ...config, lora: { r: 4, alpha: 8 } }, sources(writeInstructBlip(instructblip), { lora: loraFixture }));
     expect(plan.config.lora).toBeUndefined();

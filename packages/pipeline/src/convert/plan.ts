@@ -29,7 +29,7 @@ import {
 import { instructBlipTemporalKeys } from '@bvllm/frame-select';
 import { PROJECTOR_KEYS, loraMergedSource, qwen2ConfigFromHf, qwen2KeyRules } from '@bvllm/llm-bridge';
 import { instructBlipSpatialKeys } from '@bvllm/spatial-sample';
-import { familyOf, interpolatePositions, keyTables, vitConfigFromHf } from '@bvllm/vision-encoder';
+import { familyOf, interpolatePositions, keyTables, vitConfigFromHf, type VitLayout } from '@bvllm/vision-encoder';
 import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE } from '../model-dir.js';
 import { parsePipelineConfig, type PipelineConfig } from '../pipeline-config.js';
 import { ConversionError, type MisshapedWeight, type MissingWeight, type SourceName, type UnexpectedWeight, type WrongDtypeWeight } from './conversion-error.js';
@@ -38,6 +38,12 @@ import { VISION_PREFIX, modelParameterShapes, moduleConfigs } from './model-shap
 export interface ConversionSources {
   /** An `InstructBlipForConditionalGeneration` folder (or a bare `InstructBlipVisionModel` for the tower only). */
   instructblip?: string;
+  /**
+   * A vision tower folder (`CLIPVisionModel`, `SiglipVisionModel`, `InstructBlipVisionModel` or a whole model of
+   * those families) for `vision_tower.*` and, as D13 takes `ln_vision` from the tower, `vlm_att_ln_temporal`.
+   * InstructBLIP's own tower is then not used. Default: the tower inside `instructblip`.
+   */
+  vision?: string;
   /** A `Qwen2ForCausalLM` folder (config.json + safetensors, sharded or not). */
   qwen2?: string;
   /** A B-VLLM model folder whose weights take precedence over the Hugging Face ones. */
@@ -121,7 +127,7 @@ const INSTRUCTBLIP_UNUSED = /^(language_model|language_projection)\./;
 
 export function planConversion(configInput: unknown, sources: ConversionSources): ConversionPlan {
   const parsed = parsePipelineConfig(configInput);
-  if (!sources.instructblip && !sources.qwen2 && !sources.bvllm) throw new InvalidArgumentError('sources', 'give at least one of instructblip, qwen2, bvllm');
+  if (!sources.instructblip && !sources.vision && !sources.qwen2 && !sources.bvllm) throw new InvalidArgumentError('sources', 'give at least one of instructblip, vision, qwen2, bvllm');
   const opened: WeightSource[] = [];
   try {
     const folders: Partial<Record<SourceName, WeightSource>> = {};
@@ -132,13 +138,23 @@ export function planConversion(configInput: unknown, sources: ConversionSources)
     };
     // The checkpoints fix the widths the config only documents (as modelFromHuggingFace does).
     const config: PipelineConfig = structuredClone(parsed);
+    const imageSize = (parsed.vision.vit as { imageSize?: number }).imageSize;
     if (sources.instructblip) {
       const raw = readHfConfig(sources.instructblip);
       const family = familyOf(raw) ?? 'instructblip';
       if (family !== 'instructblip') throw new ConfigError(`${sources.instructblip}: config.json is a ${family} model, not InstructBLIP`, ['instructblip']);
-      const imageSize = (parsed.vision.vit as { imageSize?: number }).imageSize;
-      config.vision.vit = { ...vitConfigFromHf(raw, 'instructblip', { imageSize }) };
+      if (!sources.vision) config.vision.vit = { ...vitConfigFromHf(raw, 'instructblip', { imageSize }) };
       open('instructblip', sources.instructblip);
+    }
+    let visionLayout: VitLayout = 'instructblip';
+    if (sources.vision) {
+      const raw = readHfConfig(sources.vision);
+      const family = familyOf(raw);
+      // LAVIS's EVA export needs its q/v biases fused (a tensor transform); load it with VisionEncoder.load instead.
+      if (!family) throw new ConfigError(`${sources.vision}: config.json names no vision family this converter reads (instructblip, clip, siglip)`, ['vision']);
+      visionLayout = family;
+      config.vision.vit = { ...vitConfigFromHf(raw, family, { imageSize }) };
+      open('vision', sources.vision);
     }
     if (sources.qwen2) {
       config.llm = { ...qwen2ConfigFromHf(readHfConfig(sources.qwen2)) };
@@ -158,16 +174,26 @@ export function planConversion(configInput: unknown, sources: ConversionSources)
     const targetModules = new Set([...targets.keys()].map(moduleOf));
     const consumers: Consumer[] = [
       { source: 'bvllm', rules: [], prefix: '', strict: true },
-      { source: 'instructblip', rules: keyTables.instructblip, prefix: VISION_PREFIX, strict: false },
-      { source: 'instructblip', rules: instructBlipTemporalKeys, prefix: '', strict: false },
-      { source: 'instructblip', rules: instructBlipSpatialKeys, prefix: '', strict: false },
+      { source: 'vision', rules: keyTables[visionLayout], prefix: VISION_PREFIX, strict: false },
+      // D13: the temporal LayerNorm starts as the tower's post-LayerNorm (LAVIS `ln_vision`).
+      { source: 'vision', rules: [{ match: /^(vision_model\.)?post_layernorm\.(weight|bias)$/, rename: 'vlm_att_ln_temporal.$2' }], prefix: '', strict: false },
+      ...(sources.vision
+        ? []
+        : [{ source: 'instructblip' as const, rules: keyTables.instructblip, prefix: VISION_PREFIX, strict: false }]),
+      // With a tower of its own (`vision`), InstructBLIP's tower and post-LayerNorm are not read.
+      ...[instructBlipTemporalKeys, instructBlipSpatialKeys].map((table) => ({
+        source: 'instructblip' as const,
+        rules: sources.vision ? [{ match: /^vision_model\./, drop: true }, ...table] : table,
+        prefix: '',
+        strict: false,
+      })),
       { source: 'qwen2', rules: qwen2KeyRules(moduleConfigs(config).llm.tieWordEmbeddings), prefix: '', strict: true },
     ];
 
     // Where each target is found: the first consumer (priority order) whose source maps a key onto it.
     const found = new Map<string, { source: SourceName; sourceKey: string }>();
     const unexpected: UnexpectedWeight[] = [];
-    for (const name of ['bvllm', 'instructblip', 'qwen2'] as const) {
+    for (const name of ['bvllm', 'vision', 'instructblip', 'qwen2'] as const) {
       const folder = folders[name];
       if (!folder) continue;
       const mine = consumers.filter((c) => c.source === name);
@@ -184,7 +210,7 @@ export function planConversion(configInput: unknown, sources: ConversionSources)
         const claimed = kept.find((t) => strict || targetModules.has(moduleOf(t)));
         if (claimed !== undefined) unexpected.push({ source: name, key, mapsTo: claimed });
         else if (kept.length) skipped.push({ source: name, key, reason: `not used by this config (would be ${kept[0]})` });
-        else skipped.push({ source: name, key, reason: name === 'instructblip' && INSTRUCTBLIP_UNUSED.test(key) ? "InstructBLIP's own LLM, not used" : 'dropped by the key table' });
+        else skipped.push({ source: name, key, reason: skipReason(name, key, !!sources.vision) });
       }
     }
 
@@ -257,7 +283,7 @@ export function planConversion(configInput: unknown, sources: ConversionSources)
       config,
       weights,
       skipped,
-      dirs: { instructblip: sources.instructblip, qwen2: sources.qwen2, bvllm: sources.bvllm, lora: sources.lora },
+      dirs: { instructblip: sources.instructblip, vision: sources.vision, qwen2: sources.qwen2, bvllm: sources.bvllm, lora: sources.lora },
       tokenizerDir: tokenizerDir(sources),
       questionTokenizerDir: questionTokenizerDir(sources),
       source,
@@ -267,6 +293,12 @@ export function planConversion(configInput: unknown, sources: ConversionSources)
     for (const s of opened) s.close();
     throw error;
   }
+}
+
+function skipReason(source: SourceName, key: string, ownTower: boolean): string {
+  if (source !== 'instructblip') return 'dropped by the key table';
+  if (INSTRUCTBLIP_UNUSED.test(key)) return "InstructBLIP's own LLM, not used";
+  return ownTower && key.startsWith('vision_model.') ? 'the tower comes from the vision folder' : 'dropped by the key table';
 }
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
