@@ -14,7 +14,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng, initBackend, measureMatmul, tf } from '@bvllm/core';
-import { GraphBuilder, QUANT_PRESETS, createSession, encodeModel, ort, quantizeMatMuls, writeModel } from '@bvllm/onnx';
+import { GraphBuilder, QUANT_PRESETS, createSession, encodeModel, lazyWeight, ort, quantizeMatMuls, writeModel } from '@bvllm/onnx';
 import { VisionTransformer, buildVisionGraph, vitConfigSchema } from '../dist/index.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
@@ -72,7 +72,8 @@ function weightValues(key, shape) {
 
 function weightSource(config) {
   const shapes = weightShapes(config);
-  return { config: vitConfigSchema.parse(config), has: (k) => shapes.has(k), get: (k) => ({ data: weightValues(k, shapes.get(k)), dims: shapes.get(k) }) };
+  // Lazy, as an export from a checkpoint reads them: one tensor in memory at a time while the graph is written.
+  return { config: vitConfigSchema.parse(config), has: (k) => shapes.has(k), get: (k) => lazyWeight(shapes.get(k), () => weightValues(k, shapes.get(k))) };
 }
 
 const pixelsOf = (c, batch) => Float32Array.from({ length: batch * c.imageSize * c.imageSize * 3 }, (_, i) => Math.sin(i * 0.001));
