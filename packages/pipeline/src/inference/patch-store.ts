@@ -66,11 +66,16 @@ export class FilePatches implements PatchStore {
   ) {
     this.frameBytes = numPatches * width * 2;
     this.writing = existingFrames === undefined;
-    this.fd = openSync(this.writing ? `${path}.tmp` : path, this.writing ? 'w+' : 'r');
+    // A cache entry is written beside its final name and renamed by commit(); a temp file is written in place.
+    this.fd = openSync(this.writing ? this.writePath : path, this.writing ? 'w+' : 'r');
     if (existingFrames !== undefined) this.frames = existingFrames;
   }
 
-  /** A new file at `path` (written as `<path>.tmp` until {@link commit}); `temp` ones are deleted on close. */
+  private get writePath(): string {
+    return this.temp ? this.path : `${this.path}.tmp`;
+  }
+
+  /** A new file at `path` (a cache entry is written as `<path>.tmp` until {@link commit}); `temp` ones are deleted on close. */
   static create(path: string, numPatches: number, width: number, temp: boolean): FilePatches {
     return new FilePatches(numPatches, width, path, temp);
   }
@@ -105,7 +110,7 @@ export class FilePatches implements PatchStore {
 
   /** Ends writing: the file moves to its final path (the cache entry is complete once its metadata follows). */
   commit(): void {
-    if (!this.writing) return;
+    if (!this.writing || this.temp) return;
     closeSync(this.fd);
     renameSync(`${this.path}.tmp`, this.path);
     this.fd = openSync(this.path, 'r');
@@ -116,8 +121,7 @@ export class FilePatches implements PatchStore {
     if (this.fd < 0) return;
     closeSync(this.fd);
     this.fd = -1;
-    if (this.writing) rmSync(`${this.path}.tmp`, { force: true });
-    if (this.temp) rmSync(this.path, { force: true });
+    if (this.writing || this.temp) rmSync(this.writePath, { force: true });
   }
 }
 
@@ -170,6 +174,8 @@ class MemoryPatches implements PatchStore {
 /** In memory until `memoryLimitBytes`, then (once, moving what it has) a temp float16 file. */
 class SpillingPatches implements PatchStore {
   private store: MemoryPatches | FilePatches;
+  /** The temp folder of the spilled file. */
+  private dir?: string;
 
   constructor(
     readonly numPatches: number,
@@ -197,14 +203,11 @@ class SpillingPatches implements PatchStore {
       const dir = mkdtempSync(join(tmpdir(), 'bvllm-patches-'));
       const file = FilePatches.create(join(dir, 'patches.f16'), this.numPatches, this.width, true);
       for (const chunk of this.store.chunks) file.append(chunk);
-      file.commit();
       this.store.close();
       this.store = file;
       this.dir = dir;
     }
   }
-
-  private dir?: string;
 
   read(frames: readonly number[]): Float32Array {
     return this.store.read(frames);
