@@ -73,13 +73,17 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
         continue;
       }
       const w = base.info(key).shape;
+      const shapeA = adapter.info(a).shape;
+      const shapeB = adapter.info(b).shape;
+      if (w.length !== 2) {
+        // The shape the adapter implies, [out, in] (or [in, out] with fan_in_fan_out).
+        misshaped.push({ key, expected: config.fan_in_fan_out ? [shapeA[1], shapeB[0]] : [shapeB[0], shapeA[1]], actual: w });
+        continue;
+      }
       const [out, inFeatures] = config.fan_in_fan_out ? [w[1], w[0]] : [w[0], w[1]];
       const expectA = [config.r, inFeatures];
       const expectB = [out, config.r];
-      const shapeA = adapter.info(a).shape;
-      const shapeB = adapter.info(b).shape;
-      if (w.length !== 2) misshaped.push({ key, expected: [out, inFeatures], actual: w });
-      else if (shapeA.join() !== expectA.join()) misshaped.push({ key: a, expected: expectA, actual: shapeA });
+      if (shapeA.join() !== expectA.join()) misshaped.push({ key: a, expected: expectA, actual: shapeA });
       else if (shapeB.join() !== expectB.join()) misshaped.push({ key: b, expected: expectB, actual: shapeB });
       else adapted.set(key, { a, b });
     }
