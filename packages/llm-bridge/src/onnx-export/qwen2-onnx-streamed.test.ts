@@ -122,6 +122,25 @@ describe('exportQwen2Onnx from a WeightSource (lazy weights)', () => {
     expect(maxAbsDiff(next.lastLogits[0], expected.decode[0].logits)).toBeLessThan(1e-2 * scale);
   });
 
+  it('int4 with float16 (the CUDA configuration) runs on CPU within the int4 quantisation bound of float32', async () => {
+    const expected: Schedule = JSON.parse(readFileSync(join(fixture('qwen2-tiny-s2-onnx'), 'expected.json'), 'utf8'));
+    const { streamed: halfInt4 } = await bothExports('qwen2-tiny-s2', { quantize: 'int4', dtype: 'float16' });
+    const { streamed: int4 } = await bothExports('qwen2-tiny-s2', { quantize: 'int4' });
+    const { streamed: f32 } = await bothExports('qwen2-tiny-s2');
+    const ids = expected.schedule.prefill_ids;
+    const exact = await f32.step([ids], [ids.map(() => 1)]);
+    const approx = await halfInt4.step([ids], [ids.map(() => 1)]);
+    const scale = Math.max(...exact.allLogits[0].map(Math.abs));
+    const config = qwen2ConfigFromHf(readHfConfig(fixture('qwen2-tiny-s2')));
+    // The bound of qwen2-onnx.test.ts: each of the 4·layers + 1 int4 MatMuls adds at most ε_w + ε_a (1/30 + 1/254) of
+    // the logit scale; f16's 2⁻¹⁰ relative rounding is two orders of magnitude below that.
+    const bound = (config.numLayers * 4 + 1) * (1 / 30 + 1 / 254) * scale;
+    const error = maxAbsDiff(approx.allLogits[0], exact.allLogits[0]);
+    const int4Error = maxAbsDiff((await int4.step([ids], [ids.map(() => 1)])).allLogits[0], exact.allLogits[0]);
+    console.log(`[qwen2-tiny-s2 int4 f16] max |logit error| ${error.toExponential(2)} (int4 f32: ${int4Error.toExponential(2)}, bound ${bound.toFixed(2)})`);
+    expect(error).toBeLessThan(bound);
+  });
+
   it('a PEFT LoRA merged at export (loraMergedSource) equals the adapter applied at run time in tfjs and the fixture (1e-4)', async () => {
     const base = fixture('qwen2-tiny-s2');
     const loraDir = fixture('qwen2-tiny-s2-lora');
