@@ -228,6 +228,16 @@ describe('planConversion + convertModel (issue #18, spec §1.0, D13, D14)', () =
     expect(() => planConversion(config, sources(visionOnly, { allowRandom: ['vlm_att_nothing'] }))).toThrow(/vlm_att_nothing/);
   });
 
+  it('with the selection and sampling baselines (uniform, pool) the Q-Former keys are skipped, not errors', () => {
+    const baselines = { ...config, frameSelect: { kind: 'uniform', numFrames: 4 }, spatialSample: { kind: 'pool', outputGrid: [2, 2] } };
+    const plan = planConversion(baselines, sources(writeInstructBlip(instructblip)));
+    expect(plan.weights.find((w) => w.key === 'vlm_att_ln_temporal.weight')).toMatchObject({ source: 'instructblip', sourceKey: 'vision_model.post_layernorm.weight' });
+    const skipped = plan.skipped.filter((k) => k.key.startsWith('qformer.') || k.key === 'query_tokens');
+    expect(skipped.length).toBe([...instructblip.keys()].filter((k) => k.startsWith('qformer.') || k === 'query_tokens').length);
+    expect(skipped.every((k) => k.reason.startsWith('not used by this config'))).toBe(true);
+    plan.close();
+  });
+
   it('resizes the position table to the config image size, as LAVIS does at load (spec §1.0)', () => {
     const bigger = { ...config, vision: { ...config.vision, vit: { ...vit, imageSize: 48 } } };
     const plan = planConversion(bigger, sources(writeInstructBlip(instructblip)));
