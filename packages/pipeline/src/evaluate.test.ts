@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import { initBackend, tf } from '@bvllm/core';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answer } from './answer.js';
 import { BvllmModel } from './bvllm-model.js';
 import { evaluateSplit } from './evaluate.js';
+import { InferenceSession } from './inference-session.js';
 import { testAssets, testConfig } from './test-model.js';
-import { disposeFeatures, videoFeatures } from './video-features.js';
 
 let dir: string;
 const models = new Map<string, BvllmModel>();
+const sessions = new Map<string, InferenceSession>();
 const questions = ['What colour is the square?', 'What shape flashed briefly?', 'red or blue?', 'What colour?', 'circle?'];
 
 beforeAll(async () => {
@@ -32,33 +32,39 @@ beforeAll(async () => {
   }));
   writeFileSync(join(dir, 'test.json'), JSON.stringify(entries));
   // Sampled (per-row generators, as one-at-a-time): greedy output of random tiny weights is the same for every prompt.
-  for (const llm of ['tfjs', 'onnx'] as const) models.set(llm, BvllmModel.create(testConfig({ generation: { maxNewTokens: 6, doSample: true, temperature: 3, topP: 1 }, runtime: { llm } }), testAssets(), 4));
+  for (const llm of ['tfjs', 'onnx'] as const) {
+    const model = BvllmModel.create(testConfig({ generation: { maxNewTokens: 6, doSample: true, temperature: 3, topP: 1 }, runtime: { llm } }), testAssets(), 4);
+    models.set(llm, model);
+    sessions.set(llm, await InferenceSession.fromModel(model));
+  }
 });
-afterAll(() => {
+afterAll(async () => {
+  for (const session of sessions.values()) await session.close();
   for (const model of models.values()) model.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe.each(['tfjs', 'onnx'])('evaluateSplit on %s (spec §4.1)', (runtime) => {
-  it('batched answers (3 at a time, across videos) equal one-at-a-time answers and answer(), sampled per row', async () => {
-    const model = models.get(runtime)!;
-    const batched = await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 3, seed: 2 });
-    const single = await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 1, seed: 2 });
+  it('batched answers (3 at a time, across videos) equal one-at-a-time answers and the session\'s answer(), sampled per row', async () => {
+    const session = sessions.get(runtime)!;
+    expect(session.decoder.runtime).toBe(runtime);
+    const batched = await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 3, seed: 2 });
+    const single = await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 1, seed: 2 });
     expect(batched.answers).toEqual(single.answers);
     expect(batched.mcqa?.report.overall.total).toBe(3);
     expect(batched.open?.overall.total).toBe(2);
-    const features = await videoFeatures(model, join(dir, 'a.mp4'));
-    const direct = await answer(model, features, [{ role: 'user', content: questions[1]! }], { seed: 2 });
-    disposeFeatures(features);
+    const video = await session.encode(join(dir, 'a.mp4'));
+    const direct = await session.answer(video, [{ role: 'user', content: questions[1]! }], { seed: 2 });
+    video.close();
     expect(batched.answers[1]!.output).toBe(direct.text);
     expect(new Set(batched.answers.map((a) => a.output)).size).toBeGreaterThan(2);
   });
 
   it('leaks no tensors', async () => {
-    const model = models.get(runtime)!;
-    await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
+    const session = sessions.get(runtime)!;
+    await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
     const before = tf.memory().numTensors;
-    await evaluateSplit(model, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
+    await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -211,7 +211,9 @@ export class InferenceSession {
    * own stages. The model stays the caller's: close the session before training it further or disposing it.
    */
   static async fromModel(model: BvllmModel, options: InferenceSessionOptions = {}): Promise<InferenceSession> {
-    const config = model.config;
+    // A pretrained tower or LLM passed to `BvllmModel.create` has its own config (the pipeline config then only
+    // documents it): the graphs follow the modules actually in the model.
+    const config: PipelineConfig = { ...model.config, vision: { ...model.config.vision, vit: { ...model.vision.model.config } }, llm: { ...model.llm.config } };
     const chosen = runtimes(config, options.runtime);
     const onnx = Object.values(chosen).includes('onnx');
     let exportDir: string | undefined;
