@@ -342,7 +342,7 @@ export class InferenceSession {
       k = cfg.numQueries;
       const mode = context.training ? 'gumbel' : cfg.inferenceNoise;
       // Drawn exactly where and as the tfjs stage draws it, so a seed selects the same frames on every engine.
-      let noise = new Float32Array(k * t);
+      let noise: Float32Array = new Float32Array(k * t);
       if (mode === 'gumbel') {
         const g = context.rng.gumbel([k, t]);
         noise = (await g.data()) as Float32Array;

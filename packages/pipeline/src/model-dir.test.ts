@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointFormatError, QuestionTokenizer, WeightsError, initBackend, tf } from '@bvllm/core';
-import { FeatureCache, ffmpegPath } from '@bvllm/vision-encoder';
+import { ffmpegPath } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { answer } from './answer.js';
 import { BvllmModel } from './bvllm-model.js';
 import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, loadModel, saveModel } from './model-dir.js';
 import { buildAssetsDir, testAssets, testConfig } from './test-model.js';
+import { InferenceSession } from './inference-session.js';
 import { VideoChat } from './video-chat.js';
 import { disposeFeatures, videoFeatures } from './video-features.js';
 
@@ -43,12 +43,22 @@ describe('model folders', () => {
     for (const key of model.store.keys()) expect(tf.tidy(() => tf.max(tf.abs(tf.sub(model.store.get(key), loaded.store.get(key)))).dataSync()[0])).toBe(0);
     const features = await videoFeatures(model, video);
     expect(features.timestampsSec).toEqual([0.5, 1.5, 2.5, 3.5]);
-    const a = await answer(model, features, [{ role: 'user', content: 'What colour is the square?' }], { seed: 5 });
-    const b = await answer(loaded, features, [{ role: 'user', content: 'What colour is the square?' }], { seed: 5 });
+    disposeFeatures(features);
+    // The folder answers as the model it was saved from: one session on each.
+    const fromMemory = await InferenceSession.fromModel(model);
+    const fromFolder = await InferenceSession.open(path);
+    const turns = [{ role: 'user' as const, content: 'What colour is the square?' }];
+    const va = await fromMemory.encode(video);
+    const vb = await fromFolder.encode(video);
+    const a = await fromMemory.answer(va, turns, { seed: 5 });
+    const b = await fromFolder.answer(vb, turns, { seed: 5 });
     expect(b.text).toBe(a.text);
     expect(b.selection).toEqual(a.selection);
     expect(a.selection.frames.every((f) => f.timestampSec >= 0.5 && f.timestampSec <= 3.5)).toBe(true);
-    disposeFeatures(features);
+    va.close();
+    vb.close();
+    await fromMemory.close();
+    await fromFolder.close();
     model.dispose();
     loaded.dispose();
   });
@@ -70,11 +80,12 @@ describe('model folders', () => {
 describe('VideoChat', () => {
   it('encodes once, re-selects per question, and keeps the history', async () => {
     const model = BvllmModel.create(testConfig(), testAssets(), 1);
-    const cache = new FeatureCache(join(dir, 'cache'));
-    const chat = await VideoChat.open(model, video, { cache });
+    const featureCacheDir = join(dir, 'cache');
+    const session = await InferenceSession.fromModel(model, { featureCacheDir });
+    const chat = await VideoChat.open(session, video);
     let first = '';
     for await (const delta of chat.ask('What colour is the square?', { seed: 1 })) first += delta;
-    // Answering keeps no tensors beyond the chat's features (a leak here grows a server's memory per request).
+    // Answering keeps no tensors (a leak here grows a server's memory per request).
     const before = tf.memory().numTensors;
     const second = chat.ask('What shape flashed briefly?', { seed: 1 });
     let next = await second.next();
@@ -85,9 +96,10 @@ describe('VideoChat', () => {
     expect(next.value.selection.promptTokens).toBeGreaterThan(next.value.selection.visualTokens);
     chat.dispose();
     // The same video again is served from the cache, not re-encoded.
-    const again = await cache.getOrCompute(video, model.vision, { sampling: { mode: 'fps', samplesPerSec: 1, numFrames: 16, maxFrames: 10200 }, batchSize: 4 });
-    expect(again.hit).toBe(true);
-    disposeFeatures(again.features);
+    const again = await VideoChat.open(session, video);
+    expect(again.video.cacheHit).toBe(true);
+    again.dispose();
+    await session.close();
     model.dispose();
   });
 });
