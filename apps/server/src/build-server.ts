@@ -7,8 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError } from '@bvllm/core';
-import type { BvllmModel } from '@bvllm/pipeline';
-import { FeatureCache } from '@bvllm/vision-encoder';
+import type { InferenceSession } from '@bvllm/pipeline';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ApiError, toApiError } from './api-error.js';
 import { chatCompletion } from './chat-completion.js';
@@ -26,7 +25,7 @@ export interface BvllmServer {
   listen(): Promise<string>;
   /**
    * Stops taking requests, lets in-flight ones finish (aborting them after `config.shutdownGraceMs`), then
-   * frees the temp folders. The model stays the caller's to dispose.
+   * frees the temp folders. The session stays the caller's to close.
    */
   close(): Promise<void>;
 }
@@ -38,7 +37,8 @@ export interface CreateServerOptions {
 
 const page = readFileSync(new URL('../public/index.html', import.meta.url), 'utf8');
 
-export function createServer(model: BvllmModel, configInput: ServerConfigInput, options: CreateServerOptions = {}): BvllmServer {
+/** The server over one inference session (CLI, server and eval all answer through `InferenceSession`). */
+export function createServer(session: InferenceSession, configInput: ServerConfigInput, options: CreateServerOptions = {}): BvllmServer {
   const config = serverConfigSchema.parse(configInput);
   const work = mkdtempSync(join(tmpdir(), 'bvllm-server-'));
   const uploads = join(work, 'uploads');
@@ -51,11 +51,11 @@ export function createServer(model: BvllmModel, configInput: ServerConfigInput, 
     bvllm_requests_in_flight: { help: 'Chat requests being handled.', value: inflight.size },
   }));
   const deps = {
-    model,
+    session,
     config,
     queue,
     metrics,
-    cache: new FeatureCache(config.cacheDir ?? join(work, 'features')),
+    featureCacheDir: config.cacheDir ?? join(work, 'features'),
     media: new MediaSource({
       mediaRoot: config.mediaRoot === undefined ? undefined : realpathSync(config.mediaRoot),
       maxMediaBytes: config.maxMediaBytes,
@@ -90,9 +90,9 @@ export function createServer(model: BvllmModel, configInput: ServerConfigInput, 
   });
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
-  app.get('/health', () => ({ status: 'ok', model: model.config.name, queue: { waiting: queue.depth, running: queue.running } }));
+  app.get('/health', () => ({ status: 'ok', model: session.config.name, queue: { waiting: queue.depth, running: queue.running } }));
   app.get('/metrics', (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
-  app.get('/v1/models', () => ({ object: 'list', data: [{ id: model.config.name, object: 'model', created: 0, owned_by: 'bvllm' }] }));
+  app.get('/v1/models', () => ({ object: 'list', data: [{ id: session.config.name, object: 'model', created: 0, owned_by: 'bvllm' }] }));
 
   app.post<{ Body: ChatRequest }>('/v1/chat/completions', { schema: { body: chatRequestSchema(config.maxTokens) } }, async (request, reply) => {
     const receivedAt = performance.now();

@@ -1,13 +1,13 @@
 /**
  * One chat completion: validate the conversation, open the medium, wait for the generation slot, encode the
- * video (or take its features from the cache), stream the answer, and answer in OpenAI's shape, as one JSON body
+ * video on the session's ONNX tower (or take it from the feature cache), stream the answer, and answer in OpenAI's shape, as one JSON body
  * or as server-sent events. Headers are sent only once the first token exists, so every failure before it
  * (bad medium, prompt too long, queue full, timeout) still gets its proper HTTP status.
  */
 import { randomUUID } from 'node:crypto';
-import { BvllmError, type FrameFeatures } from '@bvllm/core';
-import { disposeFeatures, streamAnswer, type BvllmModel, type SelectionSummary } from '@bvllm/pipeline';
-import { probeVideo, sampleFrameIndices, samplingOptionsSchema, type FeatureCache } from '@bvllm/vision-encoder';
+import { BvllmError } from '@bvllm/core';
+import type { EncodedVideo, InferenceSession, SelectionSummary } from '@bvllm/pipeline';
+import { probeVideo, sampleFrameIndices, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import type { FastifyReply } from 'fastify';
 import { ApiError, invalidRequest, toApiError } from './api-error.js';
 import { toConversation, type ChatRequest } from './chat-request.js';
@@ -18,10 +18,12 @@ import type { ServerConfig } from './server-config.js';
 import { thumbnail } from './thumbnails.js';
 
 export interface ChatDeps {
-  model: BvllmModel;
+  /** Every request answers through this one session (its ONNX tower encodes the media). */
+  session: InferenceSession;
   config: ServerConfig;
   queue: GenerationQueue;
-  cache: FeatureCache;
+  /** Feature cache folder: a follow-up about the same medium never re-encodes it. */
+  featureCacheDir: string;
   media: MediaSource;
   metrics: Metrics;
 }
@@ -42,10 +44,10 @@ const IMAGE = /\.(png|jpe?g|webp|bmp)$/i;
 /** OpenAI has no 'eos' or 'context': both end the turn, and running out of context is a length stop. */
 const finishReason = (reason: string) => (reason === 'length' || reason === 'context' ? 'length' : 'stop');
 
-/** Frame features from the cache, or decoded and encoded after the duration and frame-count limits pass. */
-async function features(deps: ChatDeps, path: string, param: string, signal: AbortSignal): Promise<{ features: FrameFeatures; hit: boolean }> {
-  const { model, config } = deps;
-  const sampling = samplingOptionsSchema.parse(model.config.vision.sampling ?? {});
+/** The encoded medium from the cache, or decoded and encoded (on the session's tower) after the limits pass. */
+async function encode(deps: ChatDeps, path: string, param: string, signal: AbortSignal): Promise<EncodedVideo> {
+  const { session, config } = deps;
+  const sampling = samplingOptionsSchema.parse(session.config.vision.sampling ?? {});
   if (!IMAGE.test(path)) {
     const info = await probeVideo(path, { signal });
     if (info.durationSec > config.maxDurationSec)
@@ -53,9 +55,9 @@ async function features(deps: ChatDeps, path: string, param: string, signal: Abo
     const frames = sampleFrameIndices(info.numFrames, info.fps, sampling).length;
     if (frames > config.maxFrames) throw invalidRequest(`${param}: the video gives ${frames} sampled frames, over the limit of ${config.maxFrames}.`, 'too_many_frames', param);
   }
-  const result = await deps.cache.getOrCompute(path, model.vision, { sampling, batchSize: model.config.vision.batchSize, signal });
-  deps.metrics.featureCache.add(1, { result: result.hit ? 'hit' : 'miss' });
-  return result;
+  const video = await session.encode(path, { featureCacheDir: deps.featureCacheDir, signal });
+  deps.metrics.featureCache.add(1, { result: video.cacheHit ? 'hit' : 'miss' });
+  return video;
 }
 
 /** Server-sent events on the raw response; opened lazily at the first chunk. */
@@ -83,9 +85,9 @@ class EventStream {
 
 /** Handles the request; throws ApiError (or anything) before the first byte, handles errors itself after it. */
 export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: FastifyReply, signal: AbortSignal, receivedAt: number): Promise<void> {
-  const { model, config, metrics } = deps;
-  if (body.model !== model.config.name)
-    throw new ApiError(404, 'not_found_error', `The model "${body.model}" does not exist; this server serves "${model.config.name}".`, 'model_not_found', 'model');
+  const { session, config, metrics } = deps;
+  const name = session.config.name;
+  if (body.model !== name) throw new ApiError(404, 'not_found_error', `The model "${body.model}" does not exist; this server serves "${name}".`, 'model_not_found', 'model');
   const { turns, media } = toConversation(body);
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const generation = {
@@ -96,14 +98,14 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
     ...(body.temperature != null && (body.temperature === 0 ? { doSample: false } : { doSample: true, temperature: body.temperature })),
     ...(body.top_p != null && { topP: body.top_p }),
   };
-  const base = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: model.config.name, system_fingerprint: null };
+  const base = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: name, system_fingerprint: null };
   const events = body.stream ? new EventStream(reply) : undefined;
   const file = await deps.media.open(media.url, media.param, signal);
   try {
     const outcome = await deps.queue.run(async () => {
-      const encoded = await features(deps, file.path, media.param, signal);
+      const video = await encode(deps, file.path, media.param, signal);
       try {
-        const answer = streamAnswer(model, encoded.features, turns, { seed: body.seed ?? 0, generation, signal });
+        const answer = session.stream(video, turns, { seed: body.seed ?? 0, generation, signal });
         let text = '';
         for (let first = true; ; first = false) {
           const next = await answer.next();
@@ -111,18 +113,18 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
             metrics.timeToFirstToken.observe((performance.now() - receivedAt) / 1000);
             events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
           }
-          if (next.done) return { text, ...next.value, hit: encoded.hit, timestampsSec: [...encoded.features.timestampsSec] };
+          if (next.done) return { text, ...next.value, hit: video.cacheHit, timestampsSec: [...video.timestampsSec] };
           text += next.value;
           events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: next.value }, logprobs: null, finish_reason: null }] });
         }
       } finally {
-        disposeFeatures(encoded.features);
+        video.close();
       }
     }, signal);
     metrics.generation.observe((performance.now() - receivedAt) / 1000);
     // The pipeline streams text, not ids, so the answer is re-tokenized; a broken UTF-8 sequence re-encodes to
     // more ids than were generated, hence the cap.
-    const completionTokens = Math.min(model.assets.tokenizer.encode(outcome.text).length, generation.maxNewTokens);
+    const completionTokens = Math.min(session.assets.tokenizer.encode(outcome.text).length, generation.maxNewTokens);
     const usage = { prompt_tokens: outcome.selection.promptTokens, completion_tokens: completionTokens, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     metrics.completions.add(1, { finish_reason: finishReason(outcome.finishReason) });

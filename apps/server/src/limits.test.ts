@@ -4,25 +4,25 @@
  * Greedy decoding of the untrained test model never emits EOS, so `max_tokens` sets how long a generation runs.
  */
 import { initBackend, tf } from '@bvllm/core';
-import { loadModel, type BvllmModel } from '@bvllm/pipeline';
+import { InferenceSession } from '@bvllm/pipeline';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataUrl, exited, startProcess } from '../test/helpers.js';
 import { createServer, type BvllmServer } from './build-server.js';
 
-let model: BvllmModel;
+let session: InferenceSession;
 let server: BvllmServer;
 let url: string;
 
 beforeAll(async () => {
   await initBackend();
-  model = loadModel(inject('modelDir'));
-  server = createServer(model, { port: 0, maxQueue: 1, maxTokens: 400 });
+  session = await InferenceSession.open(inject('modelDir'));
+  server = createServer(session, { port: 0, maxQueue: 1, maxTokens: 400 });
   url = await server.listen();
 });
 
 afterAll(async () => {
   await server.close();
-  model.dispose();
+  await session.close();
 });
 
 const request = (base: string, body: Record<string, unknown>, signal?: AbortSignal) =>
@@ -31,7 +31,7 @@ const request = (base: string, body: Record<string, unknown>, signal?: AbortSign
     headers: { 'content-type': 'application/json' },
     signal,
     body: JSON.stringify({
-      model: model.config.name,
+      model: session.config.name,
       temperature: 0,
       messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl('dot.png', 'image/png') } }, { type: 'text', text: 'What colour?' }] }],
       ...body,
@@ -89,7 +89,7 @@ describe('limits', () => {
       [{ maxDurationSec: 1 }, 'media_too_long'],
       [{ maxFrames: 2 }, 'too_many_frames'],
     ] as const) {
-      const strict = createServer(model, { port: 0, ...limits });
+      const strict = createServer(session, { port: 0, ...limits });
       const base = await strict.listen();
       try {
         const response = await request(base, { max_tokens: 2, messages: [{ role: 'user', content: clip }] });
@@ -105,7 +105,7 @@ describe('limits', () => {
   it('answers 504 when a request runs past its time limit', async () => {
     // 1 ms: shorter than any answer takes on any runtime (the onnx path answers 400 tokens of this model in < 200 ms),
     // so the deadline always passes mid-request and the test does not depend on the machine's speed.
-    const strict = createServer(model, { port: 0, requestTimeoutMs: 1, maxTokens: 400 });
+    const strict = createServer(session, { port: 0, requestTimeoutMs: 1, maxTokens: 400 });
     const base = await strict.listen();
     try {
       const response = await request(base, { max_tokens: 400 });

@@ -1,10 +1,10 @@
 /**
- * The server's start command: `node dist/main.js --model DIR --media-root DIR --port N`. Loads the model once,
+ * The server's start command: `node dist/main.js --model DIR --media-root DIR --port N`. Opens one inference session,
  * serves until SIGTERM/SIGINT, then drains in-flight requests before exiting.
  */
 import { parseArgs } from 'node:util';
 import { BvllmError, initBackend } from '@bvllm/core';
-import { defaultModelDir, loadModel, prepareInference } from '@bvllm/pipeline';
+import { InferenceSession, defaultModelDir } from '@bvllm/pipeline';
 import { createServer } from './build-server.js';
 import type { ServerConfigInput } from './server-config.js';
 
@@ -76,12 +76,11 @@ async function main(): Promise<void> {
     return;
   }
   await initBackend();
-  const model = loadModel(values.model ?? defaultModelDir());
-  // Exports (or opens the cached exports of) the ONNX modules now, so the first request does not wait for them.
-  await prepareInference(model);
-  const server = createServer(model, config(values), { logger: values.log ?? false });
+  // Opens the ONNX modules (exporting them on the first run) before listening, so no request waits for them.
+  const session = await InferenceSession.open(values.model ?? defaultModelDir());
+  const server = createServer(session, config(values), { logger: values.log ?? false });
   const url = await server.listen();
-  process.stdout.write(`bvllm server: ${model.config.name} at ${url}\n`);
+  process.stdout.write(`bvllm server: ${session.config.name} at ${url}\n`);
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -89,8 +88,8 @@ async function main(): Promise<void> {
     process.stdout.write(`bvllm server: ${signal}, draining in-flight requests\n`);
     server
       .close()
+      .then(() => session.close())
       .then(() => {
-        model.dispose();
         process.stdout.write('bvllm server: stopped\n');
         process.exit(0);
       })

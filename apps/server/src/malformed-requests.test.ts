@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { initBackend, tf } from '@bvllm/core';
-import { loadModel, type BvllmModel } from '@bvllm/pipeline';
+import { InferenceSession } from '@bvllm/pipeline';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataUrl } from '../test/helpers.js';
 import { createServer, type BvllmServer } from './build-server.js';
 
-let model: BvllmModel;
+let session: InferenceSession;
 let server: BvllmServer;
 let url: string;
 let root: string;
@@ -20,23 +20,23 @@ const file = (name: string) => pathToFileURL(join(root, name)).href;
 
 beforeAll(async () => {
   await initBackend();
-  model = loadModel(inject('modelDir'));
+  session = await InferenceSession.open(inject('modelDir'));
   // A media root of its own: the clip, and a symlink that leads out of the root.
   root = mkdtempSync(join(tmpdir(), 'bvllm-root-'));
   copyFileSync(join(inject('mediaRoot'), 'clip.mp4'), join(root, 'clip.mp4'));
   symlinkSync(join(inject('scratch'), 'secret.mp4'), join(root, 'link.mp4'));
-  server = createServer(model, { mediaRoot: root, port: 0, bodyLimitBytes: 400_000, maxMediaBytes: 200_000, maxTokens: 16 });
+  server = createServer(session, { mediaRoot: root, port: 0, bodyLimitBytes: 400_000, maxMediaBytes: 200_000, maxTokens: 16 });
   url = await server.listen();
 });
 
 afterAll(async () => {
   await server.close();
-  model.dispose();
+  await session.close();
 });
 
 const user = (content: unknown) => [{ role: 'user', content }];
 const withMedia = (mediaUrl: string, kind = 'video_url') => user([{ type: kind, [kind]: { url: mediaUrl } }, { type: 'text', text: 'What colour is the square?' }]);
-const ok = () => ({ model: model.config.name, max_tokens: 2, messages: withMedia(dataUrl('dot.png', 'image/png'), 'image_url') });
+const ok = () => ({ model: session.config.name, max_tokens: 2, messages: withMedia(dataUrl('dot.png', 'image/png'), 'image_url') });
 
 interface Case {
   name: string;
@@ -53,8 +53,8 @@ interface Case {
 const cases: () => Case[] = () => [
   { name: 'bad JSON', body: '{"model": "x", "messages": [', status: 400, type: 'invalid_request_error', code: 'invalid_json' },
   { name: 'not JSON at all', body: 'hello', contentType: 'text/plain', status: 415, type: 'invalid_request_error', code: 'unsupported_content_type' },
-  { name: 'messages missing', body: { model: model.config.name }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'messages' },
-  { name: 'messages of the wrong type', body: { model: model.config.name, messages: 'hi' }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'messages' },
+  { name: 'messages missing', body: { model: session.config.name }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'messages' },
+  { name: 'messages of the wrong type', body: { model: session.config.name, messages: 'hi' }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'messages' },
   { name: 'max_tokens as a string', body: { ...ok(), max_tokens: '5' }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'max_tokens' },
   { name: 'max_tokens over the limit', body: { ...ok(), max_tokens: 17 }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'max_tokens' },
   { name: 'temperature out of range', body: { ...ok(), temperature: 3 }, status: 400, type: 'invalid_request_error', code: 'invalid_value', param: 'temperature' },

@@ -5,14 +5,14 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { initBackend, tf } from '@bvllm/core';
-import { loadModel, type BvllmModel } from '@bvllm/pipeline';
+import { InferenceSession } from '@bvllm/pipeline';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataUrl } from '../test/helpers.js';
 import { createServer, type BvllmServer } from './build-server.js';
 import type { SelectionPayload } from './chat-completion.js';
 
-let model: BvllmModel;
+let session: InferenceSession;
 let server: BvllmServer;
 let client: OpenAI;
 let name: string;
@@ -20,16 +20,16 @@ const clipUrl = () => pathToFileURL(join(inject('mediaRoot'), 'clip.mp4')).href;
 
 beforeAll(async () => {
   await initBackend();
-  model = loadModel(inject('modelDir'));
-  server = createServer(model, { mediaRoot: inject('mediaRoot'), port: 0, maxTokens: 8 });
+  session = await InferenceSession.open(inject('modelDir'));
+  server = createServer(session, { mediaRoot: inject('mediaRoot'), port: 0, maxTokens: 8 });
   const url = await server.listen();
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  name = model.config.name;
+  name = session.config.name;
 });
 
 afterAll(async () => {
   await server.close();
-  model.dispose();
+  await session.close();
 });
 
 type WithSelection = { bvllm?: { selection: SelectionPayload } };
@@ -52,7 +52,7 @@ describe('the openai client', () => {
     expect(choice.message.role).toBe('assistant');
     expect(['stop', 'length']).toContain(choice.finish_reason);
     expect(completion.usage!.completion_tokens).toBeLessThanOrEqual(4);
-    expect(completion.usage!.completion_tokens).toBe(model.assets.tokenizer.encode(choice.message.content!).length);
+    expect(completion.usage!.completion_tokens).toBe(session.assets.tokenizer.encode(choice.message.content!).length);
     const selection = (completion as WithSelection).bvllm!.selection;
     // tinyPipelineConfig: K = 4 queries, R = 4 tokens per kept frame, 1 fps sampling of the synthetic clip.
     expect(selection.frames.length).toBeGreaterThanOrEqual(1);

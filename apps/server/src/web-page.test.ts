@@ -5,22 +5,22 @@
  */
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
-import { loadModel, type BvllmModel } from '@bvllm/pipeline';
+import { InferenceSession } from '@bvllm/pipeline';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataUrl } from '../test/helpers.js';
 import { createServer, type BvllmServer } from './build-server.js';
 import type { SelectionPayload } from './chat-completion.js';
 
-let model: BvllmModel;
+let session: InferenceSession;
 let server: BvllmServer;
 let url: string;
 let browser: Browser;
 
 beforeAll(async () => {
   await initBackend();
-  model = loadModel(inject('modelDir'));
-  server = createServer(model, { port: 0 });
+  session = await InferenceSession.open(inject('modelDir'));
+  server = createServer(session, { port: 0 });
   url = await server.listen();
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -31,7 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await server.close();
-  model.dispose();
+  await session.close();
 });
 
 /** The same conversation through the API, for the page's expected answer and selection. */
@@ -43,7 +43,7 @@ async function viaApi(turns: string[], answers: string[]): Promise<{ text: strin
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: model.config.name, messages, max_tokens: 12, temperature: 1, seed: 0 }),
+    body: JSON.stringify({ model: session.config.name, messages, max_tokens: 12, temperature: 1, seed: 0 }),
   });
   const body = (await response.json()) as { choices: { message: { content: string } }[]; bvllm: { selection: SelectionPayload } };
   return { text: body.choices[0].message.content, selection: body.bvllm.selection };
@@ -53,7 +53,7 @@ describe('the web page', () => {
   it('uploads a video, streams the answer, shows the selected frames, and takes a follow-up', async () => {
     const page = await browser.newPage();
     await page.goto(url);
-    await expect.poll(() => page.textContent('#model')).toBe(model.config.name);
+    await expect.poll(() => page.textContent('#model')).toBe(session.config.name);
     await page.setInputFiles('#file', join(inject('mediaRoot'), 'clip.mp4'));
     // Page-side code is passed as strings: this package compiles without the DOM library.
     await page.waitForFunction("document.getElementById('status').textContent.includes('ready')");

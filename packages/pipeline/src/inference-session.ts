@@ -85,6 +85,8 @@ export interface InferenceSessionOptions extends OrtOptions {
 export interface EncodeVideoOptions {
   /** Overrides of the model's inference sampling (1 fps by default, spec §3). */
   sampling?: SamplingInput;
+  /** Feature cache folder for this video; default the session's `featureCacheDir`. */
+  featureCacheDir?: string;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -299,7 +301,7 @@ export class InferenceSession {
       sampling,
       batchSize: this.config.vision.batchSize,
       selectionFeature: this.selectionFeature(),
-      cacheDir: this.options.featureCacheDir,
+      cacheDir: options.featureCacheDir ?? this.options.featureCacheDir,
       patchMemoryBytes: this.options.patchMemoryBytes,
       onProgress: options.onProgress,
       signal: options.signal,
