@@ -4,8 +4,8 @@
  * check the selector against.
  */
 import { writeFileSync } from 'node:fs';
-import { samplingOptionsSchema, decodeVideo } from '@bvllm/vision-encoder';
-import type { BvllmModel, SelectionSummary } from '@bvllm/pipeline';
+import { openFrameStream, type PipelineConfig, type SelectionSummary } from '@bvllm/pipeline';
+import { samplingOptionsSchema } from '@bvllm/vision-encoder';
 import { PNG } from 'pngjs';
 
 const TILE = 128;
@@ -61,16 +61,26 @@ function drawFrame(png: PNG, rgb: Uint8Array, width: number, height: number, x0:
     }
 }
 
-export async function writeContactSheet(path: string, video: string, selection: SelectionSummary, model: BvllmModel): Promise<void> {
-  const decoded = await decodeVideo(video, samplingOptionsSchema.parse(model.config.vision.sampling));
+/** Decodes the video in chunks again and keeps only the kept frames (a long video never sits decoded in memory). */
+export async function writeContactSheet(path: string, video: string, selection: SelectionSummary, config: Pick<PipelineConfig, 'vision'>): Promise<void> {
+  const stream = await openFrameStream(video, samplingOptionsSchema.parse(config.vision.sampling));
+  const wanted = new Set(selection.frames.map((f) => f.frameIndex));
+  const kept = new Map<number, Uint8Array>();
+  let width = 0;
+  let height = 0;
+  let index = 0;
+  for await (const chunk of stream.chunks(8)) {
+    ({ width, height } = chunk);
+    for (const rgb of chunk.frames) if (wanted.has(index++)) kept.set(index - 1, rgb);
+  }
   const n = selection.frames.length;
   const png = new PNG({ width: n * (TILE + GAP) + GAP, height: TILE + CAPTION + 2 * GAP });
   png.data.fill(0);
   for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
   selection.frames.forEach((frame, i) => {
     const x0 = GAP + i * (TILE + GAP);
-    const rgb = decoded.frames[frame.frameIndex];
-    if (rgb) drawFrame(png, rgb, decoded.width, decoded.height, x0, GAP);
+    const rgb = kept.get(frame.frameIndex);
+    if (rgb) drawFrame(png, rgb, width, height, x0, GAP);
     const bar = Math.round(frame.weight * TILE);
     for (let y = 0; y < 3; y++) for (let x = 0; x < bar; x++) png.data.set([80, 200, 120, 255], ((GAP + TILE + 1 + y) * png.width + x0 + x) * 4);
     drawText(png, `${frame.timestampSec.toFixed(1)}s w=${frame.weight.toFixed(2)}`, x0, GAP + TILE + 7, 2);

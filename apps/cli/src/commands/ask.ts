@@ -1,10 +1,9 @@
-import { FeatureCache } from '@bvllm/vision-encoder';
 import { VideoChat, type AskResult } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
 import { writeContactSheet } from '../contact-sheet.js';
 import { RUNTIME_FLAG_HELP, finiteNumber, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
-import { loadModelOption } from './model-option.js';
+import { openSessionOption } from './model-option.js';
 import { progressLine } from '../progress-line.js';
 
 interface AskFlags {
@@ -34,11 +33,14 @@ export function registerAsk(program: Command, output: CliOutput): void {
     .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
     .action(async (video: string, question: string, flags: AskFlags) => {
       const started = performance.now();
-      const model = await loadModelOption(flags.model, flags.runtime);
-      const chat = await VideoChat.open(model, video, {
-        cache: flags.cache ? new FeatureCache(flags.cache) : undefined,
-        onProgress: flags.json ? undefined : progressLine('encode', output),
-      });
+      const session = await openSessionOption(flags.model, { runtime: flags.runtime, featureCacheDir: flags.cache });
+      let chat: VideoChat;
+      try {
+        chat = await VideoChat.open(session, video, { onProgress: flags.json ? undefined : progressLine('encode', output) });
+      } catch (error) {
+        await session.close();
+        throw error;
+      }
       const encodedAt = performance.now();
       let text = '';
       let result: AskResult;
@@ -60,10 +62,10 @@ export function registerAsk(program: Command, output: CliOutput): void {
           text += next.value;
           if (!flags.json) output.out(next.value);
         }
-        if (flags.showFrames) await writeContactSheet(flags.showFrames, video, result.selection, model);
+        if (flags.showFrames) await writeContactSheet(flags.showFrames, video, result.selection, session.config);
       } finally {
         chat.dispose();
-        model.dispose();
+        await session.close();
       }
       const timings = { encodeSec: (encodedAt - started) / 1000, answerSec: (performance.now() - encodedAt) / 1000 };
       if (flags.json) output.out(`${JSON.stringify({ answer: text, finishReason: result.finishReason, selection: result.selection, timings }, null, 2)}\n`);

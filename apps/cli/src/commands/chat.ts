@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
 import { RUNTIME_FLAG_HELP, nonNegativeInt, runtimeName } from '../flags.js';
-import { loadModelOption } from './model-option.js';
+import { openSessionOption } from './model-option.js';
 
 export function registerChat(program: Command, output: CliOutput): void {
   program
@@ -15,11 +15,17 @@ export function registerChat(program: Command, output: CliOutput): void {
     .option('--seed <n>', 'seed of the frame-selection noise', nonNegativeInt, 0)
     .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
     .action(async (video: string, flags: { model?: string; seed: number; runtime?: 'tfjs' | 'onnx' }) => {
-      const model = await loadModelOption(flags.model, flags.runtime);
-      const chat = await VideoChat.open(model, video, { onProgress: progressLine('encode', output) });
+      const session = await openSessionOption(flags.model, { runtime: flags.runtime });
+      let chat: VideoChat;
+      try {
+        chat = await VideoChat.open(session, video, { onProgress: progressLine('encode', output) });
+      } catch (error) {
+        await session.close();
+        throw error;
+      }
       const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY });
       try {
-        output.err(`${chat.features.timestampsSec.length} frames encoded. Ask a question (empty line or Ctrl-D to quit).\n`);
+        output.err(`${chat.video.numFrames} frames encoded. Ask a question (empty line or Ctrl-D to quit).\n`);
         for (;;) {
           let question: string;
           try {
@@ -34,7 +40,7 @@ export function registerChat(program: Command, output: CliOutput): void {
       } finally {
         rl.close();
         chat.dispose();
-        model.dispose();
+        await session.close();
       }
     });
 }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
 import { RUNTIME_FLAG_HELP, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
-import { loadModelOption } from './model-option.js';
+import { openSessionOption } from './model-option.js';
 
 export function registerEval(program: Command, output: CliOutput): void {
   program
@@ -18,16 +18,16 @@ export function registerEval(program: Command, output: CliOutput): void {
     .option('--batch-size <n>', 'questions answered together (equal to one at a time, faster)', positiveInt, 8)
     .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
     .action(async (flags: { data: string; model?: string; limit?: number; seed: number; out?: string; batchSize: number; runtime?: 'tfjs' | 'onnx' }) => {
-      const model = await loadModelOption(flags.model, flags.runtime);
+      const session = await openSessionOption(flags.model, { runtime: flags.runtime });
       try {
-        const result = await evaluateSplit(model, flags.data, { limit: flags.limit, seed: flags.seed, batchSize: flags.batchSize, onItem: progressLine('questions', output) });
+        const result = await evaluateSplit(session, flags.data, { limit: flags.limit, seed: flags.seed, batchSize: flags.batchSize, onItem: progressLine('questions', output) });
         for (const report of [result.mcqa?.report, result.open].filter((r) => r !== undefined)) {
           const tasks = Object.entries(report.perTask).map(([t, s]) => `${t} ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
           output.out(`${report.kind}: ${(100 * report.overall.accuracy).toFixed(1)}% of ${report.overall.total} (${tasks})\n`);
           if (flags.out) writeEvalReport(flags.out, report, report.kind === 'mcqa' ? result.mcqa?.predictions : result.answers);
         }
       } finally {
-        model.dispose();
+        await session.close();
       }
     });
 }

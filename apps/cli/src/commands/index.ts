@@ -6,6 +6,7 @@ import { registerConvert } from './convert.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerExtract } from './extract.js';
+import { registerServe } from './serve.js';
 import { registerSynth } from './synth.js';
 import { registerTrain } from './train.js';
 
@@ -13,4 +14,4 @@ import { registerTrain } from './train.js';
 export type RegisterCommand = (program: Command, output: CliOutput) => void;
 
 /** Every `bvllm` subcommand, in `--help` order; a new command is a new file plus one line here. */
-export const commands: readonly RegisterCommand[] = [registerAsk, registerChat, registerSynth, registerExtract, registerTrain, registerConvert, registerEval, registerDoctor];
+export const commands: readonly RegisterCommand[] = [registerAsk, registerChat, registerSynth, registerExtract, registerTrain, registerConvert, registerEval, registerServe, registerDoctor];

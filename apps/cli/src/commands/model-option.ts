@@ -1,10 +1,17 @@
 import { initBackend } from '@bvllm/core';
-import { defaultModelDir, loadModel, type BvllmModel } from '@bvllm/pipeline';
+import { InferenceSession, defaultModelDir, loadModel, type BvllmModel, type InferenceSessionOptions } from '@bvllm/pipeline';
 
-/** Loads `--model DIR`, or the shipped default model, with every inference module on `--runtime` when given. */
-export async function loadModelOption(dir: string | undefined, runtime?: 'tfjs' | 'onnx'): Promise<BvllmModel> {
+/** Loads `--model DIR`, or the shipped default model, as a tfjs model (training and feature extraction). */
+export async function loadModelOption(dir: string | undefined): Promise<BvllmModel> {
   await initBackend();
-  const model = loadModel(dir ?? defaultModelDir());
-  if (runtime) Object.assign(model.config.runtime, { llm: runtime, vision: runtime, frameSelect: runtime, spatialSample: runtime });
-  return model;
+  return loadModel(dir ?? defaultModelDir());
+}
+
+/**
+ * One inference session on `--model DIR` (or the shipped default model): the ONNX modules, exported on the first
+ * run; with `--runtime` every module on that engine.
+ */
+export async function openSessionOption(dir: string | undefined, options: Pick<InferenceSessionOptions, 'runtime' | 'featureCacheDir'> = {}): Promise<InferenceSession> {
+  await initBackend();
+  return InferenceSession.open(dir ?? defaultModelDir(), options);
 }

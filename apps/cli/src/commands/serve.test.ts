@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bvllm, testWorkspace } from '../test-workspace.js';
+
+let modelDir: string;
+let video: string;
+
+beforeAll(async () => {
+  ({ modelDir, video } = await testWorkspace({ train: 1, test: 1 }));
+}, 120_000);
+
+describe('bvllm serve', () => {
+  it('serves chat completions on one session, answering as `bvllm ask` does, and drains on SIGTERM', { timeout: 120_000 }, async () => {
+    const bin = fileURLToPath(new URL('../../dist/bvllm.js', import.meta.url));
+    const child = spawn(process.execPath, [bin, 'serve', '--model', modelDir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        const match = /at (http:\/\/[\d.:]+)/.exec(log);
+        if (match) resolve(match[1]!);
+      });
+      child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${log}`)));
+    });
+    const name = ((await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id;
+    const media = `data:video/mp4;base64,${readFileSync(video).toString('base64')}`;
+    const question = 'What colour is the square?';
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: name, max_tokens: 3, messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url: media } }, { type: 'text', text: question }] }] }),
+    });
+    expect(response.status).toBe(200);
+    const served = ((await response.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
+    const asked = bvllm(['ask', video, question, '--model', modelDir, '--json', '--max-new-tokens', '3']);
+    expect(asked.code).toBe(0);
+    expect(served).toBe((JSON.parse(asked.stdout) as { answer: string }).answer);
+    const code = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    expect(await code).toBe(0);
+    expect(log).toMatch(/SIGTERM, draining/);
+  });
+});
