@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
-import { evaluateSplit, tinyAblation, trainTinyModel } from '@bvllm/pipeline';
+import { InferenceSession, evaluateSplit, tinyAblation, trainTinyModel } from '@bvllm/pipeline';
 
 const [dataDir, base, workDir, seedList = '0,1,2', only] = process.argv.slice(2);
 if (!dataDir || !base || !workDir) throw new Error('usage: node bench/ablation.mjs <synthDir> <baseModelDir> <workDir> [seeds] [variants]');
@@ -29,7 +29,9 @@ async function run(kinds, seed) {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   mkdirSync(dir, { recursive: true });
   const model = await trainTinyModel({ dataDir, outDir: join(dir, 'model'), workDir: dir, seed, base, featureCacheDir: join(workDir, 'features'), overrides: tinyAblation(kinds), log: (line) => console.error(`${dir}: ${line}`) });
-  const result = await evaluateSplit(model, join(dataDir, 'test.json'), { seed });
+  const session = await InferenceSession.fromModel(model);
+  const result = await evaluateSplit(session, join(dataDir, 'test.json'), { seed });
+  await session.close();
   model.dispose();
   const row = { mcqa: rate(result.mcqa?.report), open: rate(result.open), brief: rate(result.mcqa?.report, 'brief-event'), briefOpen: rate(result.open, 'brief-event') };
   writeFileSync(file, `${JSON.stringify(row)}\n`);

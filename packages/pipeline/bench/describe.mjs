@@ -7,13 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
-import { answer, disposeFeatures, loadModel, videoFeatures } from '@bvllm/pipeline';
+import { InferenceSession } from '@bvllm/pipeline';
 import { captionScene } from '@bvllm/synth';
 
 const [modelDir, dataDir, split = 'test', count = '100'] = process.argv.slice(2);
 if (!modelDir || !dataDir) throw new Error('usage: node bench/describe.mjs <modelDir> <synthDir> [split] [videos]');
 await initBackend();
-const model = loadModel(modelDir);
+const session = await InferenceSession.open(modelDir);
 const records = JSON.parse(readFileSync(join(dataDir, 'scenes.json'), 'utf8'))
   .filter((r) => r.video.startsWith(`videos/${split}-`))
   .slice(0, Number(count));
@@ -47,9 +47,9 @@ const reference = tally();
 const captions = records.map((r) => captionScene(r.scene));
 const truths = captions.map(facts);
 for (const [i, record] of records.entries()) {
-  const features = await videoFeatures(model, join(dataDir, record.video));
-  const { text } = await answer(model, features, [{ role: 'user', content: 'Describe the video.' }], { seed: 0, generation: { maxNewTokens: 64 } });
-  disposeFeatures(features);
+  const video = await session.encode(join(dataDir, record.video));
+  const { text } = await session.answer(video, [{ role: 'user', content: 'Describe the video.' }], { seed: 0, generation: { maxNewTokens: 64 } });
+  video.close();
   score(described, facts(text), truths[i]);
   score(reference, truths[(i + 1) % truths.length], truths[i]);
   if (i < 3) console.log(`true: ${captions[i]}\nsaid: ${text}\n`);
@@ -60,4 +60,4 @@ console.log('|---|---|---|---|---|');
 for (const [name, t] of [['model, from the video', described], ['another video\'s true caption', reference]])
   console.log(`| ${name} | ${pct(t.count, records.length)} | ${pct(t.namedTrue, t.named)} | ${pct(t.truthNamed, t.truth)} | ${pct(t.flashRight, t.flashes)} (of ${t.flashes}) |`);
 console.log(`\n${records.length} ${split} videos; ${modelDir}`);
-model.dispose();
+await session.close();

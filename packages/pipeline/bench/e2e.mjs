@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng, initBackend, tf } from '@bvllm/core';
 import { disposeKvCache, generateTokens, spliceVisual, tokenizeMultimodal } from '@bvllm/llm-bridge';
-import { VideoChat, defaultModelDir, loadModel } from '@bvllm/pipeline';
+import { InferenceSession, VideoChat, defaultModelDir, loadModel } from '@bvllm/pipeline';
 import { generateBenchmark } from '@bvllm/synth';
 import { decodeVideo, samplingOptionsSchema } from '@bvllm/vision-encoder';
 
@@ -85,7 +85,8 @@ for (const entry of videos) await measure(entry, true);
 
 // Follow-up latency: the first question pays for decoding and encoding; the second reuses the features.
 const longest = join(dir, videos[1].video);
-const [chat, tOpen] = await time(() => VideoChat.open(model, longest));
+const session = await InferenceSession.open(process.argv[2] ?? defaultModelDir());
+const [chat, tOpen] = await time(() => VideoChat.open(session, longest));
 const ask = async (question) => {
   for await (const _ of chat.ask(question, { generation: { maxNewTokens: 8 } }));
 };
@@ -93,4 +94,5 @@ const [, tFirst] = await time(() => ask('What shape flashed briefly?'));
 const [, tFollow] = await time(() => ask('What colour is the circle?'));
 console.log(`\n1-min video: first question ${(tOpen + tFirst).toFixed(2)} s (decode+encode ${tOpen.toFixed(2)} s), follow-up ${tFollow.toFixed(2)} s (${((tOpen + tFirst) / tFollow).toFixed(1)}× faster)`);
 chat.dispose();
+await session.close();
 model.dispose();
