@@ -10,8 +10,6 @@ export {
   buildFrameSelectGraph,
   buildFrameMixGraph,
   exportFrameSelectOnnx,
-  exportFrameSelectCached,
-  frameSelectSpec,
   FRAME_SELECT_ONNX_NAMES,
   FRAME_SELECT_ONNX_FILE,
   FRAME_MIX_ONNX_FILE,

@@ -52,5 +52,5 @@ export { positionIdsFromMask, leftPad, type CausalDecoder, type DecoderCache, ty
 export { TfjsDecoder } from './decoder-runtime-tfjs.js';
 export { OrtDecoder, ORT_EMBED_FILE, ORT_DECODER_FILE, type OrtDecoderOptions } from './ort/ort-decoder.js';
 export { generateBatch, type BatchGenerationRuntime, type BatchGenerationResult } from './generate-batch.js';
-export { exportQwen2Onnx, exportQwen2OnnxCached, buildQwen2DecoderGraph, buildQwen2EmbedGraph, qwen2HfConfig, qwen2Weights, QWEN2_ONNX_EXPORTER_VERSION, type Qwen2OnnxExportOptions, type Qwen2OnnxExport } from './onnx-export/qwen2-onnx.js';
+export { exportQwen2Onnx, buildQwen2DecoderGraph, buildQwen2EmbedGraph, qwen2HfConfig, qwen2Weights, QWEN2_ONNX_EXPORTER_VERSION, type Qwen2OnnxExportOptions, type Qwen2OnnxExport } from './onnx-export/qwen2-onnx.js';
 export { qwen2ParameterShapes, loraParameterShapes, projectorParameterShapes } from './parameter-shapes.js';

@@ -9,16 +9,12 @@ export { bvllmSpatialKeys, instructBlipSpatialKeys } from './spatial-keys.js';
 export {
   buildSpatialSampleGraph,
   exportSpatialSampleOnnx,
-  exportSpatialSampleCached,
-  spatialSampleOf,
   SPATIAL_ONNX_NAMES,
   SPATIAL_ONNX_FILE,
   SPATIAL_EXPORTER_VERSION,
   type SpatialSampleSpec,
   type SpatialProjectorSpec,
   type SpatialExportOptions,
-  type SpatialProjectorWeights,
-  type LinearWeights,
 } from './onnx/spatial-sample-onnx.js';
 export { OrtSpatialSample, type OrtSpatialOptions, type OrtSpatialTokens, type QuestionIds } from './onnx/ort-spatial-sample.js';
 export { spatialSampleParameterShapes, spatialSampleOutDim } from './parameter-shapes.js';

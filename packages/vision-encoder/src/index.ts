@@ -27,15 +27,5 @@ export { FeatureCache, contentHash, type CacheEntryMeta } from './feature-cache.
 export { extractFeatures } from './extract-features.js';
 export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-encoder.js';
 export { buildVisionGraph, vitWeights, vitWeightsFrom, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
-export {
-  OrtVisionEncoder,
-  exportVisionEncoderCached,
-  onnxCacheDir,
-  VISION_ONNX_FILE,
-  type OrtVisionOptions,
-  type OrtVisionSpec,
-  type OrtSessionOptions,
-  type EncodedBatch,
-  type EncodeBatchesOptions,
-} from './onnx/ort-vision-encoder.js';
+export { OrtVisionEncoder, VISION_ONNX_FILE, type OrtVisionOptions, type OrtVisionSpec, type EncodedBatch, type EncodeBatchesOptions } from './onnx/ort-vision-encoder.js';
 export { vitParameterShapes } from './parameter-shapes.js';

@@ -13,9 +13,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QFormerConfig } from '@bvllm/core';
-import { GraphBuilder, convertToFloat16, exportCached, exportKey, layerNorm, linear, mapWeight, qformerGraph, tensorWeights, weightInitializer, writeModel, type GraphWeights } from '@bvllm/onnx';
+import { GraphBuilder, convertToFloat16, layerNorm, linear, mapWeight, qformerGraph, weightInitializer, writeModel, type GraphWeights } from '@bvllm/onnx';
 import type { QFormerGumbelConfig } from '../config.js';
-import type { QFormerGumbelSelect } from '../qformer-gumbel-select.js';
 
 /** What the graphs need besides weights: the selector's config and the vision width Cv. */
 export interface FrameSelectSpec {
@@ -44,11 +43,6 @@ export const FRAME_MIX_ONNX_FILE = 'frame-mix.onnx';
 export interface FrameSelectExportOptions {
   /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
   dtype?: 'float32' | 'float16';
-}
-
-/** The spec of a tfjs stage. */
-export function frameSelectSpec(stage: QFormerGumbelSelect): FrameSelectSpec {
-  return { config: stage.config, visionWidth: stage.visionWidth };
 }
 
 /**
@@ -111,13 +105,4 @@ export function exportFrameSelectOnnx(spec: FrameSelectSpec, weights: GraphWeigh
     return writeModel(g, join(outDir, file)).path;
   };
   return { select: write(buildFrameSelectGraph(spec, weights), FRAME_SELECT_ONNX_FILE), mix: write(buildFrameMixGraph(spec, weights), FRAME_MIX_ONNX_FILE) };
-}
-
-/** The folder holding an export of a tfjs stage's current weights under `cacheDir`, exporting on a miss. */
-export async function exportFrameSelectCached(stage: QFormerGumbelSelect, cacheDir: string): Promise<string> {
-  const weights = [...stage.variables()].sort(([a], [b]) => (a < b ? -1 : 1));
-  const key = exportKey(FRAME_SELECT_EXPORTER_VERSION, weights, stage.config);
-  return exportCached(cacheDir, `frame-select-${key}`, (folder) => {
-    exportFrameSelectOnnx(frameSelectSpec(stage), tensorWeights(stage.variables()), folder);
-  });
 }

@@ -1,17 +1,16 @@
 /**
  * The qformer-gumbel selector at inference on onnxruntime-node, whole (issue #18): `score` runs the Q-Former and the
  * Gumbel-softmax, `mix` the temporal LayerNorm and the selection matmul, both on plain arrays, so a caller holding
- * [CLS] for every frame and patches on disk needs no tfjs. `apply` is the tfjs stage's inference `apply` on top of
- * them (same noise draw, D4). `openDir` needs only the spec and an export folder; `create` exports a tfjs stage first.
+ * [CLS] for every frame and patches on disk needs no tfjs. `apply` is the stage contract's inference `apply` on top
+ * of them (the tfjs stage's numbers and noise draw, D4). `openDir` needs only the spec and an export folder.
  */
 import { join } from 'node:path';
 import { ShapeError, tf, type FrameSelection, type StageContext } from '@bvllm/core';
 import { createSession, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
 import { checkFrameFeatures } from '../frame-features.js';
 import { frameWeightsFromScores } from '../gumbel-softmax.js';
-import type { QFormerGumbelSelect } from '../qformer-gumbel-select.js';
 import type { FrameSelectInput } from '../types.js';
-import { FRAME_MIX_ONNX_FILE, FRAME_SELECT_ONNX_FILE, FRAME_SELECT_ONNX_NAMES, exportFrameSelectCached, frameSelectSpec, type FrameSelectSpec } from './frame-select-onnx.js';
+import { FRAME_MIX_ONNX_FILE, FRAME_SELECT_ONNX_FILE, FRAME_SELECT_ONNX_NAMES, type FrameSelectSpec } from './frame-select-onnx.js';
 
 export interface OrtStageOptions {
   threads?: number;
@@ -32,11 +31,6 @@ export class OrtFrameSelect {
     /** The export folder. */
     readonly dir: string,
   ) {}
-
-  /** Exports (or finds cached under `cacheDir`) a tfjs stage's current weights and opens both graphs. */
-  static async create(stage: QFormerGumbelSelect, cacheDir: string, options: OrtStageOptions = {}): Promise<OrtFrameSelect> {
-    return OrtFrameSelect.openDir(frameSelectSpec(stage), await exportFrameSelectCached(stage, cacheDir), options);
-  }
 
   /** Opens `dir`'s {@link FRAME_SELECT_ONNX_FILE} and {@link FRAME_MIX_ONNX_FILE} (as `exportFrameSelectOnnx` writes them). */
   static async openDir(spec: FrameSelectSpec, dir: string, options: OrtStageOptions = {}): Promise<OrtFrameSelect> {
@@ -89,7 +83,7 @@ export class OrtFrameSelect {
     return selected;
   }
 
-  /** The tfjs stage's inference `apply` (spec §1.1 (a), D4): frame weights, LN_t-selected patches, argmax frames. */
+  /** The stage's inference `apply` (spec §1.1 (a), D4): frame weights, LN_t-selected patches, argmax frames. */
   async apply(input: FrameSelectInput, context: StageContext): Promise<FrameSelection> {
     const cv = this.spec.visionWidth;
     const { numFrames, numPatches } = checkFrameFeatures(input.features, cv);

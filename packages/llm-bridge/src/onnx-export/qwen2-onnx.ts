@@ -24,8 +24,6 @@ import {
   convertToFloat16,
   applyRotary,
   causalPaddingBias,
-  exportCached,
-  exportKey,
   groupedQueryAttention,
   linear,
   quantizeMatMuls,
@@ -206,15 +204,4 @@ export function exportQwen2Onnx(config: Qwen2Config, weights: GraphWeights, outD
   const decoder = write(graph, ORT_DECODER_FILE);
   writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(config, options), null, 2)}\n`);
   return { dir: outDir, embedTokens, decoder, quantized };
-}
-
-/**
- * {@link exportQwen2Onnx} through the on-disk export cache: the folder `cacheDir/<key>` where the key hashes every
- * weight, the options and the exporter version, exported only when it does not exist yet.
- */
-export async function exportQwen2OnnxCached(model: Qwen2Model, cacheDir: string, options: Qwen2OnnxExportOptions = {}): Promise<string> {
-  const key = exportKey(`qwen2-onnx-${QWEN2_ONNX_EXPORTER_VERSION}`, model.store.entries(), { quantize: options.quantize ?? null, logitsFor: options.logitsFor ?? 'all', dtype: options.dtype ?? 'float32' });
-  return exportCached(cacheDir, key, (folder) => {
-    exportQwen2Onnx(model.config, qwen2Weights(model), folder, options);
-  });
 }

@@ -1,17 +1,15 @@
 /**
  * The qformer spatial sampler at inference on onnxruntime-node. `run` takes plain arrays and returns Z (and V with
- * an exported projector), so a caller needs no tfjs (issue #18); `apply` is the tfjs stage's `apply` on top of it,
- * with the budget merge in tfjs. `openFile` needs only the spec and the exported file; `create` exports a tfjs stage.
+ * an exported projector), so a caller needs no tfjs (issue #18); `apply` is the stage contract's `apply` on top of
+ * it, with the budget merge in tfjs. `openFile` needs only the spec and the exported file.
  */
-import { join } from 'node:path';
 import { ShapeError, assertShape, tf, type SpatialTokens, type StageContext } from '@bvllm/core';
 import { createSession, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
 import { multiLayerMerge } from '@bvllm/token-merge';
 import { budgetTokensPerFrame } from '../budget.js';
 import { checkMergedFrames } from '../merged-frames.js';
-import type { QFormerSample } from '../qformer-sample.js';
 import type { SpatialSampleInput } from '../types.js';
-import { SPATIAL_ONNX_FILE, SPATIAL_ONNX_NAMES, exportSpatialSampleCached, spatialSampleOf, type SpatialProjectorWeights, type SpatialSampleSpec } from './spatial-sample-onnx.js';
+import { SPATIAL_ONNX_NAMES, type SpatialSampleSpec } from './spatial-sample-onnx.js';
 
 export interface OrtSpatialOptions {
   threads?: number;
@@ -36,12 +34,6 @@ export class OrtSpatialSample {
     private readonly session: ort.InferenceSession,
     readonly file: string,
   ) {}
-
-  /** Exports (or finds cached) a tfjs stage's current weights, with `projector` in the same graph when given. */
-  static async create(stage: QFormerSample, cacheDir: string, options: OrtSpatialOptions & { projector?: SpatialProjectorWeights } = {}): Promise<OrtSpatialSample> {
-    const folder = await exportSpatialSampleCached(stage, cacheDir, options.projector);
-    return OrtSpatialSample.openFile(spatialSampleOf(stage, options.projector).spec, join(folder, SPATIAL_ONNX_FILE), options);
-  }
 
   /** A session on an exported file; `spec.projector` must say whether that file holds the projector. */
   static async openFile(spec: SpatialSampleSpec, file: string, options: OrtSpatialOptions = {}): Promise<OrtSpatialSample> {
@@ -81,7 +73,7 @@ export class OrtSpatialSample {
     return result.visualEmbeds ? result : { spatialTokens: result.spatialTokens };
   }
 
-  /** The tfjs stage's `apply` (budget merge in tfjs when N' < R), plus V when the graph's projector output applies. */
+  /** The stage's `apply` (budget merge in tfjs when N' < R), plus V when the graph's projector output applies. */
   async apply(input: SpatialSampleInput, _context?: StageContext): Promise<OrtSpatialTokens> {
     const { numFrames } = checkMergedFrames(input.merged, this.spec.visionWidth);
     assertShape('question.inputIds', input.question.inputIds, [1, 'Lt']);

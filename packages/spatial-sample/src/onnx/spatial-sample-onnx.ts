@@ -7,17 +7,13 @@
  * Weights are read by checkpoint key (`vlm_att_query_spatial`, `vlm_att_encoder_spatial.*`, the projector's two
  * Linears) from {@link GraphWeights}, lazily.
  */
-import { join } from 'node:path';
-import type { QFormerConfig, tf } from '@bvllm/core';
+import type { QFormerConfig } from '@bvllm/core';
 import {
   GraphBuilder,
   convertToFloat16,
-  exportCached,
-  exportKey,
   gelu,
   linear,
   qformerGraph,
-  tensorWeights,
   weightDims,
   weightInitializer,
   writeModel,
@@ -25,7 +21,6 @@ import {
   type WrittenModel,
 } from '@bvllm/onnx';
 import type { QFormerSampleConfig } from '../config.js';
-import type { QFormerSample } from '../qformer-sample.js';
 
 /**
  * The projector that follows the sampler in the same graph (`@bvllm/llm-bridge` `Projector`, its `PROJECTOR_KEYS`):
@@ -106,45 +101,4 @@ export function exportSpatialSampleOnnx(spec: SpatialSampleSpec, weights: GraphW
   const g = buildSpatialSampleGraph(spec, weights);
   if (options.dtype === 'float16') convertToFloat16(g);
   return writeModel(g, outPath);
-}
-
-/** One tfjs Linear of a projector: weight `[out, in]` (HF layout) and bias `[out]`. */
-export interface LinearWeights {
-  weight: tf.Tensor;
-  bias: tf.Tensor;
-}
-
-/** A tfjs projector's two Linears, for {@link exportSpatialSampleCached} on a tfjs stage. */
-export interface SpatialProjectorWeights {
-  first: LinearWeights;
-  second: LinearWeights;
-  activation: 'none' | 'gelu';
-}
-
-/** The spec and weights of a tfjs stage (and projector): the projector's Linears go under `projector.{first,second}`. */
-export function spatialSampleOf(stage: QFormerSample, projector?: SpatialProjectorWeights): { spec: SpatialSampleSpec; weights: GraphWeights } {
-  const tensors = new Map<string, tf.Tensor>(stage.variables());
-  if (projector)
-    for (const side of ['first', 'second'] as const) {
-      tensors.set(`projector.${side}.weight`, projector[side].weight);
-      tensors.set(`projector.${side}.bias`, projector[side].bias);
-    }
-  const spec: SpatialSampleSpec = {
-    config: stage.config,
-    visionWidth: stage.visionWidth,
-    projector: projector && { kind: projector.activation === 'gelu' ? 'mlp2x_gelu' : 'linear2', keys: ['projector.first', 'projector.second'] },
-  };
-  return { spec, weights: tensorWeights(tensors) };
-}
-
-/** The folder holding an export of the sampler's (and projector's) current weights, exporting on a miss. */
-export async function exportSpatialSampleCached(stage: QFormerSample, cacheDir: string, projector?: SpatialProjectorWeights): Promise<string> {
-  const weights: [string, tf.Tensor][] = [...stage.variables()].sort(([a], [b]) => (a < b ? -1 : 1));
-  if (projector)
-    weights.push(['projector.first.weight', projector.first.weight], ['projector.first.bias', projector.first.bias], ['projector.second.weight', projector.second.weight], ['projector.second.bias', projector.second.bias]);
-  const key = exportKey(SPATIAL_EXPORTER_VERSION, weights, { config: stage.config, projector: projector?.activation ?? null });
-  return exportCached(cacheDir, `spatial-sample-${key}`, (folder) => {
-    const { spec, weights: graphWeights } = spatialSampleOf(stage, projector);
-    exportSpatialSampleOnnx(spec, graphWeights, join(folder, SPATIAL_ONNX_FILE));
-  });
 }

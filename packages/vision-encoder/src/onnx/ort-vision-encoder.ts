@@ -1,36 +1,26 @@
 /**
  * The vision tower on onnxruntime-node: the same `encode`/`encodeFrames`/`encodeVideo` as {@link VisionEncoder},
  * on an exported graph. `openFile` needs only the tower's config and identity with the `.onnx` file (a model folder
- * converted from checkpoints never builds a tfjs tower, issue #18); `create` exports a tfjs tower's current weights
- * first, cached on disk under a hash of the config and every weight. `encodeBatches` hands each batch's [CLS] and
+ * converted from checkpoints never builds a tfjs tower, issue #18). `encodeBatches` hands each batch's [CLS] and
  * patches to the caller as plain arrays, so a long video's patches can go to disk instead of accumulating.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { AbortedError, ShapeError, parseConfig, tf, type FrameFeatures } from '@bvllm/core';
-import { createSession, exportCached, exportKey, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
+import { createSession, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
 import { decodeVideo, type DecodedVideo } from '../decode.js';
 import { preprocessClip, preprocessOptionsSchema, type PreprocessInput, type PreprocessOptions } from '../preprocess.js';
-import type { EncodeOptions, EncodeVideoOptions, EncoderIdentity, FrameEncoder, VisionEncoder } from '../vision-encoder.js';
+import type { EncodeOptions, EncodeVideoOptions, EncoderIdentity, FrameEncoder } from '../vision-encoder.js';
 import type { VitConfig } from '../vit.js';
-import { VISION_EXPORTER_VERSION, VISION_ONNX_NAMES, exportVisionEncoderOnnx, type VisionQuantize } from './vision-onnx.js';
+import { VISION_ONNX_NAMES } from './vision-onnx.js';
 
-/** File name of the tower inside its export folder. */
+/** File name of the tower inside an export folder. */
 export const VISION_ONNX_FILE = 'vision.onnx';
 
 export interface OrtVisionOptions {
-  /** Export cache folder; `BVLLM_ONNX_CACHE`, else `~/.cache/bvllm/onnx`. */
-  cacheDir?: string;
-  /** Weight-only quantisation of the export (default `none`). */
-  quantize?: VisionQuantize;
   /** onnxruntime intra-op threads (default: every core). */
   threads?: number;
   /** e.g. `['cuda', 'cpu']` once onnxruntime-node's CUDA build is installed. */
   executionProviders?: readonly ExecutionProvider[];
 }
-
-/** Session options of an already exported tower. */
-export type OrtSessionOptions = Pick<OrtVisionOptions, 'threads' | 'executionProviders'>;
 
 /** What a session on an exported tower needs besides the file: no weights, no tfjs tower. */
 export interface OrtVisionSpec {
@@ -64,22 +54,6 @@ export interface EncodeBatchesOptions extends EncodeVideoOptions {
   onBatch: (batch: EncodedBatch) => void | Promise<void>;
 }
 
-/** The export cache folder: the option, `BVLLM_ONNX_CACHE`, or `~/.cache/bvllm/onnx`. */
-export function onnxCacheDir(cacheDir?: string): string {
-  return cacheDir ?? (process.env.BVLLM_ONNX_CACHE || join(homedir(), '.cache', 'bvllm', 'onnx'));
-}
-
-/** The folder holding an export of `encoder`'s current weights, exporting them on a cache miss. */
-export async function exportVisionEncoderCached(encoder: VisionEncoder, options: Pick<OrtVisionOptions, 'cacheDir' | 'quantize'> = {}): Promise<string> {
-  const quantize = options.quantize ?? 'none';
-  const vit = encoder.model;
-  const weights = vit.store.entries().sort(([a], [b]) => (a < b ? -1 : 1));
-  const key = exportKey(VISION_EXPORTER_VERSION, weights, { config: vit.config, quantize });
-  return exportCached(onnxCacheDir(options.cacheDir), `vision-${key}`, (folder) => {
-    exportVisionEncoderOnnx(encoder, join(folder, VISION_ONNX_FILE), { quantize });
-  });
-}
-
 /**
  * The tower's tokens `[B, L, Cv]` → `cls [B, Cv]`, `patches [B, N, Cv]` under the {@link EncodeOptions.split} rule,
  * on plain arrays: the same rules as `splitTokens`. `pooled` `[B, Cv]` is SigLIP's pooling head.
@@ -110,19 +84,8 @@ export class OrtVisionEncoder implements FrameEncoder {
     readonly file: string,
   ) {}
 
-  /** Exports (or finds in the cache) `encoder`'s current weights and opens one session on them. */
-  static async create(encoder: VisionEncoder, options: OrtVisionOptions = {}): Promise<OrtVisionEncoder> {
-    const file = join(await exportVisionEncoderCached(encoder, options), VISION_ONNX_FILE);
-    return OrtVisionEncoder.open(encoder, file, options);
-  }
-
-  /** A session on an already exported file of `encoder`'s weights (identity taken now, as the export's snapshot). */
-  static async open(encoder: VisionEncoder, file: string, options: OrtSessionOptions = {}): Promise<OrtVisionEncoder> {
-    return OrtVisionEncoder.openFile({ vit: encoder.model.config, identity: encoder.identity() }, file, options);
-  }
-
   /** A session on an exported tower, described by `spec` alone. */
-  static async openFile(spec: OrtVisionSpec, file: string, options: OrtSessionOptions = {}): Promise<OrtVisionEncoder> {
+  static async openFile(spec: OrtVisionSpec, file: string, options: OrtVisionOptions = {}): Promise<OrtVisionEncoder> {
     return new OrtVisionEncoder(spec, await createSession(file, { threads: options.threads, executionProviders: options.executionProviders }), file);
   }
 
@@ -140,7 +103,7 @@ export class OrtVisionEncoder implements FrameEncoder {
     return (this.spec.vit.imageSize / this.spec.vit.patchSize) ** 2;
   }
 
-  /** The spec's identity: the tfjs tower's for an export of one, so the feature cache shares entries between runtimes. */
+  /** The spec's identity: for an export of a tfjs tower, that tower's, so the feature cache shares entries between runtimes. */
   identity(): EncoderIdentity {
     return this.spec.identity;
   }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { colourVideo, tempDir } from '../test-videos.js';
 import { VisionEncoder } from '../vision-encoder.js';
 import type { VitConfigInput } from '../vit.js';
-import { OrtVisionEncoder, VISION_ONNX_FILE, exportVisionEncoderCached, type EncodedBatch } from './ort-vision-encoder.js';
+import { OrtVisionEncoder, type EncodedBatch } from './ort-vision-encoder.js';
 import { buildVisionGraph, exportVisionEncoderOnnx, vitWeightsFrom } from './vision-onnx.js';
 
 // issue #10: the tower exported to ONNX gives the tfjs tower's numbers (spec §1.0: EVA's last block, no final norm).
@@ -16,7 +16,6 @@ const fixtureDir = new URL('../../../../../shared/fixtures/eva-vit/', import.met
 const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 const tiny = { hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, imageSize: 16, patchSize: 8 };
 const sessions: OrtVisionEncoder[] = [];
-const cacheDir = tempDir('bvllm-ve-onnx-');
 
 /** Every parameter drawn at unit-ish scale, so a wrong layout or activation cannot hide behind small weights. */
 function randomised(config: VitConfigInput, seed: number): VisionEncoder {
@@ -27,11 +26,16 @@ function randomised(config: VitConfigInput, seed: number): VisionEncoder {
   return encoder;
 }
 
-async function ortOf(encoder: VisionEncoder, file = join(tempDir('bvllm-ve-onnx-'), 'v.onnx'), quantize?: 'int8' | 'int4'): Promise<OrtVisionEncoder> {
-  exportVisionEncoderOnnx(encoder, file, { quantize });
-  const ort = await OrtVisionEncoder.open(encoder, file, { threads: 1 });
+/** A session on `file`, an export of `encoder`'s weights: the spec is the tower's config and identity. */
+async function openOf(encoder: VisionEncoder, file: string): Promise<OrtVisionEncoder> {
+  const ort = await OrtVisionEncoder.openFile({ vit: encoder.model.config, identity: encoder.identity() }, file, { threads: 1 });
   sessions.push(ort);
   return ort;
+}
+
+async function ortOf(encoder: VisionEncoder, file = join(tempDir('bvllm-ve-onnx-'), 'v.onnx'), quantize?: 'int8' | 'int4'): Promise<OrtVisionEncoder> {
+  exportVisionEncoderOnnx(encoder, file, { quantize });
+  return openOf(encoder, file);
 }
 
 beforeAll(async () => {
@@ -157,8 +161,7 @@ describe('exportVisionEncoderOnnx', () => {
       });
       const lazyFile = join(tempDir('bvllm-ve-onnx-'), 'lazy.onnx');
       exportVisionEncoderOnnx(lazy, lazyFile);
-      const fromLazy = await OrtVisionEncoder.open(encoder, lazyFile, { threads: 1 });
-      sessions.push(fromLazy);
+      const fromLazy = await openOf(encoder, lazyFile);
       const pixels = tf.tidy(() => Rng.fromSeed(3).normal([3, 16, 16, 3]) as tf.Tensor4D);
       for (const options of [{}, { output: 'postLayernorm' as const }, { split: 'parity' as const }]) {
         const a = encoder.encode(pixels, options);
@@ -199,18 +202,6 @@ describe('exportVisionEncoderOnnx', () => {
 });
 
 describe('OrtVisionEncoder', () => {
-  it('exports once per weights hash: a second create reuses the folder, a changed weight exports again', async () => {
-    const encoder = randomised({ ...tiny, family: 'instructblip' }, 11);
-    const first = await exportVisionEncoderCached(encoder, { cacheDir });
-    const written = statSync(join(first, VISION_ONNX_FILE)).mtimeMs;
-    expect(await exportVisionEncoderCached(encoder, { cacheDir })).toBe(first);
-    expect(statSync(join(first, VISION_ONNX_FILE)).mtimeMs).toBe(written);
-    const v = encoder.variables().get('post_layernorm.bias')!;
-    tf.tidy(() => v.assign(tf.add(v, 0.5)));
-    expect(await exportVisionEncoderCached(encoder, { cacheDir })).not.toBe(first);
-    encoder.dispose();
-  });
-
   it('encodeBatches hands each batch as plain arrays in frame order, equal to the tfjs encoder (bounded patch store, issue #18)', async () => {
     const path = colourVideo(join(tempDir(), 'b.mp4'), ['red', 'blue', 'lime'], { width: 40, height: 30 });
     const encoder = randomised({ ...tiny, family: 'instructblip' }, 13);
@@ -236,8 +227,7 @@ describe('OrtVisionEncoder', () => {
   it('encodeVideo equals the tfjs encoder, and repeated encodes leak no tensors', async () => {
     const video = colourVideo(join(tempDir(), 'v.mp4'), ['red', 'blue', 'lime'], { width: 40, height: 30 });
     const encoder = randomised({ ...tiny, family: 'instructblip' }, 12);
-    const ort = await OrtVisionEncoder.create(encoder, { cacheDir, threads: 1 });
-    sessions.push(ort);
+    const ort = await ortOf(encoder);
     const a = await encoder.encodeVideo(video, { batchSize: 2 });
     const b = await ort.encodeVideo(video, { batchSize: 2 });
     expect(b.timestampsSec).toEqual(a.timestampsSec);
