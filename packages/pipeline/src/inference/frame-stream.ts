@@ -122,6 +122,7 @@ async function* videoChunks(path: string, indices: readonly number[], width: num
         // Frames past a full chunk wait in `frames` only until the consumer asks for the next chunk.
         while (frames.length >= size) {
           yield { frames: frames.slice(0, size), width, height };
+          if (signal?.aborted) throw new AbortedError('video decoding');
           frames = frames.slice(size);
         }
       }

@@ -1,0 +1,61 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AbortedError } from '@bvllm/core';
+import { VideoDecodeError, decodeVideo, ffmpegPath } from '@bvllm/vision-encoder';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { openFrameStream } from './frame-stream.js';
+
+// issue #18 item 4: decoding streams in chunks, with decodeVideo's sampling (spec §3: 1 fps, frame folders at 3 fps).
+let dir: string;
+let video: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'bvllm-frames-'));
+  video = join(dir, 'v.mp4');
+  execFileSync(ffmpegPath(), ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=48x32:rate=5', '-t', '7', '-pix_fmt', 'yuv420p', video]);
+  const frames = join(dir, 'frames');
+  mkdirSync(frames);
+  execFileSync(ffmpegPath(), ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=16x16:rate=3', '-t', '2', join(frames, 'f%03d.png')]);
+});
+
+async function collect(path: string, size: number, sampling = {}) {
+  const stream = await openFrameStream(path, sampling);
+  const sizes: number[] = [];
+  const frames: Uint8Array[] = [];
+  for await (const chunk of stream.chunks(size)) {
+    sizes.push(chunk.frames.length);
+    frames.push(...chunk.frames);
+  }
+  return { stream, sizes, frames };
+}
+
+describe('openFrameStream', () => {
+  it('yields the same frames, timestamps and indices as decodeVideo, at most `size` per chunk', async () => {
+    for (const [path, sampling] of [[video, {}], [video, { mode: 'uniform', numFrames: 4 }], [join(dir, 'frames'), {}]] as const) {
+      const whole = await decodeVideo(path, sampling);
+      const { stream, sizes, frames } = await collect(path, 3, sampling);
+      expect(stream.timestampsSec).toEqual(whole.timestampsSec);
+      expect(stream.frameIndices).toEqual(whole.frameIndices);
+      expect(sizes.every((n) => n <= 3)).toBe(true);
+      expect(frames.length).toBe(whole.frames.length);
+      frames.forEach((f, i) => expect(Buffer.from(f).equals(Buffer.from(whole.frames[i]!))).toBe(true));
+    }
+  });
+
+  it('an image is one frame; a missing or broken file is a VideoDecodeError; an abort stops decoding', async () => {
+    const png = join(dir, 'frames', 'f001.png');
+    const { stream, frames } = await collect(png, 8);
+    expect(stream.timestampsSec).toEqual([0]);
+    expect(frames).toHaveLength(1);
+    await expect(openFrameStream(join(dir, 'nope.mp4'))).rejects.toThrow(VideoDecodeError);
+    writeFileSync(join(dir, 'broken.mp4'), 'not a video');
+    await expect(collect(join(dir, 'broken.mp4'), 2)).rejects.toThrow(VideoDecodeError);
+    const controller = new AbortController();
+    const chunks = (await openFrameStream(video)).chunks(1, controller.signal);
+    await chunks.next();
+    controller.abort();
+    await expect(chunks.next()).rejects.toThrow(AbortedError);
+  });
+});
