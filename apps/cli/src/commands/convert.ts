@@ -86,7 +86,16 @@ export function registerConvert(program: Command, output: CliOutput): void {
     });
 }
 
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+/** Bytes in the largest binary unit that keeps the number at or above 1. */
+function size(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (bytes >= 1024 * 2 ** (10 * i) && i < units.length - 1) i++;
+  return i === 0 ? `${bytes} B` : `${(bytes / 2 ** (10 * i)).toFixed(1)} ${units[i]}`;
+}
+
+/** Table rows in source priority order, random fills last. */
+const SOURCE_ORDER = ['bvllm', 'vision', 'instructblip', 'qwen2', 'random'];
 
 /**
  * A progress bar on stderr. On a terminal it is one line rewritten in place; otherwise (a log, CI) one plain line
@@ -104,7 +113,7 @@ function progressBar(output: CliOutput): (label: string, done: number, total: nu
       lastLabel = label;
     }
     written += bytes;
-    const line = `${label} ${done}/${total}${written ? ` ${mib(written)}` : ''}`;
+    const line = `${label} ${done}/${total}${written ? ` ${size(written)}` : ''}`;
     if (tty) {
       const width = 30;
       const filled = Math.round((done / Math.max(total, 1)) * width);
@@ -120,12 +129,12 @@ function progressBar(output: CliOutput): (label: string, done: number, total: nu
 }
 
 /** What the folder took from where: weights, parameters and bytes per source, then every random weight by name. */
-export function reportTable(report: ConversionReport): string {
-  const rows = [['source', 'weights', 'parameters', 'stored', 'from'], ...report.bySource.map((r) => [r.source, String(r.weights), r.parameters.toLocaleString('en-US'), mib(r.bytes), r.dir ?? ''])];
+function reportTable(report: ConversionReport): string {
+  const rows = [['source', 'weights', 'parameters', 'stored', 'from'], ...[...report.bySource].sort((a, b) => SOURCE_ORDER.indexOf(a.source) - SOURCE_ORDER.indexOf(b.source)).map((r) => [r.source, String(r.weights), r.parameters.toLocaleString('en-US'), size(r.bytes), r.dir ?? ''])];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const lines = rows.map((r) => r.map((c, i) => (i === 0 || i === 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd());
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  const out = [`${report.outDir}: ${report.weights} weights, ${mib(report.bytes)} (${report.dtype})${report.onnx ? ', ONNX modules in onnx/' : ''}`, ...lines];
+  const out = [`${report.outDir}: ${report.weights} weights, ${size(report.bytes)} (${report.dtype})${report.onnx ? ', ONNX modules in onnx/' : ''}`, ...lines];
   if (report.random.length) {
     out.push('', 'random weights:');
     for (const r of report.random) out.push(`  ${r.key} [${r.shape.join(', ')}] (${r.reason === 'official-init' ? 'random in the official init' : '--allow-random'})`);
