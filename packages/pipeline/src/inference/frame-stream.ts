@@ -56,7 +56,9 @@ export async function openFrameStream(path: string, sampling: SamplingInput = {}
   return {
     timestampsSec: indices.map((i) => i / fps),
     frameIndices: indices,
-    chunks: (size, signal) => videoChunks(path, indices, info.width, info.height, size, signal),
+    // The same wall-clock limit as decodeVideo's: 10 min + 1 s per second of video (probeVideo already counted every
+    // frame and refused a corrupt stream).
+    chunks: (size, signal) => videoChunks(path, indices, info.width, info.height, size, 600_000 + 1000 * info.durationSec, signal),
   };
 }
 
@@ -76,7 +78,7 @@ async function* imageChunks(files: readonly string[], size: number, signal?: Abo
   }
 }
 
-async function* videoChunks(path: string, indices: readonly number[], width: number, height: number, size: number, signal?: AbortSignal): AsyncGenerator<FrameChunk> {
+async function* videoChunks(path: string, indices: readonly number[], width: number, height: number, size: number, timeoutMs: number, signal?: AbortSignal): AsyncGenerator<FrameChunk> {
   if (signal?.aborted) throw new AbortedError('video decoding');
   const frameBytes = width * height * 3;
   // How many times each source frame is wanted (sampling may repeat a frame for short videos).
@@ -96,6 +98,11 @@ async function* videoChunks(path: string, indices: readonly number[], width: num
   });
   const onAbort = () => child.kill('SIGKILL');
   signal?.addEventListener('abort', onAbort, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
   let frames: Uint8Array[] = [];
   let current = Buffer.allocUnsafe(frameBytes);
   let filled = 0;
@@ -129,6 +136,7 @@ async function* videoChunks(path: string, indices: readonly number[], width: num
       if (done) break;
     }
     if (signal?.aborted) throw new AbortedError('video decoding');
+    if (timedOut) throw new VideoDecodeError(path, 'ffmpeg was killed: it ran past its time limit', stderr);
     if (!done) {
       const { code, error } = await exited;
       if (error) throw new VideoDecodeError(path, `cannot run ffmpeg (${error.message})`, '', { cause: error });
@@ -136,6 +144,7 @@ async function* videoChunks(path: string, indices: readonly number[], width: num
     }
     if (frames.length) yield { frames, width, height };
   } finally {
+    clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
     if (child.exitCode === null) child.kill('SIGKILL');
     await exited;
