@@ -165,7 +165,8 @@ export class InferenceSession {
    * current weights, else from the export cache, exported there on a miss (one module at a time).
    */
   static async open(modelDir: string, options: InferenceSessionOptions = {}): Promise<InferenceSession> {
-    const config = parsePipelineConfig(readModelConfig(modelDir));
+    const raw = readModelConfig(modelDir);
+    const config = parsePipelineConfig(raw);
     const chosen = runtimes(config, options.runtime);
     // A tfjs engine runs on the tfjs model, so only then is one built (runtimes() gives the stages without an
     // exporter 'tfjs' too, but those run runtime-neutral from small weights).
@@ -185,7 +186,8 @@ export class InferenceSession {
         throw error;
       }
     }
-    const assets = loadAssets(modelDir, config.questionMaxLength);
+    // As loadModel reads them, so a session and the tfjs model tokenize a question alike.
+    const assets = loadAssets(modelDir, typeof raw.questionMaxLength === 'number' ? raw.questionMaxLength : undefined);
     let source: TensorSource | undefined;
     const weights = (): WeightSource => (source ??= TensorSource.fromDir(modelDir, WEIGHTS_FILE));
     try {
