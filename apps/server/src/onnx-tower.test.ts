@@ -3,8 +3,11 @@
  * onnxruntime export, and a request's features are computed by exactly that module (then served from the feature
  * cache on a follow-up), never by a tfjs tower.
  */
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
-import { InferenceSession } from '@bvllm/pipeline';
+import { InferenceSession, VideoChat, evaluateSplit } from '@bvllm/pipeline';
 import { OrtVisionEncoder } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataUrl } from '../test/helpers.js';
@@ -53,5 +56,24 @@ describe('the server on the ONNX tower', () => {
     expect(second.bvllm.selection.feature_cache).toBe('hit');
     expect(calls).toEqual([1]);
     expect(second.choices[0]!.message.content).toBe(first.choices[0]!.message.content);
+  });
+
+  it('one session serves the server, a VideoChat and evaluateSplit, with the same greedy answer', async () => {
+    const question = 'What colour is the square?';
+    const messages = [{ role: 'user', content: [{ type: 'video_url', video_url: { url: dataUrl('clip.mp4', 'video/mp4') } }, { type: 'text', text: question }] }];
+    const response = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: session.config.name, messages, max_tokens: 3, temperature: 0 }) });
+    const served = ((await response.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
+    const chat = await VideoChat.open(session, join(inject('mediaRoot'), 'clip.mp4'));
+    let chatted = '';
+    for await (const delta of chat.ask(question, { generation: { maxNewTokens: 3 } })) chatted += delta;
+    chat.dispose();
+    const split = mkdtempSync(join(tmpdir(), 'bvllm-one-session-'));
+    copyFileSync(join(inject('mediaRoot'), 'clip.mp4'), join(split, 'clip.mp4'));
+    writeFileSync(join(split, 'test.json'), JSON.stringify([{ id: 'q0', video: 'clip.mp4', conversations: [{ from: 'human', value: `<video>\n${question}` }, { from: 'gpt', value: 'red' }] }]));
+    // The eval answers with the model's own generation defaults; the tiny model's are long, so compare the prefix.
+    const evaluated = (await evaluateSplit(session, join(split, 'test.json'))).answers[0]!.output;
+    expect(served.length).toBeGreaterThan(0);
+    expect(chatted).toBe(served);
+    expect(evaluated.startsWith(served)).toBe(true);
   });
 });
