@@ -26,6 +26,7 @@ interface ConvertFlags {
   allowRandom: string[];
   seed: number;
   onnx: boolean;
+  onnxDtype: 'f32' | 'f16';
 }
 
 function readConfig(path: string): unknown {
@@ -58,6 +59,7 @@ export function registerConvert(program: Command, output: CliOutput): void {
     .option('--vision-quantize <q>', 'weight-only quantisation of the tower graph: int8 or int4', oneOf(['none', 'int8', 'int4'] as const))
     .option('--allow-random <name>', 'let this weight (a key or key prefix) start random when no source holds it; repeatable', (v: string, all: string[]) => [...all, v], [])
     .option('--seed <n>', 'seed of the random fills', nonNegativeInt, 0)
+    .option('--onnx-dtype <dtype>', 'weight dtype of the exported ONNX graphs: f32, or f16 for the CUDA execution provider', oneOf(['f32', 'f16'] as const), 'f32')
     .option('--no-onnx', 'skip exporting the ONNX modules (the first answer then exports them into the cache)')
     .action(async (flags: ConvertFlags) => {
       await initBackend();
@@ -77,6 +79,7 @@ export function registerConvert(program: Command, output: CliOutput): void {
           llmQuantize: flags.llmQuantize,
           visionQuantize: flags.visionQuantize,
           exportOnnx: flags.onnx,
+          onnxDtype: flags.onnxDtype === 'f16' ? 'float16' : 'float32',
           onProgress: (p) => (p.phase === 'weights' ? bar('weights', p.done, p.total, p.bytes) : bar(`onnx ${p.key}`, p.done + 1, p.total, 0)),
         });
         output.out(reportTable(report));

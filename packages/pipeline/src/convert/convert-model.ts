@@ -30,6 +30,11 @@ export interface ConvertOptions {
    * above), keyed by the folder's fingerprint, so the first answer opens them instead of exporting. Default false.
    */
   exportOnnx?: boolean;
+  /**
+   * Weight dtype of the exported graphs (`float16` for the CUDA execution provider; graph inputs and outputs stay
+   * float32). Default float32. A session opens this export when its own `export.dtype` is the same.
+   */
+  onnxDtype?: 'float32' | 'float16';
   /** After each weight is written (`phase` weights: `done` of `total`, its key and stored bytes), and before each ONNX module. */
   onProgress?: (progress: { done: number; total: number; key: string; bytes: number; phase: 'weights' | 'onnx' }) => void;
 }
@@ -97,6 +102,7 @@ export async function convertModel(plan: ConversionPlan, outDir: string, options
     try {
       await exportModules(weights, config, join(outDir, MODULES_DIR), {
         fingerprint: folderFingerprint(outDir, WEIGHTS_FILE),
+        dtype: options.onnxDtype ?? 'float32',
         onModule: (module, index, total) => options.onProgress?.({ done: index, total, key: module, bytes: 0, phase: 'onnx' }),
       });
     } finally {

@@ -12,6 +12,8 @@ import { vitConfigSchema, vitParameterShapes } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { BvllmModel } from '../bvllm-model.js';
+import { MODULES_DIR, readModulesManifest } from '../inference/export-modules.js';
+import { InferenceSession } from '../inference-session.js';
 import { loadModel, readModelConfig, saveModel } from '../model-dir.js';
 import { parsePipelineConfig } from '../pipeline-config.js';
 import { buildAssetsDir, testAssets, testConfig } from '../test-model.js';
@@ -159,6 +161,20 @@ describe('planConversion + convertModel (issue #18, spec §1.0, D13, D14)', () =
       written.close();
     }
   });
+
+  it('exportOnnx writes the ONNX modules into <out>/onnx (float16 graphs here), which a session with the same dtype opens', async () => {
+    const plan = planConversion(config, sources(writeInstructBlip(instructblip)));
+    const out = join(root, 'out-onnx');
+    const phases: string[] = [];
+    const report = await convertModel(plan, out, { exportOnnx: true, onnxDtype: 'float16', onProgress: (p) => phases.push(p.phase) });
+    plan.close();
+    expect(report.onnx).toBe(true);
+    expect(phases.filter((p) => p === 'onnx').length).toBe(4);
+    expect(readModulesManifest(join(out, MODULES_DIR)).options.dtype).toBe('float16');
+    const session = await InferenceSession.open(out, { export: { dtype: 'float16' }, cacheDir: join(root, 'no-cache') });
+    expect(session.exportDir).toBe(join(out, MODULES_DIR));
+    await session.close();
+  }, 120_000);
 
   it('a missing key lists every weight it leaves without a source, in both Q-Formers', () => {
     const key = 'qformer.encoder.layer.0.output_query.dense.weight';
