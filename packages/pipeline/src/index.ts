@@ -15,6 +15,7 @@ export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS
 export {
   InferenceSession,
   type InferenceSessionOptions,
+  type StageTimings,
   type EncodeVideoOptions,
   type AnswerPrompt,
   type ChatTurn,

@@ -74,8 +74,10 @@ describe('InferenceSession', () => {
       disposeVisualPath(b);
     }
     const before = tf.memory().numTensors;
-    disposeVisualPath(await session.visualPath(encoded, question, { training: false, rng: Rng.fromSeed(0) }));
+    const timings = {};
+    disposeVisualPath(await session.visualPath(encoded, question, { training: false, rng: Rng.fromSeed(0), timings }));
     expect(tf.memory().numTensors).toBe(before);
+    expect(Object.keys(timings).sort()).toEqual(['merge', 'sample', 'select']);
     await session.close();
     encoded.close();
     disposeFeatures(features);

@@ -93,6 +93,13 @@ export interface EncodeVideoOptions {
 
 type Module = 'vision' | 'frameSelect' | 'spatialSample' | 'llm';
 
+/** Milliseconds of one visual path's stages: selection (scores and the patch reads + mix), merge, sampling + projector. */
+export interface StageTimings {
+  select?: number;
+  merge?: number;
+  sample?: number;
+}
+
 /** Each module's engine: the option, else the environment, else the config; `tfjs` for a kind without an exporter. */
 function runtimes(config: PipelineConfig, option?: ModuleRuntime): Record<Module, ModuleRuntime> {
   const env = (name: string, module: Module): ModuleRuntime | undefined => {
@@ -318,16 +325,24 @@ export class InferenceSession {
   /**
    * Frame selection → temporal merge → spatial sampling → projector for one question (spec §1.1 (a)–(e)), equal
    * to `BvllmModel.visualPath` at inference. The noise comes from `context.rng` as the tfjs stage draws it (D4).
-   * The caller disposes the result (`disposeVisualPath`).
+   * The caller disposes the result (`disposeVisualPath`). `context.timings`, when given, receives each stage's
+   * milliseconds.
    */
-  async visualPath(video: EncodedVideo, question: QuestionTokens, context: StageContext): Promise<VisualPath & { framesRead: number[] }> {
+  async visualPath(video: EncodedVideo, question: QuestionTokens, context: StageContext & { timings?: StageTimings }): Promise<VisualPath & { framesRead: number[] }> {
     this.checkOpen();
+    let t0 = performance.now();
     const { selection, framesRead } = await this.select(video, question, context);
+    const timings = context.timings;
+    if (timings) timings.select = performance.now() - t0;
     const owned: tf.Tensor[] = [selection.frameWeights, selection.selected];
     try {
+      t0 = performance.now();
       const merged = this.parts.tokenMerge.apply(selection, context);
       owned.push(merged.merged);
+      if (timings) timings.merge = performance.now() - t0;
+      t0 = performance.now();
       const { spatialTokens, visualEmbeds } = await this.parts.sample.sample(question, merged, context);
+      if (timings) timings.sample = performance.now() - t0;
       return { selection, merged, spatialTokens, visualEmbeds, framesRead };
     } catch (error) {
       tf.dispose(owned);
