@@ -67,7 +67,7 @@ export interface AnswerPrompt {
 export interface InferenceSessionOptions extends OrtOptions {
   /** Export cache folder; `BVLLM_ONNX_CACHE`, else `~/.cache/bvllm/onnx`. */
   cacheDir?: string;
-  /** Quantisation and dtype of a fresh export (defaults: the config's `runtime` fields, float32). */
+  /** Quantisation and dtype of a fresh export (defaults: the config's `runtime` fields). */
   export?: Pick<ExportModulesOptions, 'visionQuantize' | 'llmQuantize' | 'dtype' | 'onModule'>;
   /**
    * Every module's engine: `onnx` (default) or `tfjs` (needs the tfjs model: `open` then loads it). Absent:

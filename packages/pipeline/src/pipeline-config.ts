@@ -30,6 +30,11 @@ export const runtimeConfig = z
     vision: moduleRuntime.default('onnx'),
     /** Weight-only quantisation of the tower's ONNX export (`none` keeps f32 and tfjs' features to 1e-4). */
     visionQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
+    /**
+     * Weight dtype of the exported graphs: `float32`, or `float16` for the CUDA execution provider (graph inputs and
+     * outputs stay float32). `bvllm convert --onnx-dtype f16` records it, so a session opens that export as it is.
+     */
+    onnxDtype: z.enum(['float32', 'float16']).default('float32'),
     /** The qformer-gumbel selector's Q-Former, projection and scores (spec §1.1 (a)); `onnx` by default. */
     frameSelect: moduleRuntime.default('onnx'),
     /** The spatial Q-Former and the projector after it (spec §1.1 (c), (e)); `onnx` by default. */

@@ -32,7 +32,7 @@ export interface ConvertOptions {
   exportOnnx?: boolean;
   /**
    * Weight dtype of the exported graphs (`float16` for the CUDA execution provider; graph inputs and outputs stay
-   * float32). Default float32. A session opens this export when its own `export.dtype` is the same.
+   * float32). Default float32. Recorded as `runtime.onnxDtype`, so a session opens this export as it is.
    */
   onnxDtype?: 'float32' | 'float16';
   /** After each weight is written (`phase` weights: `done` of `total`, its key and stored bytes), and before each ONNX module. */
@@ -66,6 +66,7 @@ export async function convertModel(plan: ConversionPlan, outDir: string, options
       ...plan.config.runtime,
       ...(options.llmQuantize && { llmQuantize: options.llmQuantize }),
       ...(options.visionQuantize && { visionQuantize: options.visionQuantize }),
+      ...(options.onnxDtype && { onnxDtype: options.onnxDtype }),
     },
   };
   const tmp = `${outDir}.tmp-${process.pid}`;
@@ -102,7 +103,6 @@ export async function convertModel(plan: ConversionPlan, outDir: string, options
     try {
       await exportModules(weights, config, join(outDir, MODULES_DIR), {
         fingerprint: folderFingerprint(outDir, WEIGHTS_FILE),
-        dtype: options.onnxDtype ?? 'float32',
         onModule: (module, index, total) => options.onProgress?.({ done: index, total, key: module, bytes: 0, phase: 'onnx' }),
       });
     } finally {

@@ -3,18 +3,17 @@
  * InstructBLIP folder in the real key layout (random values at the shapes the test config needs) and the
  * `qwen2-tiny-s2` fixture as the Qwen2 folder. Each kind of mismatch is a typed error naming the key.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BvllmError, Rng, TensorSource, initBackend, qformerParameterShapes, tf, writeSafetensors, type WritableTensor } from '@bvllm/core';
 import { vitConfigSchema, vitParameterShapes } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { BvllmModel } from '../bvllm-model.js';
 import { MODULES_DIR, readModulesManifest } from '../inference/export-modules.js';
 import { InferenceSession } from '../inference-session.js';
-import { loadModel, readModelConfig, saveModel } from '../model-dir.js';
+import { CONFIG_FILE, loadModel, readModelConfig, saveModel } from '../model-dir.js';
 import { parsePipelineConfig } from '../pipeline-config.js';
 import { buildAssetsDir, testAssets, testConfig } from '../test-model.js';
 import { modelParameterShapes } from './model-shapes.js';
@@ -162,7 +161,7 @@ describe('planConversion + convertModel (issue #18, spec §1.0, D13, D14)', () =
     }
   });
 
-  it('exportOnnx writes the ONNX modules into <out>/onnx (float16 graphs here), which a session with the same dtype opens', async () => {
+  it('exportOnnx writes the ONNX modules into <out>/onnx (float16 graphs here, recorded as runtime.onnxDtype), which a session opens as it is', async () => {
     const plan = planConversion(config, sources(writeInstructBlip(instructblip)));
     const out = join(root, 'out-onnx');
     const phases: string[] = [];
@@ -171,7 +170,9 @@ describe('planConversion + convertModel (issue #18, spec §1.0, D13, D14)', () =
     expect(report.onnx).toBe(true);
     expect(phases.filter((p) => p === 'onnx').length).toBe(4);
     expect(readModulesManifest(join(out, MODULES_DIR)).options.dtype).toBe('float16');
-    const session = await InferenceSession.open(out, { export: { dtype: 'float16' }, cacheDir: join(root, 'no-cache') });
+    expect((JSON.parse(readFileSync(join(out, CONFIG_FILE), 'utf8')) as { runtime: { onnxDtype: string } }).runtime.onnxDtype).toBe('float16');
+    // No dtype option: the folder's config says float16, so the session opens the shipped export, not a fresh one.
+    const session = await InferenceSession.open(out, { cacheDir: join(root, 'no-cache') });
     expect(session.exportDir).toBe(join(out, MODULES_DIR));
     await session.close();
   }, 120_000);

@@ -87,7 +87,7 @@ function resolvedOptions(config: PipelineConfig, options: ExportModulesOptions):
   return {
     visionQuantize: options.visionQuantize ?? config.runtime.visionQuantize,
     llmQuantize: options.llmQuantize ?? config.runtime.llmQuantize,
-    dtype: options.dtype ?? 'float32',
+    dtype: options.dtype ?? config.runtime.onnxDtype,
   };
 }
 
