@@ -146,7 +146,7 @@ export function writeModel(g: GraphBuilder, path: string, options: WriteModelOpt
           const pad = (EXTERNAL_ALIGNMENT - (written % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
           if (pad) written += writeSync(fd, padding, 0, pad);
           const offset = written;
-          for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+          writeAll(fd, bytes);
           written += bytes.byteLength;
           return offset;
         },
@@ -164,8 +164,15 @@ export function writeModel(g: GraphBuilder, path: string, options: WriteModelOpt
 function writeBytes(path: string, bytes: Uint8Array): void {
   const fd = openSync(path, 'w');
   try {
-    for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+    writeAll(fd, bytes);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Node refuses one write over 2 GiB − 1, and Qwen2-7B's float32 embedding table is 2.18 GB: write in 1 GiB pieces. */
+const WRITE_CHUNK = 1024 ** 3;
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, Math.min(WRITE_CHUNK, bytes.byteLength - done));
 }
