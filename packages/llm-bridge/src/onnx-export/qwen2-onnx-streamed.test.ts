@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TensorSource, initBackend, readHfConfig, tf, type WeightSource } from '@bvllm/core';
-import { sourceWeights } from '@bvllm/onnx';
+import { createSession, ort, sourceWeights, writeModel } from '@bvllm/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loraMergedSource } from '../lora-merge-source.js';
 import { loadLoraAdapter } from '../lora-peft.js';
@@ -178,4 +178,32 @@ describe('exportQwen2Onnx from a WeightSource (lazy weights)', () => {
       expect([...reads.keys()].sort()).toEqual(source.keys().sort());
       expect(Math.max(...reads.values())).toBe(1);
     });
+
+  it('a float16 embedding table (the default with quantize) gathers the float32 rows to f16 rounding, in half the bytes', async () => {
+    const dir = fixture('qwen2-tiny-s2');
+    const config = qwen2ConfigFromHf(readHfConfig(dir));
+    const source = TensorSource.fromDir(dir);
+    const table = source.read('model.embed_tokens.weight');
+    const ids = [[0, 1, 2, config.vocabSize - 1]];
+    const run = async (embedTable: 'float32' | 'float16') => {
+      const file = join(tmp(`embed-${embedTable}`), 'embed_tokens.onnx');
+      writeModel(buildQwen2EmbedGraph(config, sourceWeights(source), { embedTable }), file);
+      const session = await createSession(file, { threads: 1 });
+      const out = await session.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids[0], BigInt), [1, ids[0].length]) });
+      await session.release();
+      return { values: out.inputs_embeds.data as Float32Array, bytes: statSync(`${file}.data`).size };
+    };
+    const [f32, f16] = [await run('float32'), await run('float16')];
+    source.close();
+    const d = config.hiddenSize;
+    ids[0].forEach((id, row) => {
+      for (let j = 0; j < d; j++) {
+        const want = table[id * d + j];
+        expect(f32.values[row * d + j]).toBe(want);
+        // f16 keeps 11 significant bits: a relative error of at most 2^-11 (values here are far from f16's range ends).
+        expect(Math.abs(f16.values[row * d + j] - want)).toBeLessThanOrEqual(Math.abs(want) * 2 ** -11 + 2 ** -24);
+      }
+    });
+    expect(f16.bytes).toBeLessThan(0.51 * f32.bytes);
+  });
 });

@@ -32,7 +32,10 @@ import {
   silu,
   splitHeads,
   tensorWeights,
+  toFloat16,
+  weightDims,
   weightInitializer,
+  weightValues,
   writeModel,
   type GraphWeights,
   type QuantizePassResult,
@@ -42,7 +45,7 @@ import { headDimOf, type Qwen2Config } from '../qwen2-config.js';
 import type { Qwen2Model } from '../qwen2-model.js';
 
 /** Bump when the graphs change, so cached exports are rebuilt. */
-export const QWEN2_ONNX_EXPORTER_VERSION = '2';
+export const QWEN2_ONNX_EXPORTER_VERSION = '3';
 
 /** The symbolic dims of the transformers.js layout; `batch_size` on the past inputs is load-bearing (fixture README). */
 const BATCH = 'batch_size';
@@ -63,6 +66,11 @@ export interface Qwen2OnnxExportOptions {
   logitsFor?: 'all' | 'last';
   /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
   dtype?: 'float32' | 'float16';
+  /**
+   * The embedding table's storage: `float16` gathers f16 rows and casts them to float32 (exact for a BF16 checkpoint
+   * within f16's range, and half of Qwen2-7B's 2.18 GB table). Default: `float16` with `quantize`, else `float32`.
+   */
+  embedTable?: 'float32' | 'float16';
 }
 
 export interface Qwen2OnnxExport {
@@ -83,12 +91,18 @@ function headKey(config: Qwen2Config): string {
   return config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
 }
 
-/** `embed_tokens.onnx`: a Gather of token rows (no scaling). */
-export function buildQwen2EmbedGraph(config: Qwen2Config, weights: GraphWeights): GraphBuilder {
+/** `embed_tokens.onnx`: a Gather of token rows (no scaling), from a float32 or float16 table. */
+export function buildQwen2EmbedGraph(config: Qwen2Config, weights: GraphWeights, options: Pick<Qwen2OnnxExportOptions, 'embedTable'> = {}): GraphBuilder {
   const g = new GraphBuilder('qwen2_embed_tokens');
   const ids = g.input('input_ids', 'int64', [BATCH, SEQUENCE]);
-  const table = weightInitializer(g, 'model.embed_tokens.weight', weights.get('model.embed_tokens.weight'));
-  g.output('inputs_embeds', 'float32', [BATCH, SEQUENCE, config.hiddenSize], g.op.gather(table, ids, 0));
+  const key = 'model.embed_tokens.weight';
+  const weight = weights.get(key);
+  let rows: string;
+  if (options.embedTable === 'float16') {
+    const table = g.lazyInitializer(key, 'float16', weightDims(weight), () => toFloat16(weightValues(weight).data));
+    rows = g.op.cast(g.op.gather(table, ids, 0), 'float32');
+  } else rows = g.op.gather(weightInitializer(g, key, weight), ids, 0);
+  g.output('inputs_embeds', 'float32', [BATCH, SEQUENCE, config.hiddenSize], rows);
   return g;
 }
 
@@ -182,7 +196,7 @@ export function qwen2HfConfig(c: Qwen2Config, options: Qwen2OnnxExportOptions = 
     max_position_embeddings: c.maxPositionEmbeddings,
     tie_word_embeddings: c.tieWordEmbeddings,
     torch_dtype: options.dtype ?? 'float32',
-    bvllm_onnx: { exporter_version: QWEN2_ONNX_EXPORTER_VERSION, quantize: options.quantize ?? null, logits_for: options.logitsFor ?? 'all', dtype: options.dtype ?? 'float32' },
+    bvllm_onnx: { exporter_version: QWEN2_ONNX_EXPORTER_VERSION, quantize: options.quantize ?? null, logits_for: options.logitsFor ?? 'all', dtype: options.dtype ?? 'float32', embed_table: options.embedTable ?? (options.quantize ? 'float16' : 'float32') },
   };
 }
 
@@ -199,7 +213,8 @@ export function exportQwen2Onnx(config: Qwen2Config, weights: GraphWeights, outD
     if (options.dtype === 'float16') convertToFloat16(g);
     return writeModel(g, join(outDir, file), { externalDataThreshold: options.externalDataThreshold }).path;
   };
-  const embedTokens = write(buildQwen2EmbedGraph(config, weights), ORT_EMBED_FILE);
+  const embedTable = options.embedTable ?? (options.quantize ? 'float16' : 'float32');
+  const embedTokens = write(buildQwen2EmbedGraph(config, weights, { embedTable }), ORT_EMBED_FILE);
   const { graph, quantized } = buildQwen2DecoderGraph(config, weights, options);
   const decoder = write(graph, ORT_DECODER_FILE);
   writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(qwen2HfConfig(config, options), null, 2)}\n`);
