@@ -54,13 +54,25 @@ function fromValidation(error: FrameworkError): ApiError {
   return invalidRequest(`Invalid request: ${message}.`, 'invalid_value', param);
 }
 
+/** `reason` of VideoDecodeError / UnsupportedMediaError: the cause without the file name (read by shape, so a second package copy works). */
+const reasonOf = (error: BvllmError) => {
+  const reason = (error as { reason?: unknown }).reason;
+  return typeof reason === 'string' ? reason : 'unreadable media';
+};
+
 /** Any thrown value → the ApiError the client sees. Unknown errors become a 500 without internals. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (BvllmError.isInstance(error)) {
     switch (error.code) {
+      // The message names the server's file (a temp path for uploads) and quotes ffmpeg's stderr, which would
+      // tell a client which files exist; the client gets the reason alone. A decoder that could not be started
+      // (the error has a cause) is the server's fault.
       case 'VIDEO_DECODE':
-        return invalidRequest(error.message, 'invalid_media');
+        if (error.cause !== undefined) return new ApiError(500, 'server_error', 'The media decoder could not be started.', 'internal_error');
+        return invalidRequest(`The media cannot be decoded: ${reasonOf(error)}.`, 'invalid_media');
+      case 'MEDIA_UNSUPPORTED':
+        return invalidRequest(`The media is ${reasonOf(error)}.`, 'unsupported_media_type');
       case 'PROMPT_TOO_LONG':
         return invalidRequest(error.message, 'context_length_exceeded', 'messages');
       // Only a client disconnect gets here (server-side aborts carry their own ApiError), so nobody reads this

@@ -60,6 +60,7 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
       mediaRoot: config.mediaRoot === undefined ? undefined : realpathSync(config.mediaRoot),
       maxMediaBytes: config.maxMediaBytes,
       allowRemoteMedia: config.allowRemoteMedia,
+      remoteMediaAllowedAddresses: config.remoteMediaAllowedAddresses,
       tmpDir: uploads,
     }),
   };

@@ -88,7 +88,7 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
   const { session, config, metrics } = deps;
   const name = session.config.name;
   if (body.model !== name) throw new ApiError(404, 'not_found_error', `The model "${body.model}" does not exist; this server serves "${name}".`, 'model_not_found', 'model');
-  const { turns, media } = toConversation(body);
+  const { turns, media } = toConversation(body, config.maxPromptChars);
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const generation = {
     maxNewTokens: body.max_completion_tokens ?? body.max_tokens ?? config.maxTokens,

@@ -97,7 +97,15 @@ export interface Conversation {
  * System and developer messages are accepted and dropped: the model is trained with its own system prompt
  * (spec §1.2), and a different one would only move it off its training distribution.
  */
-export function toConversation(request: ChatRequest): Conversation {
+export function toConversation(request: ChatRequest, maxPromptChars: number): Conversation {
+  // Counted over every message, system ones included, before anything is tokenized or opened: tokenizing blocks
+  // the event loop about 2 µs per character.
+  let chars = 0;
+  for (const message of request.messages)
+    for (const part of typeof message.content === 'string' ? [{ type: 'text' as const, text: message.content }] : message.content)
+      if (part.type === 'text') chars += part.text.length;
+  if (chars > maxPromptChars)
+    throw invalidRequest(`messages: the text is ${chars} characters, over this server's limit of ${maxPromptChars} (--max-prompt-chars).`, 'prompt_too_long', 'messages');
   const turns: ChatTurn[] = [];
   let media: Conversation['media'] | undefined;
   request.messages.forEach((message, m) => {

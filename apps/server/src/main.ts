@@ -22,6 +22,8 @@ const usage = `usage: node dist/main.js [--model DIR] [--media-root DIR] [--host
   --body-limit-mb N       largest request body (default 64)
   --timeout-sec N         per-request time limit (default 120)
   --allow-remote-media    fetch http(s) media URLs (off by default: SSRF)
+  --remote-media-allow L  comma-separated private IPs or CIDR blocks remote media may come from (default none)
+  --max-prompt-chars N    most characters of text per request, checked before tokenizing (default 131072)
   --log                   JSON request logs on stdout`;
 
 const MiB = 1024 * 1024;
@@ -47,6 +49,8 @@ function config(values: Record<string, string | boolean | undefined>): ServerCon
     ['bodyLimitBytes', num('body-limit-mb', MiB)],
     ['requestTimeoutMs', num('timeout-sec', 1000)],
     ['allowRemoteMedia', values['allow-remote-media']],
+    ['remoteMediaAllowedAddresses', (values['remote-media-allow'] as string | undefined)?.split(',').map((a) => a.trim()).filter(Boolean)],
+    ['maxPromptChars', num('max-prompt-chars')],
   ];
   return Object.fromEntries(entries.filter(([, v]) => v !== undefined)) as ServerConfigInput;
 }
@@ -67,6 +71,8 @@ async function main(): Promise<void> {
       'body-limit-mb': { type: 'string' },
       'timeout-sec': { type: 'string' },
       'allow-remote-media': { type: 'boolean' },
+      'remote-media-allow': { type: 'string' },
+      'max-prompt-chars': { type: 'string' },
       log: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

@@ -93,7 +93,7 @@ const cases: () => Case[] = () => [
     param: 'messages[0].content[0].video_url.url',
   },
   { name: 'missing media file', body: { ...ok(), messages: withMedia(file('nope.mp4')) }, status: 400, type: 'invalid_request_error', code: 'media_not_found', param: 'messages[0].content[0].video_url.url' },
-  { name: 'media that is not a video', body: { ...ok(), messages: withMedia(`data:video/mp4;base64,${Buffer.from('not a video at all').toString('base64')}`) }, status: 400, type: 'invalid_request_error', code: 'invalid_media' },
+  { name: 'media that is not a video', body: { ...ok(), messages: withMedia(`data:video/mp4;base64,${Buffer.from('not a video at all').toString('base64')}`) }, status: 400, type: 'invalid_request_error', code: 'unsupported_media_type' },
   { name: 'data URL not base64', body: { ...ok(), messages: withMedia('data:video/mp4,abc') }, status: 400, type: 'invalid_request_error', code: 'invalid_url' },
   { name: 'data URL of an unsupported type', body: { ...ok(), messages: withMedia('data:text/html;base64,PGh0bWw+') }, status: 400, type: 'invalid_request_error', code: 'unsupported_media_type' },
   { name: 'path traversal with ..', body: { ...ok(), messages: withMedia(`file://${root}/../${join(inject('scratch'), 'secret.mp4')}`) }, status: 403, type: 'permission_error', code: 'media_outside_root' },

@@ -3,14 +3,23 @@
  * - `data:` URLs are decoded to a private temp file, after checking the decoded size;
  * - `file://` paths must resolve, symlinks followed (realpath), inside the configured media root;
  * - `http(s)://` URLs are refused unless remote media is enabled (a server that fetches whatever URL it is given
- *   can be pointed at internal services: SSRF). When enabled, redirects are refused and the size is capped.
+ *   can be pointed at internal services: SSRF). When enabled, redirects are refused, the size is capped, and
+ *   loopback, link-local and private addresses are refused unless the allow-list names them.
+ * Whatever the source, the file must then be one of the containers ffmpeg may open (`detectMediaFormat`): a
+ * playlist or concat list would make ffmpeg read the files it names, media root or not.
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BvllmError } from '@bvllm/core';
+import { detectMediaFormat, type UnsupportedMediaError } from '@bvllm/vision-encoder';
 import { ApiError, invalidRequest } from './api-error.js';
+import { RefusedAddressError, RemoteAddressPolicy } from './remote-address.js';
 
 /** A media file ready for decoding; `release` deletes it when the server made it. */
 export interface MediaFile {
@@ -23,6 +32,8 @@ export interface MediaSourceOptions {
   mediaRoot?: string;
   maxMediaBytes: number;
   allowRemoteMedia: boolean;
+  /** Private addresses or CIDR blocks remote media may come from anyway (default none). */
+  remoteMediaAllowedAddresses?: readonly string[];
   /** Private folder for decoded uploads. */
   tmpDir: string;
 }
@@ -54,10 +65,27 @@ const isInside = (root: string, path: string) => {
 };
 
 export class MediaSource {
-  constructor(private readonly options: MediaSourceOptions) {}
+  private readonly addresses: RemoteAddressPolicy;
 
-  /** Resolves `url` (from request field `param`) to a readable file, or throws an ApiError naming `param`. */
+  constructor(private readonly options: MediaSourceOptions) {
+    this.addresses = new RemoteAddressPolicy(options.remoteMediaAllowedAddresses);
+  }
+
+  /** Resolves `url` (from request field `param`) to a readable file of an allowed format, or throws an ApiError naming `param`. */
   async open(url: string, param: string, signal?: AbortSignal): Promise<MediaFile> {
+    const file = await this.fetch(url, param, signal);
+    try {
+      detectMediaFormat(file.path);
+    } catch (error) {
+      await file.release();
+      if (BvllmError.isInstance(error) && error.code === 'MEDIA_UNSUPPORTED')
+        throw invalidRequest(`${param}: ${(error as UnsupportedMediaError).reason}.`, 'unsupported_media_type', param);
+      throw error;
+    }
+    return file;
+  }
+
+  private async fetch(url: string, param: string, signal?: AbortSignal): Promise<MediaFile> {
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
     if (scheme === 'data') return this.fromDataUrl(url, param);
     if (scheme === 'file') return this.fromFileUrl(url, param);
@@ -122,28 +150,56 @@ export class MediaSource {
   }
 
   private async fromRemote(url: string, param: string, signal?: AbortSignal): Promise<MediaFile> {
-    let response: Response;
+    const forbidden = () =>
+      new ApiError(403, 'permission_error', `${param}: the media URL's host is a loopback, link-local or private address; this server does not fetch from those.`, 'remote_media_forbidden_address', param);
+    let target: URL;
     try {
-      response = await fetch(url, { redirect: 'error', signal });
+      target = new URL(url);
+    } catch {
+      throw invalidRequest(`${param}: not a valid URL.`, 'invalid_url', param);
+    }
+    // IP literals never reach the lookup below, so they are checked here; names are checked as they resolve.
+    const literal = target.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(literal) && !this.addresses.permits(literal)) throw forbidden();
+    let response: IncomingMessage;
+    try {
+      response = await new Promise<IncomingMessage>((done, fail) => {
+        const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { lookup: this.addresses.lookup, signal }, done);
+        request.on('error', fail);
+        request.end();
+      });
     } catch (error) {
-      if (signal?.aborted) throw error;
+      if (signal?.aborted) throw signal.reason ?? error;
+      if (error instanceof RefusedAddressError) throw forbidden();
       throw invalidRequest(`${param}: the media URL could not be fetched.`, 'media_not_found', param);
     }
-    if (!response.ok || !response.body) throw invalidRequest(`${param}: fetching the media URL gave HTTP ${response.status}.`, 'media_not_found', param);
-    const ext = this.extension((response.headers.get('content-type') ?? 'application/octet-stream').split(';')[0].trim(), param);
-    const declared = Number(response.headers.get('content-length') ?? 0);
-    if (declared > this.options.maxMediaBytes) throw tooLarge(param, declared, this.options.maxMediaBytes);
+    const status = response.statusCode ?? 0;
+    // Redirects are not followed: a redirect is how an allowed URL reaches an internal one.
+    if (status < 200 || status >= 300) {
+      response.destroy();
+      throw invalidRequest(`${param}: fetching the media URL gave HTTP ${status}.`, 'media_not_found', param);
+    }
+    let ext: string;
+    try {
+      ext = this.extension((response.headers['content-type'] ?? 'application/octet-stream').split(';')[0].trim(), param);
+      const declared = Number(response.headers['content-length'] ?? 0);
+      if (declared > this.options.maxMediaBytes) throw tooLarge(param, declared, this.options.maxMediaBytes);
+    } catch (error) {
+      response.destroy();
+      throw error;
+    }
     const path = this.tempPath(ext);
     const out = createWriteStream(path, { mode: 0o600 });
     let received = 0;
     try {
-      for await (const chunk of response.body) {
+      for await (const chunk of response as AsyncIterable<Buffer>) {
         received += chunk.length;
         if (received > this.options.maxMediaBytes) throw tooLarge(param, received, this.options.maxMediaBytes);
         if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
       }
       await new Promise<void>((done, fail) => out.end((error?: Error | null) => (error ? fail(error) : done())));
     } catch (error) {
+      response.destroy();
       out.destroy();
       await rm(path, { force: true });
       throw error;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isAddressOrSubnet } from './remote-address.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,6 +36,17 @@ export const serverConfigSchema = z
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
     /** Fetch http(s) media URLs. Off by default: a server that fetches arbitrary URLs is an SSRF hole. */
     allowRemoteMedia: z.boolean().default(false),
+    /**
+     * Loopback, link-local and private addresses are refused as remote media hosts (every resolved address is
+     * checked); these IP addresses or CIDR blocks (`10.0.0.0/8`, `::1`) are fetched anyway. Default none.
+     */
+    remoteMediaAllowedAddresses: z.array(z.string().refine(isAddressOrSubnet, 'expected an IP address or CIDR block')).default([]),
+    /**
+     * Most characters of text in one request, all messages together, checked before anything is tokenized.
+     * Tokenizing costs about 2 µs per character on the event loop (a 16 MiB prompt froze /health for 33 s); the
+     * default, 128 Ki, is about Qwen2's 32 k-token context at 4 characters per token. Default 131072.
+     */
+    maxPromptChars: z.number().int().positive().default(128 * 1024),
     /** Width in pixels of the frame thumbnails the web page shows. Default 160. */
     thumbnailWidth: z.number().int().min(16).max(1024).default(160),
   })

@@ -3,7 +3,7 @@
  * timestamp (accurate seek: it decodes from the previous keyframe) and scales it down; nothing touches the disk.
  */
 import { spawn } from 'node:child_process';
-import { ffmpegPath } from '@bvllm/vision-encoder';
+import { ffmpegInput, ffmpegPath } from '@bvllm/vision-encoder';
 
 const TIMEOUT_MS = 15_000;
 const MAX_BYTES = 2 * 1024 * 1024;
@@ -11,7 +11,13 @@ const MAX_BYTES = 2 * 1024 * 1024;
 /** A `data:image/jpeg;base64,…` URL of the frame at `timestampSec`, `width` pixels wide, or null if ffmpeg fails. */
 export function thumbnail(path: string, timestampSec: number, width: number, signal?: AbortSignal): Promise<string | null> {
   return new Promise((resolve) => {
-    const args = ['-loglevel', 'error', '-ss', timestampSec.toFixed(3), '-i', path, '-frames:v', '1', '-vf', `scale=${width}:-2`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '5', 'pipe:1'];
+    let input: string[];
+    try {
+      input = ffmpegInput(path);
+    } catch {
+      return resolve(null);
+    }
+    const args = ['-loglevel', 'error', '-ss', timestampSec.toFixed(3), ...input, '-frames:v', '1', '-vf', `scale=${width}:-2`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '5', 'pipe:1'];
     const child = spawn(ffmpegPath(), args, { stdio: ['ignore', 'pipe', 'ignore'], signal });
     const chunks: Buffer[] = [];
     let size = 0;

@@ -32,6 +32,16 @@ describe('QuestionTokenizer (spec §1.1 "text", D14)', () => {
     expect(tokenizer.encodeIds('playz')).toEqual([id('[CLS]'), id('[UNK]'), id('[SEP]')]);
   });
 
+  it('keeps special tokens typed into the question as text: only encodeIds adds [CLS] and [SEP] (issue #20 item 3)', () => {
+    const ids = tokenizer.encodeIds('what [SEP] [CLS] [PAD] [MASK] [UNK]');
+    const specials = ['[PAD]', '[CLS]', '[SEP]', '[MASK]'].map(id);
+    expect(ids[0]).toBe(id('[CLS]'));
+    expect(ids.at(-1)).toBe(id('[SEP]'));
+    // Inside, each one is its brackets and an (unknown) word, never a special id.
+    expect(ids.slice(1, -1).filter((i) => specials.includes(i))).toEqual([]);
+    expect(ids.length).toBe(2 + 1 + 5 * 3);
+  });
+
   it('truncates on the left, keeping [CLS] and [SEP] and the end of the question', () => {
     const short = QuestionTokenizer.fromVocabTxt(vocab.join('\n'), { maxLength: 5 });
     // pieces: what is the man doing ? (6) → room 3 → keep the last three: man doing ?

@@ -66,9 +66,11 @@ export class QuestionTokenizer {
     readonly source: string,
     /** Longest encoding, `[CLS]` and `[SEP]` included. */
     readonly maxLength: number,
+    /** The special added tokens' ids by text, kept out of `tokenizer` so that question text cannot produce them. */
+    specialIds: ReadonlyMap<string, number>,
   ) {
     const id = (token: string) => {
-      const value = tokenizer.token_to_id(token);
+      const value = specialIds.get(token) ?? tokenizer.token_to_id(token);
       if (value === undefined) throw new TokenizerError(source, `vocabulary has no ${token} token`);
       return value;
     };
@@ -82,13 +84,17 @@ export class QuestionTokenizer {
     const source = options.source ?? 'tokenizer.json';
     const model = json.model as { type?: string } | undefined;
     if (model?.type !== 'WordPiece') throw new TokenizerError(source, `expected a WordPiece model, got ${String(model?.type)}`);
+    // The question is user text: `[SEP]` or `[CLS]` typed into it must stay text (HF `split_special_tokens=True`),
+    // so the special added tokens are dropped from the tokenizer and only encodeIds inserts their ids.
+    const added = (json.added_tokens ?? []) as { id: number; content: string; special?: boolean }[];
+    const specialIds = new Map(added.filter((t) => t.special).map((t) => [t.content, t.id]));
     let tokenizer: Tokenizer;
     try {
-      tokenizer = new Tokenizer(json, {});
+      tokenizer = new Tokenizer({ ...json, added_tokens: added.filter((t) => !t.special) }, {});
     } catch (cause) {
       throw new TokenizerError(source, `cannot build the tokenizer (${(cause as Error).message})`, { cause });
     }
-    return new QuestionTokenizer(tokenizer, source, options.maxLength ?? QUESTION_MAX_LENGTH);
+    return new QuestionTokenizer(tokenizer, source, options.maxLength ?? QUESTION_MAX_LENGTH, specialIds);
   }
 
   /** From the text of a BERT `vocab.txt`: one token per line, id = line number. */
@@ -126,6 +132,7 @@ export class QuestionTokenizer {
   encodeIds(question: string): number[] {
     const pieces = this.tokenizer.encode(question, { add_special_tokens: false }).ids;
     const room = this.maxLength - 2;
+    // At most maxLength − 2 ids are spread, never the whole (possibly huge) encoding.
     return [this.clsId, ...pieces.slice(Math.max(0, pieces.length - room)), this.sepId];
   }
 

@@ -22,8 +22,8 @@ export {
   type ProjectorConfig,
 } from './projector.js';
 export { Qwen2Tokenizer, type TokenizerConfigJson } from './tokenizer.js';
-export { ChatTemplate, QWEN2_DEFAULT_CHAT_TEMPLATE, multimodalUserContent, type ChatMessage } from './chat-template.js';
-export { tokenizeMultimodal } from './multimodal-tokens.js';
+export { ChatTemplate, QWEN2_DEFAULT_CHAT_TEMPLATE, multimodalUserContent, type ChatMessage, type PromptSegment } from './chat-template.js';
+export { tokenizeMultimodal, tokenizeChat } from './multimodal-tokens.js';
 export { chatExample, plainExample, type TrainingExample } from './training-examples.js';
 export { spliceVisual, PlaceholderMismatchError, type SpliceInput, type SpliceOutput } from './splice-visual.js';
 export { samplingConfig, sampleNextToken, candidateDistribution, applyRepetitionPenalty, argmax, type SamplingConfig } from './sampling.js';

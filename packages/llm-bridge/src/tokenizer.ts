@@ -35,11 +35,16 @@ export class Qwen2Tokenizer {
   readonly chatTemplate: string | undefined;
   /** Ids of every special added token (`<|im_start|>`, `<|endoftext|>`, …). */
   readonly specialIds: ReadonlySet<number>;
+  /** The text of each special added token, to tell whether a text holds one. */
+  private readonly specialContents: readonly string[];
+  /** Built on the first text that holds a special token's text; see {@link encodeText}. */
+  private plain: Tokenizer | undefined;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
     readonly config: TokenizerConfigJson,
     source: string,
+    private readonly tokenizerJson: Record<string, unknown>,
   ) {
     const idOf = (token: string | undefined, field: string) => {
       const id = token === undefined ? undefined : tokenizer.token_to_id(token);
@@ -51,7 +56,9 @@ export class Qwen2Tokenizer {
     const pad = tokenText(config.pad_token);
     this.padTokenId = pad === undefined ? this.eosTokenId : idOf(pad, 'pad_token');
     this.chatTemplate = config.chat_template ?? undefined;
-    this.specialIds = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
+    const specials = [...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special);
+    this.specialIds = new Set(specials.map(([id]) => id));
+    this.specialContents = specials.map(([, t]) => t.content);
   }
 
   /** Reads `tokenizer.json` and, when present, `tokenizer_config.json` from a model folder. */
@@ -70,12 +77,32 @@ export class Qwen2Tokenizer {
     } catch (cause) {
       throw new TokenizerError(source, `not a usable tokenizer (${(cause as Error).message})`, { cause });
     }
-    return new Qwen2Tokenizer(tokenizer, config, source);
+    return new Qwen2Tokenizer(tokenizer, config, source, tokenizerJson);
   }
 
-  /** Text → ids. Special tokens written in the text (`<|im_start|>`) become their ids; Qwen2 adds no BOS. */
+  /**
+   * Trusted text → ids: special tokens written in the text (`<|im_start|>`) become their ids. For what the chat
+   * template writes, never for what a user or a system prompt wrote (use {@link encodeText}). Qwen2 adds no BOS.
+   */
   encode(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * Untrusted text → ids with special-token parsing off (HF `split_special_tokens=True`): `<|im_start|>` typed by a
+   * user is the ordinary pieces `<|`, `im`, `_start`, `|>`, so nobody can forge a turn or an end of text. Text
+   * holding no special token's text encodes the same either way, so only such text pays for the second tokenizer.
+   */
+  encodeText(text: string): number[] {
+    if (!this.specialContents.some((content) => text.includes(content))) return this.encode(text);
+    this.plain ??= this.plainTokenizer();
+    return this.plain.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /** The same tokenizer without its special added tokens (non-special added tokens are ordinary words and stay). */
+  private plainTokenizer(): Tokenizer {
+    const added = (this.tokenizerJson.added_tokens ?? []) as { special?: boolean }[];
+    return new Tokenizer({ ...this.tokenizerJson, added_tokens: added.filter((t) => !t.special) }, this.config);
   }
 
   /** Ids → text. Byte-level pieces that end mid-character decode to U+FFFD; see `streamText` for streaming. */

@@ -25,9 +25,11 @@ export function chatExample(tokenizer: Pick<Qwen2Tokenizer, 'encode'>, template:
   const labels: number[] = [];
   let rendered = '';
   const add = (text: string, supervised: boolean) => {
-    const ids = tokenizeMultimodal(tokenizer, text);
-    inputIds.push(...ids);
-    labels.push(...ids.map((id) => (supervised && id >= 0 ? id : IGNORE_INDEX)));
+    // Loops, not push(...ids): a spread passes every id as an argument and overflows the stack on long texts.
+    for (const id of tokenizeMultimodal(tokenizer, text)) {
+      inputIds.push(id);
+      labels.push(supervised && id >= 0 ? id : IGNORE_INDEX);
+    }
   };
   const extend = (next: string, supervised: boolean) => {
     if (!next.startsWith(rendered))

@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { ConfigError, Rng, TensorSource, storeSource, tf, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
 import { frameSelectRegistry, frameWeightsFromScores, uniformFrameIndices, type FrameSelectStage, type QFormerGumbelConfig, type QFormerGumbelSelect } from '@bvllm/frame-select';
-import { ChatTemplate, asCausalDecoder, streamText, tokenizeMultimodal, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
+import { ChatTemplate, asCausalDecoder, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
@@ -405,7 +405,7 @@ export class InferenceSession {
     const question = turns[turns.length - 1];
     if (!question || question.role !== 'user') throw new Error('the last turn must be a user question');
     const tokens = this.tokenizeQuestion(question.content);
-    const ids = tokenizeMultimodal(this.assets.tokenizer, this.template.render(chatMessages(this.config.systemPrompt, turns), { addGenerationPrompt: true }));
+    const ids = tokenizeChat(this.assets.tokenizer, this.template, chatMessages(this.config.systemPrompt, turns), { addGenerationPrompt: true });
     const context = { training: false, rng: Rng.fromSeed(seed).fork('frame-select') };
     const path = await this.visualPath(video, tokens, context);
     try {

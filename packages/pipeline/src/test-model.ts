@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QuestionTokenizer, Rng, tf, type FrameFeatures } from '@bvllm/core';
-import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE, generateText, spliceVisual, tokenizeMultimodal } from '@bvllm/llm-bridge';
+import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE, generateText, spliceVisual, tokenizeChat } from '@bvllm/llm-bridge';
 import { disposeVisualPath, type BvllmAssets, type BvllmModel } from './bvllm-model.js';
 import { QUESTION_TOKENIZER_DIR } from './model-dir.js';
 import type { PipelineConfigInput } from './pipeline-config.js';
@@ -57,7 +57,7 @@ export function testConfig(overrides: Partial<PipelineConfigInput> = {}): Pipeli
 export async function tfjsAnswer(model: BvllmModel, features: FrameFeatures, question: string, seed = 0): Promise<{ text: string; frames: number[] }> {
   const turns = [{ role: 'user' as const, content: question }];
   const tokens = model.tokenizeQuestion(question);
-  const ids = tokenizeMultimodal(model.assets.tokenizer, model.template.render(model.messagesFor(turns), { addGenerationPrompt: true }));
+  const ids = tokenizeChat(model.assets.tokenizer, model.template, model.messagesFor(turns), { addGenerationPrompt: true });
   const path = model.visualPath(features, tokens, { training: false, rng: Rng.fromSeed(seed).fork('frame-select') });
   const spliced = spliceVisual(model.llm, { inputIds: [ids], visual: [[path.visualEmbeds]] });
   try {

@@ -53,8 +53,8 @@ export async function precomputeFeatures(
     try {
       features.set(path, cache ? (await cache.getOrCompute(path, model.vision, encodeOptions)).features : await model.vision.encodeVideo(path, encodeOptions));
     } catch (error) {
-      // An undecodable video condemns its samples, which the loop skips; it must not stop the run.
-      if (!(BvllmError.isInstance(error) && error.code === 'VIDEO_DECODE')) throw error;
+      // An undecodable video (or a file that is no allowed media) condemns its samples, which the loop skips; it must not stop the run.
+      if (!(BvllmError.isInstance(error) && (error.code === 'VIDEO_DECODE' || error.code === 'MEDIA_UNSUPPORTED'))) throw error;
     }
     options.onFeatures?.(++done, paths.size);
   }

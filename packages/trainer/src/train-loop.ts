@@ -110,9 +110,9 @@ export class DataOrder {
   }
 }
 
-/** Errors that condemn one sample, not the run: bad data or an undecodable video. */
+/** Errors that condemn one sample, not the run: bad data, an undecodable video or a file that is no allowed media. */
 function isSampleError(error: unknown): boolean {
-  return BvllmError.isInstance(error) && (error.code === 'DATASET' || error.code === 'VIDEO_DECODE');
+  return BvllmError.isInstance(error) && (error.code === 'DATASET' || error.code === 'VIDEO_DECODE' || error.code === 'MEDIA_UNSUPPORTED');
 }
 
 export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>): Promise<TrainResult> {

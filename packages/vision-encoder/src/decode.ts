@@ -8,6 +8,7 @@ import { extname, join } from 'node:path';
 import { parseConfig } from '@bvllm/core';
 import { VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
+import { ffmpegInput } from './media-format.js';
 import { CORRUPT, DEFAULT_MAX_PIXELS, parseHeader, probeVideo } from './probe.js';
 import { sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from './sampling.js';
 
@@ -69,7 +70,7 @@ export async function decodeVideo(path: string, sampling: SamplingInput = {}, op
   let filled = 0;
   let frameNumber = 0;
   const run = await runFfmpeg(
-    ['-loglevel', 'error', '-noautorotate', '-i', path, '-map', '0:v:0', '-an', '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
+    ['-loglevel', 'error', '-noautorotate', ...ffmpegInput(path), '-map', '0:v:0', '-an', '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
     {
       timeoutMs: options.timeoutMs ?? 600_000 + 1000 * info.durationSec,
       idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
@@ -115,7 +116,7 @@ export async function decodeImage(path: string, options: DecodeOptions = {}): Pr
   const chunks: Buffer[] = [];
   let total = 0;
   let tooLarge = false;
-  const run = await runFfmpeg(['-i', path, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+  const run = await runFfmpeg([...ffmpegInput(path), '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
     timeoutMs: options.timeoutMs ?? 60_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
     signal: options.signal,

@@ -1,4 +1,5 @@
-export { VideoDecodeError } from './errors.js';
+export { VideoDecodeError, UnsupportedMediaError } from './errors.js';
+export { detectMediaFormat, ffmpegInput, type MediaFormat } from './media-format.js';
 export { ffmpegPath } from './ffmpeg.js';
 export { probeVideo, DEFAULT_MAX_PIXELS, type VideoInfo, type ProbeOptions } from './probe.js';
 export { sampleFrameIndices, samplingOptionsSchema, type SamplingOptions, type SamplingInput } from './sampling.js';

@@ -6,6 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
+import { ffmpegInput } from './media-format.js';
 
 export interface VideoInfo {
   path: string;
@@ -39,14 +40,15 @@ export async function probeVideo(path: string, options: ProbeOptions = {}): Prom
   if (!existsSync(path)) throw new VideoDecodeError(path, 'file does not exist');
   if (!statSync(path).isFile()) throw new VideoDecodeError(path, 'not a regular file');
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const header = await runFfmpeg(['-i', path], { timeoutMs, signal: options.signal });
+  const input = ffmpegInput(path);
+  const header = await runFfmpeg(input, { timeoutMs, signal: options.signal });
   if (header.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${header.spawnError.message})`, '', { cause: header.spawnError });
   if (header.timedOut) throw new VideoDecodeError(path, `ffmpeg was killed after ${timeoutMs} ms reading the header`, header.stderr);
   const info = parseHeader(path, header.stderr);
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (info.width * info.height > maxPixels)
     throw new VideoDecodeError(path, `resolution ${info.width}x${info.height} exceeds the limit of ${maxPixels} pixels`);
-  const count = await runFfmpeg(['-i', path, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { timeoutMs, signal: options.signal });
+  const count = await runFfmpeg([...input, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { timeoutMs, signal: options.signal });
   if (count.timedOut) throw new VideoDecodeError(path, `ffmpeg was killed after ${timeoutMs} ms counting frames`, count.stderr);
   const frames = [...count.stderr.matchAll(/frame=\s*(\d+)/g)].at(-1);
   const numFrames = frames ? Number(frames[1]) : 0;

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError } from '@bvllm/core';
-import { VideoDecodeError, decodeVideo, ffmpegPath } from '@bvllm/vision-encoder';
+import { UnsupportedMediaError, VideoDecodeError, decodeVideo, ffmpegPath } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openFrameStream } from './frame-stream.js';
 
@@ -44,14 +44,17 @@ describe('openFrameStream', () => {
     }
   });
 
-  it('an image is one frame; a missing or broken file is a VideoDecodeError; an abort stops decoding', async () => {
+  it('an image is one frame; a missing file is a VideoDecodeError, text or a playlist is refused before ffmpeg; an abort stops decoding', async () => {
     const png = join(dir, 'frames', 'f001.png');
     const { stream, frames } = await collect(png, 8);
     expect(stream.timestampsSec).toEqual([0]);
     expect(frames).toHaveLength(1);
     await expect(openFrameStream(join(dir, 'nope.mp4'))).rejects.toThrow(VideoDecodeError);
     writeFileSync(join(dir, 'broken.mp4'), 'not a video');
-    await expect(collect(join(dir, 'broken.mp4'), 2)).rejects.toThrow(VideoDecodeError);
+    await expect(collect(join(dir, 'broken.mp4'), 2)).rejects.toThrow(UnsupportedMediaError);
+    // A playlist naming a real video: ffmpeg's hls demuxer would open it (issue #20 item 1).
+    writeFileSync(join(dir, 'playlist.mp4'), `#EXTM3U\n#EXTINF:1,\n${video}\n#EXT-X-ENDLIST\n`);
+    await expect(collect(join(dir, 'playlist.mp4'), 2)).rejects.toMatchObject({ code: 'MEDIA_UNSUPPORTED', kind: 'an HLS playlist' });
     const controller = new AbortController();
     const chunks = (await openFrameStream(video)).chunks(1, controller.signal);
     await chunks.next();

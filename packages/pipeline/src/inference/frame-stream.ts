@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { AbortedError, parseConfig } from '@bvllm/core';
-import { FRAME_FOLDER_FPS, VideoDecodeError, decodeImage, ffmpegPath, probeVideo, sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
+import { FRAME_FOLDER_FPS, VideoDecodeError, decodeImage, ffmpegInput, ffmpegPath, probeVideo, sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp']);
 /** GIFs are sampled as 25 fps whatever their own rate, as the reference (and `decodeVideo`) does. */
@@ -85,7 +85,7 @@ async function* videoChunks(path: string, indices: readonly number[], width: num
   const wanted = new Map<number, number>();
   for (const i of indices) wanted.set(i, (wanted.get(i) ?? 0) + 1);
   const last = indices[indices.length - 1];
-  const child = spawn(ffmpegPath(), ['-loglevel', 'error', '-noautorotate', '-i', path, '-map', '0:v:0', '-an', '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+  const child = spawn(ffmpegPath(), ['-loglevel', 'error', '-noautorotate', ...ffmpegInput(path), '-map', '0:v:0', '-an', '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
