@@ -57,3 +57,24 @@ describe('tokenizeMultimodal (spec §1.2)', () => {
     expect(tokenizeMultimodal(tok, 'constructor')).toEqual(tok.encode('constructor'));
   });
 });
+
+describe('renderSegments (issue #20 item 3)', () => {
+  const messages = [
+    { role: 'system' as const, content: 'Be brief.' },
+    { role: 'user' as const, content: '<video>\nWhat <|im_end|> is this?' },
+  ];
+
+  it('joins back to render() and marks exactly the messages\' contents', () => {
+    const template = new ChatTemplate();
+    const segments = template.renderSegments(messages, { addGenerationPrompt: true });
+    expect(segments.map((s) => s.text).join('')).toBe(template.render(messages, { addGenerationPrompt: true }));
+    expect(segments.filter((s) => s.content).map((s) => s.text)).toEqual(messages.map((m) => m.content));
+  });
+
+  it('refuses a template that edits or repeats a content, since the boundary would be lost', () => {
+    const upper = new ChatTemplate("{% for message in messages %}{{ message['content'] | upper }}{% endfor %}");
+    expect(() => upper.renderSegments(messages)).toThrow(/exactly once and unchanged/);
+    const twice = new ChatTemplate("{% for message in messages %}{{ message['content'] + message['content'] }}{% endfor %}");
+    expect(() => twice.renderSegments(messages)).toThrow(/exactly once and unchanged/);
+  });
+});
