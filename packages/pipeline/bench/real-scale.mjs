@@ -5,6 +5,7 @@
 //
 //   node bench/real-scale.mjs [--configs small,paper,paper-0.5b] [--minutes 1,8,60] [--work DIR] [--threads N]
 //                             [--providers cuda,cpu] [--dtype bf16|f16|f32] [--onnx-dtype f32|f16] [--keep]
+//                             [--vision-quantize int8|int4]
 // --dtype is the model folder's stored dtype, --onnx-dtype the exported graphs' (f16 for the CUDA provider).
 // Defaults: the configs and lengths of the issue's table on this CPU (paper at 1 minute only).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -76,6 +77,8 @@ async function askChild(job) {
   const promptSeconds = (performance.now() - t0) / 1000;
   const decoder = session.decoder;
   const promptTokens = prompt.inputsEmbeds.length / decoder.hiddenSize;
+  // One short prefill first, so the figure is steady-state prefill, not onnxruntime's first-run allocations.
+  await decoder.prefill({ inputsEmbeds: prompt.inputsEmbeds.subarray(0, 8 * decoder.hiddenSize), batch: 1, length: 8 });
   t0 = performance.now();
   let step = await decoder.prefill({ inputsEmbeds: prompt.inputsEmbeds, batch: 1, length: promptTokens });
   const prefillSeconds = (performance.now() - t0) / 1000;
@@ -132,7 +135,7 @@ function runChild(kind, job) {
 
 /** `bvllm convert` in a child, timed, with its peak RSS (GNU time when present, else none). */
 function convert(job) {
-  const argv = [cli, 'convert', '--config', job.config, '--instructblip', job.instructblip, '--qwen2', job.qwen2, '--out', job.out, '--dtype', job.dtype, '--onnx-dtype', job.onnxDtype, '--llm-quantize', job.llmQuantize];
+  const argv = [cli, 'convert', '--config', job.config, '--instructblip', job.instructblip, '--qwen2', job.qwen2, '--out', job.out, '--dtype', job.dtype, '--onnx-dtype', job.onnxDtype, '--llm-quantize', job.llmQuantize, ...(job.visionQuantize ? ['--vision-quantize', job.visionQuantize] : [])];
   const time = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'PEAK_RSS_KB %M'] : [];
   const t0 = performance.now();
   const run = spawnSync(time[0] ?? process.execPath, [...time.slice(1), ...(time.length ? [process.execPath] : []), ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -170,8 +173,9 @@ async function main() {
   const providers = flag('providers') ? flag('providers').split(',') : undefined;
   const dtype = flag('dtype', 'bf16');
   const onnxDtype = flag('onnx-dtype', 'f32');
+  const visionQuantize = flag('vision-quantize');
   mkdirSync(work, { recursive: true });
-  console.log(`real-scale bench: ${cpus().length} cores (${cpus()[0]?.model}), ${threads} onnxruntime threads, providers ${providers?.join(',') ?? 'cpu'}, stored ${dtype}, graphs ${onnxDtype}, work ${work}`);
+  console.log(`real-scale bench: ${cpus().length} cores (${cpus()[0]?.model}), ${threads} onnxruntime threads, providers ${providers?.join(',') ?? 'cpu'}, stored ${dtype}, graphs ${onnxDtype}, tower ${visionQuantize ?? 'float'}, work ${work}`);
   for (const name of names) {
     const spec = CONFIGS[name];
     if (!spec) throw new Error(`unknown config ${name}; one of ${Object.keys(CONFIGS).join(', ')}`);
@@ -195,7 +199,7 @@ async function main() {
     writeFileSync(config, JSON.stringify(pipeline, null, 2));
     const model = join(dir, 'model');
     rmSync(model, { recursive: true, force: true });
-    const conversion = convert({ config, ...sources, out: model, dtype, onnxDtype, llmQuantize: spec.llmQuantize });
+    const conversion = convert({ config, ...sources, out: model, dtype, onnxDtype, llmQuantize: spec.llmQuantize, visionQuantize });
     console.log(`\n[${name}] convert: ${conversion.error ?? `${f(conversion.seconds)} s, peak RSS ${mb(conversion.peakRssMb)}`}`);
     if (conversion.error) continue;
     console.log(conversion.table);
