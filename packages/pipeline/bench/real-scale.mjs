@@ -96,9 +96,8 @@ async function askChild(job) {
 }
 
 function argmax(logits) {
-  const v = logits.length ? logits : [];
   let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   return best;
 }
 
