@@ -7,6 +7,7 @@ export type BvllmErrorCode =
   | 'CONFIG_INVALID'
   | 'UNKNOWN_KIND'
   | 'WEIGHTS_MISMATCH'
+  | 'WEIGHTS_NON_FINITE'
   | 'SAFETENSORS_FORMAT'
   | 'CHECKPOINT_FORMAT'
   | 'BACKEND_UNAVAILABLE'
@@ -98,6 +99,22 @@ export class WeightsError extends BvllmError {
             .join('; '),
       );
     super('WEIGHTS_MISMATCH', `${model}: checkpoint does not match the model: ${parts.join('; ')}`);
+  }
+}
+
+/**
+ * A weight holds NaN or ±Infinity. Such a model answers with garbage (NUL characters from a NaN softmax), so it is
+ * refused when the tensor is read, naming the tensor, how many values are bad and the first one.
+ */
+export class NonFiniteWeightsError extends BvllmError {
+  constructor(
+    readonly source: string,
+    readonly key: string,
+    readonly count: number,
+    readonly firstIndex: number,
+    readonly firstValue: number,
+  ) {
+    super('WEIGHTS_NON_FINITE', `${source}: tensor "${key}" holds ${count} non-finite value(s) (first: ${firstValue} at flat index ${firstIndex})`);
   }
 }
 

@@ -30,3 +30,6 @@ export { WeightSourceError, type WeightSourceProblem } from './weight-source-err
 export { renamedSource, overlaySource } from './weight-source-views.js';
 export { randomSource, type RandomEntry } from './weight-source-random.js';
 export { storeSource } from './weight-source-store.js';
+export { finiteSource, checkFinite, type FiniteCheckOptions } from './weight-source-finite.js';
+export { findDuplicateKey } from './json-duplicates.js';
+export { irregularFile, fileKind } from './regular-file.js';

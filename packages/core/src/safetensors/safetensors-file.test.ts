@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +84,33 @@ describe('safetensors round trip', () => {
     expect(() => SafetensorsFile.fromBytes(bytes, 'big.safetensors').readValues('big')).toThrow(
       'big.safetensors: invalid safetensors file: tensor "big" holds 1099511627776, outside int32',
     );
+  });
+});
+
+describe('hostile files on disk (issue #20 item 4)', () => {
+  it('refuses a FIFO at once instead of blocking on its first read, and a directory', () => {
+    const fifo = join(dir, 'fifo.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => SafetensorsFile.open(fifo)).toThrow(new SafetensorsFormatError(fifo, 'not a regular file (a FIFO)'));
+    const folder = join(dir, 'folder.safetensors');
+    mkdirSync(folder);
+    expect(() => SafetensorsFile.open(folder)).toThrow(new SafetensorsFormatError(folder, 'not a regular file (a directory)'));
+  });
+
+  it('refuses a header that repeats a tensor name or a field, which JSON.parse would collapse to the last', () => {
+    const bytes = serializeSafetensors(new Map([['a', { values: [1, 2], shape: [2] }], ['b', { values: [3, 4], shape: [2] }]]));
+    const n = header(bytes).length;
+    const text = Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8');
+    const rewrite = (headerText: string) => {
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(Buffer.byteLength(headerText)));
+      return Uint8Array.from(Buffer.concat([length, Buffer.from(headerText, 'utf8'), Buffer.from(bytes.subarray(8 + n))]));
+    };
+    // Both entries describe valid, tiling byte ranges, so only the repeat itself can be refused.
+    const twice = rewrite(text.replace('"b":{', '"a":{'));
+    expect(() => SafetensorsFile.fromBytes(twice, 'twice')).toThrow(new SafetensorsFormatError('twice', 'header repeats the key "a"'));
+    const field = rewrite(text.replace('"dtype":"F32",', '"dtype":"F32","dtype":"F16",'));
+    expect(() => SafetensorsFile.fromBytes(field, 'field')).toThrow('header repeats the key "a" → "dtype"');
   });
 });
 

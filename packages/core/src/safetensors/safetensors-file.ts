@@ -3,9 +3,11 @@
  * offsets that must tile the data region exactly), so a hostile file is refused before any tensor-sized allocation,
  * and one tensor is read with a positioned read, never the whole file.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFormatError } from '../errors.js';
+import { findDuplicateKey } from '../json-duplicates.js';
+import { fileKind } from '../regular-file.js';
 import { WeightSourceError } from '../weight-source-error.js';
 import { decodeFloats, dtypeBytes, isFloatDtype, isSafetensorsDtype, type SafetensorsDtype } from './dtypes.js';
 
@@ -114,15 +116,25 @@ export class SafetensorsFile {
     readonly metadata: Readonly<Record<string, string>>,
   ) {}
 
+  /**
+   * Opens a file on disk. Only a regular file is read: a FIFO would block the first read forever and a directory
+   * or device has no header, so anything else is a SafetensorsFormatError before any read.
+   */
   static open(path: string): SafetensorsFile {
     let fd: number;
     try {
-      fd = openSync(path, 'r');
+      // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, before fstat could refuse it.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (cause) {
       throw new SafetensorsFormatError(path, `cannot open (${(cause as Error).message})`);
     }
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
+      closeSync(fd);
+      throw new SafetensorsFormatError(path, `not a regular file (${fileKind(stat)})`);
+    }
     const source: ByteSource = {
-      size: fstatSync(fd).size,
+      size: stat.size,
       read: (target, position) => readSync(fd, target, 0, target.length, position),
       close: () => closeSync(fd),
     };
@@ -155,12 +167,16 @@ export class SafetensorsFile {
       const n = Number(headerLength);
       const headerBytes = Buffer.alloc(n);
       source.read(headerBytes, 8);
+      const text = headerBytes.toString('utf8');
       let header: unknown;
       try {
-        header = JSON.parse(headerBytes.toString('utf8'));
+        header = JSON.parse(text);
       } catch (cause) {
         throw new SafetensorsFormatError(path, `header is not valid JSON (${(cause as Error).message})`);
       }
+      // JSON.parse keeps the last of two equal keys, so a repeated tensor name would hide one entry silently.
+      const duplicate = findDuplicateKey(text);
+      if (duplicate) throw new SafetensorsFormatError(path, `header repeats the key ${duplicate.map((k) => JSON.stringify(k)).join(' → ')}`);
       const { tensors, metadata } = validateHeader(path, header, size - 8 - n);
       return new SafetensorsFile(path, source, 8 + n, tensors, metadata);
     } catch (error) {

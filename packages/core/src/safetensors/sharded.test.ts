@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,10 +139,23 @@ describe('TensorSource', () => {
     ['no weight_map', '{"metadata": {}}', 'index has no weight_map object'],
     ['a path outside the folder', JSON.stringify({ weight_map: { w: '../elsewhere.safetensors' } }), 'weight_map["w"] is not a shard file name'],
     ['a non-string shard', JSON.stringify({ weight_map: { w: 3 } }), 'weight_map["w"] is not a shard file name'],
+    // JSON.parse would keep the second entry and read embed.weight from the wrong shard without a word.
+    [
+      'a key listed twice',
+      '{"weight_map": {"embed.weight": "model-00001-of-00002.safetensors", "embed.weight": "model-00002-of-00002.safetensors"}}',
+      'index repeats the key "weight_map" → "embed.weight"',
+    ],
   ])('refuses an index with %s', (name, index, message) => {
     const attempt = () => TensorSource.fromDir(shardedFolder(name.replace(/\W/g, '-'), index));
     expect(attempt).toThrow(SafetensorsFormatError);
     expect(attempt).toThrow(message);
+  });
+
+  it('refuses an index that is a FIFO without blocking on it', () => {
+    const dir = shardedFolder('fifo-index', JSON.stringify({ weight_map: goodMap }));
+    rmSync(join(dir, 'model.safetensors.index.json'));
+    execFileSync('mkfifo', [join(dir, 'model.safetensors.index.json')]);
+    expect(() => TensorSource.fromDir(dir)).toThrow(/model\.safetensors\.index\.json: invalid safetensors file: not a regular file \(a FIFO\)/);
   });
 
   it('refuses a folder with neither an index nor a model file', () => {

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFormatError } from '../errors.js';
+import { findDuplicateKey } from '../json-duplicates.js';
+import { irregularFile } from '../regular-file.js';
 import { WeightSourceError } from '../weight-source-error.js';
 import type { WeightSource } from '../weight-source.js';
 import { SafetensorsFile, type TensorInfo } from './safetensors-file.js';
@@ -23,12 +25,18 @@ export class TensorSource implements WeightSource {
   static fromDir(dir: string, fileName = 'model.safetensors'): TensorSource {
     const indexPath = join(dir, `${fileName}.index.json`);
     if (existsSync(indexPath)) {
+      const kind = irregularFile(indexPath);
+      if (kind) throw new SafetensorsFormatError(indexPath, `not a regular file (${kind})`);
+      const text = readFileSync(indexPath, 'utf8');
       let index: unknown;
       try {
-        index = JSON.parse(readFileSync(indexPath, 'utf8'));
+        index = JSON.parse(text);
       } catch (cause) {
         throw new SafetensorsFormatError(indexPath, `index is not valid JSON (${(cause as Error).message})`);
       }
+      // A key listed twice in weight_map would silently point at the last shard named.
+      const duplicate = findDuplicateKey(text);
+      if (duplicate) throw new SafetensorsFormatError(indexPath, `index repeats the key ${duplicate.map((k) => JSON.stringify(k)).join(' → ')}`);
       const map = (index as { weight_map?: unknown }).weight_map;
       if (typeof map !== 'object' || map === null) throw new SafetensorsFormatError(indexPath, 'index has no weight_map object');
       const fileOf = new Map<string, string>();
