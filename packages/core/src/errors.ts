@@ -78,13 +78,17 @@ export class UnknownKindError extends BvllmError {
   }
 }
 
-/** A checkpoint does not fit a model: every missing, unexpected and mis-shaped key is listed at once. */
+/**
+ * A checkpoint does not fit a model: every missing, unexpected and mis-shaped key is listed at once. `detail`, when
+ * given, is appended (e.g. the config fields that set the expected sizes).
+ */
 export class WeightsError extends BvllmError {
   constructor(
     readonly model: string,
     readonly missing: readonly string[],
     readonly unexpected: readonly string[],
     readonly misshaped: readonly { key: string; expected: readonly number[]; actual: readonly number[] }[],
+    detail?: string,
   ) {
     const parts: string[] = [];
     const list = (xs: readonly string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
@@ -98,7 +102,7 @@ export class WeightsError extends BvllmError {
             .map((m) => `${m.key} expected [${m.expected.join(', ')}] got [${m.actual.join(', ')}]`)
             .join('; '),
       );
-    super('WEIGHTS_MISMATCH', `${model}: checkpoint does not match the model: ${parts.join('; ')}`);
+    super('WEIGHTS_MISMATCH', `${model}: checkpoint does not match the model: ${parts.join('; ')}${detail ? `; ${detail}` : ''}`);
   }
 }
 
