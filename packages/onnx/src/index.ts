@@ -57,8 +57,28 @@ export {
 } from './serialize.js';
 export { checkModel } from './check-model.js';
 export { convertToFloat16, toFloat16, MASKED_SCORE_F16 } from './float16.js';
-export { quantizeBlocks, dequantizeBlocks, type QuantBits, type BlockQuantOptions, type BlockQuantized } from './quantize.js';
-export { quantizeMatMuls, QUANT_PRESETS, type QuantizePassOptions, type QuantizePassResult } from './quantize-pass.js';
+export {
+  quantizeBlocks,
+  dequantizeBlocks,
+  quantizeColumnsInt8,
+  dequantizeColumns,
+  DYNAMIC_INT8_MAX_CODE,
+  type QuantBits,
+  type BlockQuantOptions,
+  type BlockQuantized,
+  type ColumnQuantized,
+} from './quantize.js';
+export {
+  quantizeMatMuls,
+  dynamicQuantizeMatMuls,
+  quantizeGraph,
+  QUANT_PRESETS,
+  QUANTIZE_PRESET_NAMES,
+  type QuantizePreset,
+  type MatMulSelection,
+  type QuantizePassOptions,
+  type QuantizePassResult,
+} from './quantize-pass.js';
 export { createSession, runSession, OrtSessionCache, ort, type SessionOptions, type ExecutionProvider } from './session.js';
 export { exportKey, exportCached } from './export-cache.js';
 export { hfActivation, multiHeadAttention } from './transformer-blocks.js';

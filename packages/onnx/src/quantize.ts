@@ -121,3 +121,49 @@ export function dequantizeBlocks(q: BlockQuantized): Float32Array {
     }
   return out;
 }
+
+/**
+ * Per-column symmetric int8 for `com.microsoft::DynamicQuantizeMatMul`, where onnxruntime quantises the activations
+ * to uint8 per tensor at run time and multiplies with an integer GEMM. `codes` int8 `[K, N]` row-major (the MatMul's
+ * own layout), `scales` float32 `[N]`, `W[k, n] ≈ codes[k, n] · scales[n]`.
+ */
+export interface ColumnQuantized {
+  k: number;
+  n: number;
+  codes: Int8Array;
+  scales: Float32Array;
+}
+
+/**
+ * The largest code {@link quantizeColumnsInt8} writes by default: 7 bits, ONNX Runtime's `reduce_range`. On x86
+ * without VNNI the u8 × s8 kernel sums pairs of products in 16 bits (`vpmaddubsw`), and 2 · 255 · 127 overflows
+ * it: full-range codes gave 20% errors there; 255 · 63 · 2 fits. VNNI and AMX kernels run the same codes exactly.
+ */
+export const DYNAMIC_INT8_MAX_CODE = 63;
+
+/**
+ * Quantises `columns` (`columns[n · K + k] = W[k, n]`, the HF `[out, in]` layout) per output column: scale =
+ * absmax / maxCode, codes rounded to nearest. Every weight is off by at most half its column's scale.
+ */
+export function quantizeColumnsInt8(columns: Float32Array, k: number, n: number, maxCode = DYNAMIC_INT8_MAX_CODE): ColumnQuantized {
+  if (columns.length !== k * n) throw new InvalidArgumentError('columns', `expected ${k} × ${n} = ${k * n} values, got ${columns.length}`);
+  if (!Number.isInteger(maxCode) || maxCode < 1 || maxCode > 127) throw new InvalidArgumentError('maxCode', `must be an integer in 1…127, got ${maxCode}`);
+  const codes = new Int8Array(k * n);
+  const scales = new Float32Array(n);
+  for (let col = 0; col < n; col++) {
+    const base = col * k;
+    let absmax = 0;
+    for (let i = 0; i < k; i++) absmax = Math.max(absmax, Math.abs(columns[base + i]));
+    const scale = Math.fround(absmax === 0 ? 1 : absmax / maxCode);
+    scales[col] = scale;
+    for (let i = 0; i < k; i++) codes[i * n + col] = Math.max(-maxCode, Math.min(maxCode, Math.round(columns[base + i] / scale)));
+  }
+  return { k, n, codes, scales };
+}
+
+/** The weight the codes stand for, column by column like the input of {@link quantizeColumnsInt8}. */
+export function dequantizeColumns(q: ColumnQuantized): Float32Array {
+  const out = new Float32Array(q.k * q.n);
+  for (let col = 0; col < q.n; col++) for (let i = 0; i < q.k; i++) out[col * q.k + i] = q.codes[i * q.n + col] * q.scales[col];
+  return out;
+}

@@ -4,12 +4,14 @@ export {
   parsePipelineConfig,
   runtimeConfig,
   moduleRuntime,
+  quantizeSetting,
   PIPELINE_FORMAT,
   PIPELINE_FORMAT_VERSION,
   type PipelineConfig,
   type PipelineConfigInput,
   type RuntimeConfig,
   type ModuleRuntime,
+  type QuantizeSetting,
 } from './pipeline-config.js';
 export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
 export {

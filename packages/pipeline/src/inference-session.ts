@@ -68,7 +68,7 @@ export interface InferenceSessionOptions extends OrtOptions {
   /** Export cache folder; `BVLLM_ONNX_CACHE`, else `~/.cache/bvllm/onnx`. */
   cacheDir?: string;
   /** Quantisation and dtype of a fresh export (defaults: the config's `runtime` fields). */
-  export?: Pick<ExportModulesOptions, 'visionQuantize' | 'llmQuantize' | 'dtype' | 'onModule'>;
+  export?: Pick<ExportModulesOptions, 'visionQuantize' | 'llmQuantize' | 'qformerQuantize' | 'dtype' | 'onModule'>;
   /**
    * Every module's engine: `onnx` (default) or `tfjs` (needs the tfjs model: `open` then loads it). Absent:
    * `BVLLM_VISUAL_RUNTIME` / `BVLLM_LLM_RUNTIME`, else the config's `runtime.<module>`.

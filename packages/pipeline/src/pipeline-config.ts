@@ -16,6 +16,13 @@ export const moduleRuntime = z.enum(['tfjs', 'onnx']);
 export type ModuleRuntime = z.infer<typeof moduleRuntime>;
 
 /**
+ * Quantisation of one module's ONNX MatMuls: `none` (float32), or a preset of `QUANT_PRESETS` in `@bvllm/onnx`:
+ * weight-only `int8`/`int4` blocks (decoding) or `dynamic-int8` (integer GEMM; towers, Q-Formers, prefill).
+ */
+export const quantizeSetting = z.enum(['none', 'int8', 'int4', 'dynamic-int8']);
+export type QuantizeSetting = z.infer<typeof quantizeSetting>;
+
+/**
  * Inference engine per module. Training always runs on tfjs; a module on `onnx` is exported from the current
  * weights (cached on disk by their hash) the first time it answers. A stage kind without an exporter (the uniform
  * and all selectors, the pooling samplers) runs on tfjs whatever its field says.
@@ -24,12 +31,14 @@ export const runtimeConfig = z
   .object({
     /** The Qwen2 decoder; `onnx` by default, `BVLLM_LLM_RUNTIME` overrides it. */
     llm: moduleRuntime.default('onnx'),
-    /** Weight-only quantisation of the decoder's ONNX export (`none` keeps f32, and greedy answers equal tfjs'). */
-    llmQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
+    /** Quantisation of the decoder's ONNX export (`none` keeps f32, and greedy answers equal tfjs'). */
+    llmQuantize: quantizeSetting.default('none'),
     /** The vision tower (spec §1.0) when encoding videos; `onnx` by default, `BVLLM_VISUAL_RUNTIME` overrides it. */
     vision: moduleRuntime.default('onnx'),
-    /** Weight-only quantisation of the tower's ONNX export (`none` keeps f32 and tfjs' features to 1e-4). */
-    visionQuantize: z.enum(['none', 'int8', 'int4']).default('none'),
+    /** Quantisation of the tower's ONNX export (`none` keeps f32 and tfjs' features to 1e-4). */
+    visionQuantize: quantizeSetting.default('none'),
+    /** Quantisation of both Q-Formers' ONNX exports (frame selection; spatial sampling with the projector). */
+    qformerQuantize: quantizeSetting.default('none'),
     /**
      * Weight dtype of the exported graphs: `float32`, or `float16` for the CUDA execution provider (graph inputs and
      * outputs stay float32). `bvllm convert --onnx-dtype f16` records it, so a session opens that export as it is.

@@ -1,4 +1,4 @@
-// Vision-tower throughput, tfjs vs onnxruntime (f32, int8, int4 weight-only MatMulNBits) on the same random weights:
+// Vision-tower throughput, tfjs vs onnxruntime (f32, dynamic int8 GEMM, int8/int4 weight-only MatMulNBits) on the same random weights:
 // frames/s for a ViT-B/16 at 224 px and an EVA-ViT-g-shaped tower at 336 px (width 1408, 39 blocks, 16 heads,
 // MLP 6144), peak RSS, and each as a fraction of the ORT MatMul 1024³ roofline measured in this run. Every runtime
 // runs in its own child process, so each peak RSS is its own. Prints a table; asserts nothing. Run after build.
@@ -6,7 +6,7 @@
 // BENCH_EVA_TFJS_LAYERS (default 2) full-width blocks and its per-frame time is scaled by FLOPs to all 39 blocks
 // (every block has the same shapes). onnxruntime runs the full depth; its weights are streamed from a seeded
 // generator into the export, so the parent never holds a second copy.
-//   BENCH_SHAPES=vit-b16,eva-g   BENCH_VARIANTS=tfjs,onnx-f32,onnx-int8,onnx-int4   BENCH_EVA_LAYERS=39
+//   BENCH_SHAPES=vit-b16,eva-g   BENCH_VARIANTS=tfjs,onnx-f32,onnx-dynamic-int8,onnx-int8,onnx-int4   BENCH_EVA_LAYERS=39
 //   BENCH_THREADS (onnxruntime intra-op threads; default all cores)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng, initBackend, measureMatmul, tf } from '@bvllm/core';
-import { GraphBuilder, QUANT_PRESETS, createSession, encodeModel, lazyWeight, ort, quantizeMatMuls, writeModel } from '@bvllm/onnx';
+import { GraphBuilder, createSession, encodeModel, lazyWeight, ort, quantizeGraph, writeModel } from '@bvllm/onnx';
 import { VisionTransformer, buildVisionGraph, vitConfigSchema } from '../dist/index.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
@@ -146,7 +146,7 @@ async function ortRoofline() {
 }
 
 async function parent() {
-  const variants = (process.env.BENCH_VARIANTS ?? 'tfjs,onnx-f32,onnx-int8,onnx-int4').split(',');
+  const variants = (process.env.BENCH_VARIANTS ?? 'tfjs,onnx-f32,onnx-dynamic-int8,onnx-int8,onnx-int4').split(',');
   const shapes = (process.env.BENCH_SHAPES ?? 'vit-b16,eva-g').split(',');
   const info = await initBackend();
   const rooflines = [await ortRoofline()];
@@ -165,7 +165,7 @@ async function parent() {
           const start = performance.now();
           const g = buildVisionGraph(weightSource(config));
           const quant = variant.replace('onnx-', '');
-          if (quant !== 'f32') quantizeMatMuls(g, QUANT_PRESETS[quant]);
+          if (quant !== 'f32') quantizeGraph(g, quant);
           const written = writeModel(g, join(dir, `${name}-${variant}.onnx`));
           file = written.path;
           dataFile = written.dataPath;

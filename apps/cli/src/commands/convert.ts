@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, initBackend } from '@bvllm/core';
-import { convertModel, planConversion, type ConversionReport, type ConvertDtype, type ConvertQuantize } from '@bvllm/pipeline';
+import { convertModel, planConversion, quantizeSetting, type ConversionReport, type ConvertDtype, type ConvertQuantize } from '@bvllm/pipeline';
 import { InvalidArgumentError as FlagError, type Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
 import { nonNegativeInt } from '../flags.js';
+
+const QUANTIZE_CHOICES = quantizeSetting.options;
 
 function oneOf<T extends string>(values: readonly T[]): (value: string) => T {
   return (value) => {
@@ -23,6 +25,7 @@ interface ConvertFlags {
   dtype: ConvertDtype;
   llmQuantize?: ConvertQuantize;
   visionQuantize?: ConvertQuantize;
+  qformerQuantize?: ConvertQuantize;
   allowRandom: string[];
   seed: number;
   onnx: boolean;
@@ -55,8 +58,9 @@ export function registerConvert(program: Command, output: CliOutput): void {
     .option('--bvllm <dir>', 'a B-VLLM model folder whose weights take precedence')
     .option('--lora <dir>', 'a PEFT LoRA adapter folder, merged into the Qwen2 weights')
     .option('--dtype <dtype>', 'stored weight dtype: f32, f16 or bf16', oneOf(['f32', 'f16', 'bf16'] as const), 'f32')
-    .option('--llm-quantize <q>', 'weight-only quantisation of the decoder graph: int8 or int4', oneOf(['none', 'int8', 'int4'] as const))
-    .option('--vision-quantize <q>', 'weight-only quantisation of the tower graph: int8 or int4', oneOf(['none', 'int8', 'int4'] as const))
+    .option('--llm-quantize <q>', 'quantisation of the decoder graph: int8 or int4 (weight-only blocks), dynamic-int8 (int8 GEMM)', oneOf(QUANTIZE_CHOICES))
+    .option('--vision-quantize <q>', 'quantisation of the tower graph: dynamic-int8 (int8 GEMM, fastest on CPU), int8 or int4', oneOf(QUANTIZE_CHOICES))
+    .option('--qformer-quantize <q>', 'quantisation of both Q-Former graphs: dynamic-int8, int8 or int4', oneOf(QUANTIZE_CHOICES))
     .option('--allow-random <name>', 'let this weight (a key or key prefix) start random when no source holds it; repeatable', (v: string, all: string[]) => [...all, v], [])
     .option('--seed <n>', 'seed of the random fills', nonNegativeInt, 0)
     .option('--onnx-dtype <dtype>', 'weight dtype of the exported ONNX graphs: f32, or f16 for the CUDA execution provider', oneOf(['f32', 'f16'] as const), 'f32')
@@ -78,6 +82,7 @@ export function registerConvert(program: Command, output: CliOutput): void {
           dtype: flags.dtype,
           llmQuantize: flags.llmQuantize,
           visionQuantize: flags.visionQuantize,
+          qformerQuantize: flags.qformerQuantize,
           exportOnnx: flags.onnx,
           onnxDtype: flags.onnxDtype === 'f16' ? 'float16' : 'float32',
           onProgress: (p) => (p.phase === 'weights' ? bar('weights', p.done, p.total, p.bytes) : bar(`onnx ${p.key}`, p.done + 1, p.total, 0)),

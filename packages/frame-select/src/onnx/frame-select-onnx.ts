@@ -13,7 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QFormerConfig } from '@bvllm/core';
-import { GraphBuilder, convertToFloat16, layerNorm, linear, mapWeight, qformerGraph, weightInitializer, writeModel, type GraphWeights } from '@bvllm/onnx';
+import { GraphBuilder, convertToFloat16, layerNorm, linear, mapWeight, qformerGraph, quantizeGraph, weightInitializer, writeModel, type GraphWeights, type QuantizePreset } from '@bvllm/onnx';
 import type { QFormerGumbelConfig } from '../config.js';
 
 /** What the graphs need besides weights: the selector's config and the vision width Cv. */
@@ -41,6 +41,11 @@ export const FRAME_SELECT_ONNX_FILE = 'frame-select.onnx';
 export const FRAME_MIX_ONNX_FILE = 'frame-mix.onnx';
 
 export interface FrameSelectExportOptions {
+  /**
+   * Quantisation of the Q-Former's MatMuls (see `QUANT_PRESETS` in `@bvllm/onnx`): `dynamic-int8` keeps a quarter of
+   * the float32 bytes resident; default none.
+   */
+  quantize?: QuantizePreset;
   /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
   dtype?: 'float32' | 'float16';
 }
@@ -104,5 +109,7 @@ export function exportFrameSelectOnnx(spec: FrameSelectSpec, weights: GraphWeigh
     if (options.dtype === 'float16') convertToFloat16(g);
     return writeModel(g, join(outDir, file)).path;
   };
-  return { select: write(buildFrameSelectGraph(spec, weights), FRAME_SELECT_ONNX_FILE), mix: write(buildFrameMixGraph(spec, weights), FRAME_MIX_ONNX_FILE) };
+  const select = buildFrameSelectGraph(spec, weights);
+  if (options.quantize) quantizeGraph(select, options.quantize);
+  return { select: write(select, FRAME_SELECT_ONNX_FILE), mix: write(buildFrameMixGraph(spec, weights), FRAME_MIX_ONNX_FILE) };
 }

@@ -141,20 +141,21 @@ describe('tied embeddings and external data (qwen2-tiny-s3)', () => {
   });
 });
 
-describe('weight-only quantisation (int8, int4) against the float32 export', () => {
+describe('quantisation (int8, int4, dynamic-int8) against the float32 export', () => {
   /**
    * A loose first-order bound: each quantised weight is off by at most half a block scale, a relative error
    * ε_w ≤ 1 / (2·levels) of its block's range (levels 127 for int8 symmetric, 15 for int4), and the int8 activation
-   * rounding of accuracy level 4 adds ε_a ≤ 1 / 254; each of the 4·layers + 1 quantised MatMuls on a logit's path adds
+   * rounding of accuracy level 4 adds ε_a ≤ 1 / 254 (dynamic-int8: 63 levels per column, uint8 activations per
+   * call, the same ε_a of the call's range); each of the 4·layers + 1 quantised MatMuls on a logit's path adds
    * at most about ε_w + ε_a of the logit scale.
    */
   const bound = (levels: number) => (model.config.numLayers * 4 + 1) * (1 / (2 * levels) + 1 / 254);
 
-  for (const [quantize, levels] of [['int8', 127], ['int4', 15]] as const)
+  for (const [quantize, levels] of [['int8', 127], ['int4', 15], ['dynamic-int8', 63]] as const)
     it(`${quantize}: logits within the propagated quantisation bound; error and greedy agreement measured`, async () => {
       const exported = exportQwen2Onnx(model.config, qwen2Weights(model), mkdtempSync(join(tmpdir(), `qwen2-onnx-${quantize}-`)), { quantize });
       expect(exported.quantized!.quantized).toHaveLength(model.config.numLayers * 4 + 1);
-      expect(exported.quantized!.bytesAfter).toBeLessThan(exported.quantized!.bytesBefore / (quantize === 'int8' ? 3.5 : 6));
+      expect(exported.quantized!.bytesAfter).toBeLessThan(exported.quantized!.bytesBefore / (quantize === 'int4' ? 6 : 3.5));
       const q = await OnnxQwen2Runner.open(exported.dir);
       const ids = [...expected.schedule.prefill_ids, ...expected.schedule.decode_ids];
       const exact = await runner.step([ids], [ids.map(() => 1)]);

@@ -19,14 +19,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   GraphBuilder,
-  QUANT_PRESETS,
   addLinearWeight,
   convertToFloat16,
   applyRotary,
   causalPaddingBias,
   groupedQueryAttention,
   linear,
-  quantizeMatMuls,
+  quantizeGraph,
   rmsNorm,
   rotaryTables,
   silu,
@@ -39,6 +38,7 @@ import {
   writeModel,
   type GraphWeights,
   type QuantizePassResult,
+  type QuantizePreset,
 } from '@bvllm/onnx';
 import { ORT_DECODER_FILE, ORT_EMBED_FILE } from '../ort/ort-decoder.js';
 import { headDimOf, type Qwen2Config } from '../qwen2-config.js';
@@ -54,8 +54,11 @@ const PAST = 'past_sequence_length';
 const TOTAL = 'past_sequence_length + sequence_length';
 
 export interface Qwen2OnnxExportOptions {
-  /** Weight-only quantisation of every decoder MatMul, LM head included (MatMulNBits, block 32); float32 if absent. */
-  quantize?: 'int8' | 'int4';
+  /**
+   * Quantisation of every decoder MatMul, LM head included; float32 if absent. `int8`/`int4`: weight-only blocks of
+   * 32 (MatMulNBits), `dynamic-int8`: int8 GEMM with activations quantised per call (`QUANT_PRESETS` in `@bvllm/onnx`).
+   */
+  quantize?: QuantizePreset;
   /** Write weights to `<file>.data` once a graph's initializers exceed this many bytes (default 1 GiB). */
   externalDataThreshold?: number;
   /**
@@ -150,7 +153,7 @@ export function buildQwen2DecoderGraph(
   const quantized: QuantizePassResult = { quantized: [], bytesBefore: 0, bytesAfter: 0 };
   const quantizeNew = () => {
     if (!quantize) return;
-    const pass = quantizeMatMuls(g, QUANT_PRESETS[quantize]);
+    const pass = quantizeGraph(g, quantize);
     quantized.quantized.push(...pass.quantized);
     quantized.bytesBefore += pass.bytesBefore;
     quantized.bytesAfter += pass.bytesAfter;

@@ -9,22 +9,24 @@ import { dirname, join } from 'node:path';
 import { TensorSource, dtypeBytes, writeSafetensorsStreamed } from '@bvllm/core';
 import { MODULES_DIR, exportModules, folderFingerprint } from '../inference/export-modules.js';
 import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE } from '../model-dir.js';
-import type { PipelineConfig } from '../pipeline-config.js';
+import type { PipelineConfig, QuantizeSetting } from '../pipeline-config.js';
 import type { SourceName } from './conversion-error.js';
 import type { ConversionPlan, PlannedWeight } from './plan.js';
 
 export type ConvertDtype = 'f32' | 'f16' | 'bf16';
-export type ConvertQuantize = 'none' | 'int8' | 'int4';
+export type ConvertQuantize = QuantizeSetting;
 
 const STORED = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
 
 export interface ConvertOptions {
   /** Stored dtype of every weight. Default `f32`. */
   dtype?: ConvertDtype;
-  /** Weight-only quantisation of the decoder's ONNX graph, recorded as `runtime.llmQuantize`. */
+  /** Quantisation of the decoder's ONNX graph, recorded as `runtime.llmQuantize`. */
   llmQuantize?: ConvertQuantize;
-  /** Weight-only quantisation of the tower's ONNX graph, recorded as `runtime.visionQuantize`. */
+  /** Quantisation of the tower's ONNX graph, recorded as `runtime.visionQuantize`. */
   visionQuantize?: ConvertQuantize;
+  /** Quantisation of both Q-Formers' ONNX graphs, recorded as `runtime.qformerQuantize`. */
+  qformerQuantize?: ConvertQuantize;
   /**
    * After the weights, export the four ONNX modules into `<outDir>/onnx/` (`exportModules`, with the quantisation
    * above), keyed by the folder's fingerprint, so the first answer opens them instead of exporting. Default false.
@@ -66,6 +68,7 @@ export async function convertModel(plan: ConversionPlan, outDir: string, options
       ...plan.config.runtime,
       ...(options.llmQuantize && { llmQuantize: options.llmQuantize }),
       ...(options.visionQuantize && { visionQuantize: options.visionQuantize }),
+      ...(options.qformerQuantize && { qformerQuantize: options.qformerQuantize }),
       ...(options.onnxDtype && { onnxDtype: options.onnxDtype }),
     },
   };

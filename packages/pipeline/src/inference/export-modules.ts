@@ -23,7 +23,7 @@ import { PROJECTOR_KEYS, QWEN2_ONNX_EXPORTER_VERSION, exportQwen2Onnx, parseQwen
 import { exportCached, sourceWeights } from '@bvllm/onnx';
 import { SPATIAL_EXPORTER_VERSION, SPATIAL_ONNX_FILE, exportSpatialSampleOnnx, qformerSampleConfig, type SpatialSampleSpec } from '@bvllm/spatial-sample';
 import { VISION_EXPORTER_VERSION, VISION_ONNX_FILE, exportVisionEncoderOnnx, vitConfigSchema, vitWeightsFrom } from '@bvllm/vision-encoder';
-import { parsePipelineConfig, withSlot, type PipelineConfig, type PipelineConfigInput } from '../pipeline-config.js';
+import { parsePipelineConfig, withSlot, type PipelineConfig, type PipelineConfigInput, type QuantizeSetting } from '../pipeline-config.js';
 
 /** The manifest's file name inside an export folder. */
 export const MODULES_MANIFEST = 'manifest.json';
@@ -37,13 +37,14 @@ export const MODULES_EXPORTER_VERSION = 'modules-1';
 export const LLM_MODULE_DIR = 'llm';
 
 export type ModuleName = 'vision' | 'frameSelect' | 'spatialSample' | 'llm';
-export type WeightQuantize = 'none' | 'int8' | 'int4';
 
 export interface ExportModulesOptions {
-  /** Weight-only quantisation of the tower's MatMuls; default the config's `runtime.visionQuantize`. */
-  visionQuantize?: WeightQuantize;
-  /** Weight-only quantisation of the decoder's MatMuls (LM head included); default the config's `runtime.llmQuantize`. */
-  llmQuantize?: WeightQuantize;
+  /** Quantisation of the tower's MatMuls; default the config's `runtime.visionQuantize`. */
+  visionQuantize?: QuantizeSetting;
+  /** Quantisation of the decoder's MatMuls (LM head included); default the config's `runtime.llmQuantize`. */
+  llmQuantize?: QuantizeSetting;
+  /** Quantisation of both Q-Formers' MatMuls (and the projector's); default the config's `runtime.qformerQuantize`. */
+  qformerQuantize?: QuantizeSetting;
   /** Weight dtype of the graphs (graph inputs and outputs stay float32). Default `float32`. */
   dtype?: 'float32' | 'float16';
   /** Recorded in the manifest and part of its key, so a later open can tell the export is of these weights. */
@@ -59,7 +60,8 @@ export interface ModulesManifest {
   key: string;
   fingerprint: string;
   exporters: Record<string, string>;
-  options: { visionQuantize: WeightQuantize; llmQuantize: WeightQuantize; dtype: 'float32' | 'float16' };
+  /** `qformerQuantize` only when not `none`, so exports from before it existed keep their keys. */
+  options: { visionQuantize: QuantizeSetting; llmQuantize: QuantizeSetting; qformerQuantize?: QuantizeSetting; dtype: 'float32' | 'float16' };
   /** Files relative to the export folder; a stage without an exporter has no entry (it runs runtime-neutral). */
   modules: { vision: string; frameSelect?: string; spatialSample?: { file: string; projector: boolean }; llm: string };
 }
@@ -84,9 +86,11 @@ const EXPORTERS = {
 };
 
 function resolvedOptions(config: PipelineConfig, options: ExportModulesOptions): ModulesManifest['options'] {
+  const qformerQuantize = options.qformerQuantize ?? config.runtime.qformerQuantize;
   return {
     visionQuantize: options.visionQuantize ?? config.runtime.visionQuantize,
     llmQuantize: options.llmQuantize ?? config.runtime.llmQuantize,
+    ...(qformerQuantize !== 'none' && { qformerQuantize }),
     dtype: options.dtype ?? config.runtime.onnxDtype,
   };
 }
@@ -225,17 +229,18 @@ export async function exportModules(source: WeightSource, configInput: PipelineC
 
   // Every graph reads its weights lazily: each tensor is read, transformed and written one at a time.
   const dtype = opts.dtype === 'float16' ? ({ dtype: 'float16' } as const) : {};
+  const qformer = opts.qformerQuantize && opts.qformerQuantize !== 'none' ? { quantize: opts.qformerQuantize } : {};
   step('vision');
   const vit = withSlot('vision', () => vitConfigSchema.parse(config.vision.vit));
   exportVisionEncoderOnnx(vitWeightsFrom(vit, sourceWeights(source, 'vision_tower.')), join(outDir, VISION_ONNX_FILE), { quantize: opts.visionQuantize, ...dtype });
   if (select) {
     step('frameSelect');
-    exportFrameSelectOnnx(frameSelectSpecOf(config), sourceWeights(source), outDir, dtype);
+    exportFrameSelectOnnx(frameSelectSpecOf(config), sourceWeights(source), outDir, { ...qformer, ...dtype });
     modules.frameSelect = FRAME_SELECT_ONNX_FILE;
   }
   if (sample) {
     step('spatialSample');
-    exportSpatialSampleOnnx(spatialSampleSpecOf(config), sourceWeights(source), join(outDir, SPATIAL_ONNX_FILE), dtype);
+    exportSpatialSampleOnnx(spatialSampleSpecOf(config), sourceWeights(source), join(outDir, SPATIAL_ONNX_FILE), { ...qformer, ...dtype });
     modules.spatialSample = { file: SPATIAL_ONNX_FILE, projector: true };
   }
   step('llm');

@@ -14,11 +14,13 @@ import {
   gelu,
   linear,
   qformerGraph,
+  quantizeGraph,
   weightDims,
   weightInitializer,
   writeModel,
   type GraphWeights,
   type WrittenModel,
+  type QuantizePreset,
 } from '@bvllm/onnx';
 import type { QFormerSampleConfig } from '../config.js';
 
@@ -41,6 +43,11 @@ export interface SpatialSampleSpec {
 }
 
 export interface SpatialExportOptions {
+  /**
+   * Quantisation of the Q-Former's and projector's MatMuls (see `QUANT_PRESETS` in `@bvllm/onnx`): `dynamic-int8` keeps a quarter of
+   * the float32 bytes resident; default none.
+   */
+  quantize?: QuantizePreset;
   /** Default `float32`. `float16` stores the weights as f16 (graph inputs and outputs stay float32). */
   dtype?: 'float32' | 'float16';
 }
@@ -99,6 +106,7 @@ export function buildSpatialSampleGraph(spec: SpatialSampleSpec, weights: GraphW
 /** Writes the sampler's graph (with the projector when the spec names one). */
 export function exportSpatialSampleOnnx(spec: SpatialSampleSpec, weights: GraphWeights, outPath: string, options: SpatialExportOptions = {}): WrittenModel {
   const g = buildSpatialSampleGraph(spec, weights);
+  if (options.quantize) quantizeGraph(g, options.quantize);
   if (options.dtype === 'float16') convertToFloat16(g);
   return writeModel(g, outPath);
 }

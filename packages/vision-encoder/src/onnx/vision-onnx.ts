@@ -11,27 +11,30 @@
  */
 import {
   GraphBuilder,
-  QUANT_PRESETS,
   convertToFloat16,
   hfActivation,
   layerNorm,
   linear,
   mapWeight,
   multiHeadAttention,
-  quantizeMatMuls,
+  quantizeGraph,
   tensorWeights,
   weightDims,
   weightInitializer,
   writeModel,
   type GraphWeights,
   type WeightInput,
+  type QuantizePreset,
   type WrittenModel,
 } from '@bvllm/onnx';
 import type { VisionEncoder } from '../vision-encoder.js';
 import type { VisionTransformer, VitConfig } from '../vit.js';
 
-/** Weight-only quantisation of the tower's MatMuls (MatMulNBits, block 32), or none. */
-export type VisionQuantize = 'none' | 'int8' | 'int4';
+/**
+ * Quantisation of the tower's MatMuls, or none: `dynamic-int8` (integer GEMM over the 257+ rows of each frame, the
+ * fast one for a tower) or weight-only `int8`/`int4` blocks (see `QUANT_PRESETS` in `@bvllm/onnx`).
+ */
+export type VisionQuantize = 'none' | QuantizePreset;
 
 export interface VisionExportOptions {
   /** Default `none`: float32 weights, outputs equal tfjs' to float rounding. */
@@ -152,12 +155,12 @@ function poolingHead(g: GraphBuilder, x: string, w: (key: string) => WeightInput
 
 /**
  * Writes the tower's graph to `outPath` (weights over 1 GiB, or any graph read from a checkpoint, go to
- * `<file>.onnx.data` beside it, one tensor at a time), optionally with weight-only int8/int4 MatMuls and f16 weights.
+ * `<file>.onnx.data` beside it, one tensor at a time), optionally with quantised MatMuls and f16 weights.
  */
 export function exportVisionEncoderOnnx(encoder: Pick<VisionEncoder, 'model'> | VitWeightSource, outPath: string, options: VisionExportOptions = {}): WrittenModel {
   const g = buildVisionGraph('model' in encoder ? encoder.model : encoder);
   const quantize = options.quantize ?? 'none';
-  if (quantize !== 'none') quantizeMatMuls(g, QUANT_PRESETS[quantize]);
+  if (quantize !== 'none') quantizeGraph(g, quantize);
   if (options.dtype === 'float16') convertToFloat16(g);
   return writeModel(g, outPath);
 }
