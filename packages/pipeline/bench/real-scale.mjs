@@ -5,7 +5,7 @@
 //
 //   node bench/real-scale.mjs [--configs small,paper,paper-0.5b] [--minutes 1,8,60] [--work DIR] [--threads N]
 //                             [--providers cuda,cpu] [--dtype bf16|f16|f32] [--onnx-dtype f32|f16] [--keep]
-//                             [--vision-quantize int8|int4]
+//                             [--vision-quantize dynamic-int8|int8|int4] [--qformer-quantize …] [--llm-quantize …]
 // --dtype is the model folder's stored dtype, --onnx-dtype the exported graphs' (f16 for the CUDA provider).
 // Defaults: the configs and lengths of the issue's table on this CPU (paper at 1 minute only).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -101,15 +101,19 @@ function argmax(logits) {
   return best;
 }
 
-/** onnxruntime's float32 MatMul GFLOP/s on the tower's FFN shape: the roofline the encoder is held against. */
+/**
+ * onnxruntime's MatMul GOP/s on the tower's FFN shape, the roofline the encoder is held against: float32, or the
+ * tower's own quantisation (`job.quantize`), so a quantised tower is held against its own kernel.
+ */
 async function rooflineChild(job) {
-  const { GraphBuilder, createSession, ort, writeModel } = await import('@bvllm/onnx');
+  const { GraphBuilder, createSession, ort, quantizeGraph, writeModel } = await import('@bvllm/onnx');
   const { tokens, width, inner } = job;
   const g = new GraphBuilder('roofline');
   const x = g.input('x', 'float32', [tokens, width]);
   const w = new Float32Array(width * inner).map((_, i) => ((i * 2654435761) % 1000) / 1e5);
   g.output('y', 'float32', [tokens, inner], g.op.matMul(x, g.initializer('w', w, [width, inner])));
-  const file = join(job.dir, 'roofline.onnx');
+  if (job.quantize) quantizeGraph(g, job.quantize);
+  const file = join(job.dir, `roofline-${job.quantize ?? 'f32'}.onnx`);
   writeModel(g, file);
   const session = await createSession(file, { threads: job.threads, executionProviders: job.providers });
   const feeds = { x: new ort.Tensor('float32', new Float32Array(tokens * width).fill(0.01), [tokens, width]) };
@@ -134,7 +138,7 @@ function runChild(kind, job) {
 
 /** `bvllm convert` in a child, timed, with its peak RSS (GNU time when present, else none). */
 function convert(job) {
-  const argv = [cli, 'convert', '--config', job.config, '--instructblip', job.instructblip, '--qwen2', job.qwen2, '--out', job.out, '--dtype', job.dtype, '--onnx-dtype', job.onnxDtype, '--llm-quantize', job.llmQuantize, ...(job.visionQuantize ? ['--vision-quantize', job.visionQuantize] : [])];
+  const argv = [cli, 'convert', '--config', job.config, '--instructblip', job.instructblip, '--qwen2', job.qwen2, '--out', job.out, '--dtype', job.dtype, '--onnx-dtype', job.onnxDtype, '--llm-quantize', job.llmQuantize, ...(job.visionQuantize ? ['--vision-quantize', job.visionQuantize] : []), ...(job.qformerQuantize ? ['--qformer-quantize', job.qformerQuantize] : [])];
   const time = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', 'PEAK_RSS_KB %M'] : [];
   const t0 = performance.now();
   const run = spawnSync(time[0] ?? process.execPath, [...time.slice(1), ...(time.length ? [process.execPath] : []), ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -173,8 +177,9 @@ async function main() {
   const dtype = flag('dtype', 'bf16');
   const onnxDtype = flag('onnx-dtype', 'f32');
   const visionQuantize = flag('vision-quantize');
+  const qformerQuantize = flag('qformer-quantize');
   mkdirSync(work, { recursive: true });
-  console.log(`real-scale bench: ${cpus().length} cores (${cpus()[0]?.model}), ${threads} onnxruntime threads, providers ${providers?.join(',') ?? 'cpu'}, stored ${dtype}, graphs ${onnxDtype}, tower ${visionQuantize ?? 'float'}, work ${work}`);
+  console.log(`real-scale bench: ${cpus().length} cores (${cpus()[0]?.model}), ${threads} onnxruntime threads, providers ${providers?.join(',') ?? 'cpu'}, stored ${dtype}, graphs ${onnxDtype}, tower ${visionQuantize ?? 'float'}, Q-Formers ${qformerQuantize ?? 'float'}, work ${work}`);
   for (const name of names) {
     const spec = CONFIGS[name];
     if (!spec) throw new Error(`unknown config ${name}; one of ${Object.keys(CONFIGS).join(', ')}`);
@@ -198,23 +203,25 @@ async function main() {
     writeFileSync(config, JSON.stringify(pipeline, null, 2));
     const model = join(dir, 'model');
     rmSync(model, { recursive: true, force: true });
-    const conversion = convert({ config, ...sources, out: model, dtype, onnxDtype, llmQuantize: spec.llmQuantize, visionQuantize });
+    const conversion = convert({ config, ...sources, out: model, dtype, onnxDtype, llmQuantize: flag('llm-quantize', spec.llmQuantize), visionQuantize, qformerQuantize });
     console.log(`\n[${name}] convert: ${conversion.error ?? `${f(conversion.seconds)} s, peak RSS ${mb(conversion.peakRssMb)}`}`);
     if (conversion.error) continue;
     console.log(conversion.table);
     const folderBytes = Number(execFileSync('du', ['-sb', model], { encoding: 'utf8' }).split('\t')[0]);
     console.log(`model folder: ${(folderBytes / 1e9).toFixed(2)} GB`);
     const grid = spec.imageSize / tower.patchSize;
-    const roofline = runChild('roofline', { dir, tokens: grid * grid + 1, width: tower.hiddenSize, inner: tower.intermediateSize, threads, providers });
+    const shape = { dir, tokens: grid * grid + 1, width: tower.hiddenSize, inner: tower.intermediateSize, threads, providers };
+    const roofline = runChild('roofline', shape);
+    const ownRoofline = visionQuantize === 'dynamic-int8' ? runChild('roofline', { ...shape, quantize: visionQuantize }) : roofline;
     const rows = [];
     for (const m of minutes) {
       const result = runChild('ask', { model, video: video(work, m), threads, providers, decodeSteps: 16, onnxDtype, featureCacheDir: join(dir, `features-${m}`) });
       rmSync(join(dir, `features-${m}`), { recursive: true, force: true });
       rows.push({ minutes: m, ...result });
     }
-    console.log(`\n[${name}] onnxruntime float32 matmul roofline on the tower's FFN shape: ${f(roofline.gflops)} GFLOP/s`);
-    console.log('| video | frames | encode frames/s | % roofline | select ms | merge ms | sample ms | prefill tok/s | decode tok/s | end to end s | peak RSS |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    console.log(`\n[${name}] onnxruntime matmul roofline on the tower's FFN shape: float32 ${f(roofline.gflops)} GFLOP/s${ownRoofline === roofline ? '' : `, ${visionQuantize} ${f(ownRoofline.gflops)} GOP/s`}`);
+    console.log('| video | frames | encode frames/s | % f32 roofline | % own roofline | select ms | merge ms | sample ms | prefill tok/s | decode tok/s | end to end s | peak RSS |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const r of rows) {
       if (r.error) {
         console.log(`| ${r.minutes} min | error: ${r.error.replace(/\n/g, ' ').slice(-400)} |`);
@@ -223,7 +230,7 @@ async function main() {
       const achieved = (towerFlops(tower, spec.imageSize) * r.framesPerSec) / 1e9;
       const s = r.stages ?? {};
       console.log(
-        `| ${r.minutes} min | ${r.frames} | ${f(r.framesPerSec, 2)} | ${f((100 * achieved) / roofline.gflops)}% | ${f(s.select)} | ${f(s.merge)} | ${f(s.sample)} | ${f(r.prefillTokPerSec)} | ${f(r.decodeTokPerSec, 2)} | ${f(r.endToEndSeconds)} | ${mb(r.peakRssMb)} |`,
+        `| ${r.minutes} min | ${r.frames} | ${f(r.framesPerSec, 2)} | ${f((100 * achieved) / roofline.gflops)}% | ${f((100 * achieved) / ownRoofline.gflops)}% | ${f(s.select)} | ${f(s.merge)} | ${f(s.sample)} | ${f(r.prefillTokPerSec)} | ${f(r.decodeTokPerSec, 2)} | ${f(r.endToEndSeconds)} | ${mb(r.peakRssMb)} |`,
       );
     }
     const by = (m) => rows.find((r) => r.minutes === m && !r.error);
