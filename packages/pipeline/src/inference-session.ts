@@ -13,7 +13,7 @@
  * server, `VideoChat` and eval all answer through one session.
  */
 import { join } from 'node:path';
-import { ConfigError, Rng, TensorSource, storeSource, tf, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
+import { ConfigError, Rng, TensorSource, finiteSource, storeSource, tf, type FiniteCheckOptions, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
 import { frameSelectRegistry, frameWeightsFromScores, uniformFrameIndices, type FrameSelectStage, type QFormerGumbelConfig, type QFormerGumbelSelect } from '@bvllm/frame-select';
 import { ChatTemplate, asCausalDecoder, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
@@ -27,8 +27,9 @@ import { MODULES_DIR, exportedModules, fillFromSource, folderFingerprint, frameS
 import { TfjsFrameMix, type FrameMix, type SampleModule, type SelectModule, type VisionModule } from './inference/modules.js';
 import { exportCacheDir, resolveOrtOptions, type OrtOptions } from './inference/ort-options.js';
 import { readSelection } from './inference/selection-read.js';
-import { loadAssets, loadModel, readModelConfig, WEIGHTS_FILE } from './model-dir.js';
-import { moduleRuntime, parsePipelineConfig, withSlot, type ModuleRuntime, type PipelineConfig } from './pipeline-config.js';
+import { loadAssets, loadModel, WEIGHTS_FILE } from './model-dir.js';
+import { checkModelFolder } from './model-folder-check.js';
+import { moduleRuntime, withSlot, type ModuleRuntime, type PipelineConfig } from './pipeline-config.js';
 
 export type { ChatTurn } from './inference/chat-prompt.js';
 
@@ -64,7 +65,11 @@ export interface AnswerPrompt {
   selection: SelectionSummary;
 }
 
-export interface InferenceSessionOptions extends OrtOptions {
+/**
+ * `nonFinite` (from FiniteCheckOptions): a NaN or Infinity weight of a model folder is a NonFiniteWeightsError as
+ * the export reads it (default), or only a warning with `'warn'`.
+ */
+export interface InferenceSessionOptions extends OrtOptions, FiniteCheckOptions {
   /** Export cache folder; `BVLLM_ONNX_CACHE`, else `~/.cache/bvllm/onnx`. */
   cacheDir?: string;
   /** Quantisation and dtype of a fresh export (defaults: the config's `runtime` fields). */
@@ -172,14 +177,14 @@ export class InferenceSession {
    * current weights, else from the export cache, exported there on a miss (one module at a time).
    */
   static async open(modelDir: string, options: InferenceSessionOptions = {}): Promise<InferenceSession> {
-    const raw = readModelConfig(modelDir);
-    const config = parsePipelineConfig(raw);
+    // Headers, kinds and every config field first: a hostile folder fails here, before any allocation (issue #20).
+    const { raw, config } = checkModelFolder(modelDir);
     const chosen = runtimes(config, options.runtime);
     // A tfjs engine runs on the tfjs model, so only then is one built (runtimes() gives the stages without an
     // exporter 'tfjs' too, but those run runtime-neutral from small weights).
     const onTfjs = (['vision', 'llm'] as const).some((m) => chosen[m] === 'tfjs') || (['frameSelect', 'spatialSample'] as const).some((m) => hasExporter(config, m) && chosen[m] === 'tfjs');
     if (onTfjs) {
-      const model = loadModel(modelDir);
+      const model = loadModel(modelDir, options);
       try {
         const session = await InferenceSession.fromModel(model, options);
         const release = session.parts.release;
@@ -195,10 +200,11 @@ export class InferenceSession {
     }
     // As loadModel reads them, so a session and the tfjs model tokenize a question alike.
     const assets = loadAssets(modelDir, typeof raw.questionMaxLength === 'number' ? raw.questionMaxLength : undefined);
-    let source: TensorSource | undefined;
-    const weights = (): WeightSource => (source ??= TensorSource.fromDir(modelDir, WEIGHTS_FILE));
+    let source: WeightSource | undefined;
+    // Every tensor the export or the small stages read is checked for NaN / Infinity as it is read.
+    const weights = (): WeightSource => (source ??= finiteSource(TensorSource.fromDir(modelDir, WEIGHTS_FILE), options));
     try {
-      const { dir, manifest } = await exportedModules(() => TensorSource.fromDir(modelDir, WEIGHTS_FILE), config, exportCacheDir(options.cacheDir), {
+      const { dir, manifest } = await exportedModules(() => finiteSource(TensorSource.fromDir(modelDir, WEIGHTS_FILE), options), config, exportCacheDir(options.cacheDir), {
         ...options.export,
         fingerprint: folderFingerprint(modelDir, WEIGHTS_FILE),
         preferred: join(modelDir, MODULES_DIR),

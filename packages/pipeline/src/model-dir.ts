@@ -6,32 +6,14 @@
  *   tokenizer.json             the LLM tokenizer (HF), with tokenizer_config.json (chat template, EOS)
  *   question_tokenizer/        the Q-Formers' BERT tokenizer (vocab.txt or tokenizer.json)
  */
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CheckpointFormatError, QuestionTokenizer, TensorSource, tf, writeSafetensors } from '@bvllm/core';
+import { QuestionTokenizer, TensorSource, WeightsError, checkFinite, tf, writeSafetensors, type FiniteCheckOptions } from '@bvllm/core';
 import { Qwen2Tokenizer } from '@bvllm/llm-bridge';
 import { BvllmModel, type BvllmAssets } from './bvllm-model.js';
-import { PIPELINE_FORMAT, PIPELINE_FORMAT_VERSION } from './pipeline-config.js';
+import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, checkModelFolder } from './model-folder-check.js';
 
-export const CONFIG_FILE = 'bvllm.json';
-export const WEIGHTS_FILE = 'model.safetensors';
-export const QUESTION_TOKENIZER_DIR = 'question_tokenizer';
-
-/** Reads a model folder's config, checking it is ours and of a version we read. */
-export function readModelConfig(dir: string): Record<string, unknown> {
-  const path = join(dir, CONFIG_FILE);
-  if (!existsSync(path)) throw new CheckpointFormatError(dir, `not a B-VLLM model folder (no ${CONFIG_FILE})`);
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (cause) {
-    throw new CheckpointFormatError(path, `not valid JSON (${(cause as Error).message})`, { cause });
-  }
-  if (config.format !== PIPELINE_FORMAT) throw new CheckpointFormatError(path, `format is ${JSON.stringify(config.format)}, expected "${PIPELINE_FORMAT}"`);
-  if (config.formatVersion !== PIPELINE_FORMAT_VERSION)
-    throw new CheckpointFormatError(path, `format version ${String(config.formatVersion)} is not supported (this release reads version ${PIPELINE_FORMAT_VERSION})`);
-  return config;
-}
+export { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, readModelConfig } from './model-folder-check.js';
 
 /** The tokenizers of a model folder (or of a recipe's assets folder, laid out the same way). */
 export function loadAssets(dir: string, questionMaxLength?: number): BvllmAssets {
@@ -41,14 +23,29 @@ export function loadAssets(dir: string, questionMaxLength?: number): BvllmAssets
   };
 }
 
-/** Loads a model folder: config, tokenizers, then every weight, strictly (a mismatch lists every bad key). */
-export function loadModel(dir: string): BvllmModel {
-  const config = readModelConfig(dir);
-  const model = BvllmModel.create(config, loadAssets(dir, typeof config.questionMaxLength === 'number' ? config.questionMaxLength : undefined));
+/** How {@link loadModel} treats a folder. */
+export interface LoadModelOptions extends FiniteCheckOptions {}
+
+/**
+ * Loads a model folder: the folder is checked from its headers first (`checkModelFolder`: file kinds, every config
+ * field, every weight's name, dtype and shape, so a hostile config fails before the model is allocated), then the
+ * tokenizers, then every weight, strictly (a key the config does not use is refused too). Each weight is checked for
+ * NaN / Infinity as it is read (`nonFinite: 'warn'` only reports them).
+ */
+export function loadModel(dir: string, options: LoadModelOptions = {}): BvllmModel {
+  const { raw, unexpected } = checkModelFolder(dir);
+  if (unexpected.length) throw new WeightsError(dir, [], unexpected, []);
+  const model = BvllmModel.create(raw, loadAssets(dir, typeof raw.questionMaxLength === 'number' ? raw.questionMaxLength : undefined));
   const source = TensorSource.fromDir(dir, WEIGHTS_FILE);
   try {
-    const tensors = source.readAll();
+    const tensors = new Map<string, tf.Tensor>();
     try {
+      for (const key of source.keys()) {
+        const info = source.info(key);
+        const values = source.read(key);
+        checkFinite(source.origin(key), key, values, options);
+        tensors.set(key, tf.tensor(values, info.shape, 'float32'));
+      }
       model.store.load(tensors);
     } finally {
       tf.dispose([...tensors.values()]);
