@@ -13,7 +13,8 @@ export {
   type ModuleRuntime,
   type QuantizeSetting,
 } from './pipeline-config.js';
-export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR } from './model-dir.js';
+export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR, type LoadModelOptions } from './model-dir.js';
+export { checkModelFolder, validateModelConfig, type ModelFolderCheck } from './model-folder-check.js';
 export {
   InferenceSession,
   type InferenceSessionOptions,
