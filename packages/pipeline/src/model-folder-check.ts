@@ -13,7 +13,8 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointFormatError, TensorSource, TokenizerError, WeightSourceError, WeightsError, findDuplicateKey, irregularFile, isFloatDtype, parseConfig } from '@bvllm/core';
+import { CheckpointFormatError, ConfigError, TensorSource, TokenizerError, WeightSourceError, WeightsError, configErrorFrom, findDuplicateKey, irregularFile, isFloatDtype } from '@bvllm/core';
+import type { ZodTypeAny } from 'zod';
 import { generationConfig } from '@bvllm/llm-bridge';
 import { tokenMergeRegistry } from '@bvllm/token-merge';
 import { samplingOptionsSchema } from '@bvllm/vision-encoder';
@@ -74,9 +75,17 @@ export function validateModelConfig(raw: unknown): PipelineConfig {
   const config = parsePipelineConfig(raw);
   modelParameterShapes(config); // parses vision.vit, frameSelect, spatialSample, projector, llm and lora
   withSlot('tokenMerge', () => tokenMergeRegistry.parse(config.tokenMerge));
-  withSlot('vision.sampling', () => parseConfig(samplingOptionsSchema, config.vision.sampling, 'sampling'));
-  withSlot('generation', () => parseConfig(generationConfig, config.generation, 'generation'));
+  parseField(['vision', 'sampling'], samplingOptionsSchema, config.vision.sampling);
+  parseField(['generation'], generationConfig, config.generation);
   return config;
+}
+
+/** Validates one field of the config; a ConfigError whose message and path start at that field (`generation.foo`). */
+function parseField(slot: string[], schema: ZodTypeAny, value: unknown): void {
+  const result = schema.safeParse(value);
+  if (result.success) return;
+  const error = configErrorFrom(slot.join('.'), result.error);
+  throw new ConfigError(error.message, [...slot, ...error.path], { cause: result.error });
 }
 
 /** Refuses a tokenizer file that is not a regular file (a FIFO would block the read forever). */
