@@ -60,6 +60,22 @@ describe.each(['tfjs', 'onnx'])('evaluateSplit on %s (spec §4.1)', (runtime) =>
     expect(new Set(batched.answers.map((a) => a.output)).size).toBeGreaterThan(2);
   });
 
+  it('takes per-call frame sampling and generation overrides, as session.answer does, and reports where answers hit the limit', async () => {
+    const session = sessions.get(runtime)!;
+    const sampling = { mode: 'uniform' as const, numFrames: 3 };
+    const generation = { maxNewTokens: 2 };
+    const result = await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 2, seed: 2, sampling, generation });
+    const video = await session.encode(join(dir, 'a.mp4'), { sampling });
+    expect(video.numFrames).toBe(3);
+    const direct = await session.answer(video, [{ role: 'user', content: questions[1]! }], { seed: 2, generation });
+    video.close();
+    expect(result.answers[1]!.output).toBe(direct.text);
+    expect(result.answers[1]!.finishReason).toBe(direct.finishReason);
+    // Temperature 3 over random weights rarely draws EOS in two tokens: most answers stop at the limit.
+    expect(result.answers.filter((a) => a.finishReason === 'length').length).toBeGreaterThan(0);
+    expect(result.answers.every((a) => ['length', 'eos', 'stop', 'context'].includes(a.finishReason))).toBe(true);
+  });
+
   it('leaks no tensors', async () => {
     const session = sessions.get(runtime)!;
     await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 2, limit: 3 });

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { scoreMcqa, scoreOpenQa, type EvalReport, type McqaBenchmark, type McqaItem, type McqaPrediction, type OpenQaItem } from '@bvllm/trainer';
-import { generateBatch, type GenerationPrompt } from '@bvllm/llm-bridge';
+import { generateBatch, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
+import type { SamplingInput } from '@bvllm/vision-encoder';
 import type { InferenceSession } from './inference-session.js';
 
 interface EvalEntry {
@@ -28,6 +29,10 @@ export interface EvaluateOptions {
   seed?: number;
   /** Questions answered together (left-padded batch); 1 answers one at a time. Default 8. */
   batchSize?: number;
+  /** Overrides of the model's inference sampling for every video (`{ mode: 'uniform', numFrames }`, a rate). */
+  sampling?: SamplingInput;
+  /** Overrides of the model's generation defaults (maxNewTokens, temperature, …); greedy by default (spec §4.1). */
+  generation?: GenerationConfigInput;
   onItem?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -35,7 +40,8 @@ export interface EvaluateOptions {
 export interface EvaluateResult {
   mcqa?: { report: EvalReport; predictions: McqaPrediction[] };
   open?: EvalReport;
-  answers: { id: string; task?: string; output: string; reference: string }[];
+  /** Every answer; `finishReason` is `length` where it stopped at the token limit. */
+  answers: { id: string; task?: string; output: string; reference: string; finishReason: FinishReason }[];
 }
 
 /**
@@ -50,7 +56,7 @@ export async function evaluateSplit(session: InferenceSession, annotationsPath: 
   const mcqa: McqaItem[] = [];
   const open: OpenQaItem[] = [];
   const answers: EvaluateResult['answers'] = [];
-  const generation = session.generation({ seed: options.seed });
+  const generation = session.generation({ seed: options.seed, generation: options.generation });
   const batchSize = options.batchSize ?? 8;
   let pending: { item: EvalEntry; question: string; reference: string; prompt: GenerationPrompt }[] = [];
   let done = 0;
@@ -58,7 +64,7 @@ export async function evaluateSplit(session: InferenceSession, annotationsPath: 
     const results = await generateBatch(session.decoder, pending.map((p) => p.prompt), generation, { tokenizer: session.assets.tokenizer, signal: options.signal });
     pending.forEach(({ item, question, reference }, i) => {
       const text = results[i]!.text!;
-      answers.push({ id: item.id, task: item.task, output: text, reference });
+      answers.push({ id: item.id, task: item.task, output: text, reference, finishReason: results[i]!.finishReason });
       if (item.options) mcqa.push({ id: item.id, task: item.task, options: item.options, answerIndex: reference.charCodeAt(0) - 65, output: text });
       else open.push({ id: item.id, task: item.task, question, answer: reference, prediction: text });
       options.onItem?.(++done, entries.length);
@@ -66,7 +72,7 @@ export async function evaluateSplit(session: InferenceSession, annotationsPath: 
     pending = [];
   };
   for (const [video, items] of byVideo) {
-    const encoded = await session.encode(join(folder, video), { signal: options.signal });
+    const encoded = await session.encode(join(folder, video), { signal: options.signal, sampling: options.sampling });
     try {
       for (const item of items) {
         const human = item.conversations.find((c) => c.from === 'human')?.value ?? '';
