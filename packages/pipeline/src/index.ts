@@ -46,6 +46,7 @@ export {
   type ModuleName,
 } from './inference/export-modules.js';
 export { providersFromEnv, exportCacheDir, type OrtOptions } from './inference/ort-options.js';
+export { ortReport, ffmpegReport, type OrtReport, type FfmpegReport } from './runtime-report.js';
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
