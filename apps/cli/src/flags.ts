@@ -12,6 +12,8 @@ function parseNumber(predicate: (n: number) => boolean, expected: string): (valu
 export const positiveInt = parseNumber((n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
 export const nonNegativeInt = parseNumber((n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
 export const finiteNumber = parseNumber(Number.isFinite, 'a number');
+export const positiveNumber = parseNumber((n) => Number.isFinite(n) && n > 0, 'a positive number');
+export const nonNegativeNumber = parseNumber((n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
 
 /** `--runtime`: the engine every inference module (tower, both Q-Former stages, LLM) runs on. */
 export function runtimeName(value: string): 'tfjs' | 'onnx' {

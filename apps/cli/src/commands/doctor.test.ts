@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { DoctorReport } from './doctor.js';
@@ -30,6 +32,17 @@ describe('bvllm doctor', () => {
     expect(report.matmul).toMatchObject({ size: 1024, reps: 3, warmup: 1 });
     expect(report.matmul.secondsPerRep).toBeGreaterThan(0);
     expect(report.matmul.gflops).toBeCloseTo((2 * 1024 ** 3) / report.matmul.secondsPerRep / 1e9, 6);
+    // onnxruntime, the default inference engine, measured on the same matmul.
+    const ortPackage = createRequire(new URL('../../../../packages/onnx/package.json', import.meta.url))('onnxruntime-node/package.json') as { version: string };
+    expect(report.onnxruntime.version).toBe(ortPackage.version);
+    expect(report.onnxruntime.available).toContainEqual({ name: 'cpu', bundled: true });
+    expect(report.onnxruntime.providers).toEqual(['cpu']);
+    expect(report.onnxruntime.threads).toBe(availableParallelism());
+    expect(report.onnxruntime.matmul).toMatchObject({ size: 1024, reps: 3, warmup: 1 });
+    expect(report.onnxruntime.matmul.gflops).toBeCloseTo((2 * 1024 ** 3) / report.onnxruntime.matmul.secondsPerRep / 1e9, 6);
+    // The ffmpeg videos are decoded with, and its version as it prints it.
+    const ffmpeg = spawnSync(report.ffmpeg.path, ['-version'], { encoding: 'utf8' }).stdout;
+    expect(ffmpeg).toContain(`ffmpeg version ${report.ffmpeg.version} `);
   });
 
   it('prints a readable report by default, honouring BVLLM_BACKEND', () => {
@@ -38,6 +51,16 @@ describe('bvllm doctor', () => {
     expect(stdout).toMatch(/^backend +cpu \(tfjs "cpu", forced by BVLLM_BACKEND\)$/m);
     expect(stdout).toMatch(/^matmul +[\d.]+ GFLOP\/s \(64³ float32, [\d.]+ ms each, mean of 1 after 1 warm-up\)$/m);
     expect(stdout).toMatch(/^node +\d+\.\d+\.\d+ /m);
+    expect(stdout).toMatch(/^onnxruntime +\d+\.\d+\.\d+ \(onnxruntime-node\), providers in use: cpu; available: .*cpu/m);
+    expect(stdout).toMatch(/^ort threads +\d+ intra-op$/m);
+    expect(stdout).toMatch(/^ort matmul +[\d.]+ GFLOP\/s \(64³ float32, [\d.]+ ms each, mean of 1 after 1 warm-up\)$/m);
+    expect(stdout).toMatch(/^ffmpeg +\S+ \(\S+\)$/m);
+  });
+
+  it('reports an ffmpeg that cannot run instead of failing', () => {
+    const { code, stdout } = bvllm(['doctor', '--size', '16', '--reps', '1'], { BVLLM_FFMPEG: '/nonexistent/ffmpeg' });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^ffmpeg +not usable: .*ENOENT.* \(\/nonexistent\/ffmpeg; set BVLLM_FFMPEG\)$/m);
   });
 
   it.each([

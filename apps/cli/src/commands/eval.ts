@@ -1,33 +1,54 @@
 import { writeEvalReport } from '@bvllm/trainer';
 import { evaluateSplit } from '@bvllm/pipeline';
 import type { Command } from 'commander';
+import { addAnswerFlags, generationOf, maxNewTokensOf, samplingOf, sessionOptionsOf, type AnswerFlags } from '../answer-flags.js';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
 import { RUNTIME_FLAG_HELP, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
 import { openSessionOption } from './model-option.js';
 
+interface EvalFlags extends AnswerFlags {
+  data: string;
+  model?: string;
+  limit?: number;
+  seed: number;
+  out?: string;
+  batchSize: number;
+  runtime?: 'tfjs' | 'onnx';
+}
+
 export function registerEval(program: Command, output: CliOutput): void {
-  program
+  const command = program
     .command('eval')
     .description('evaluate on a VideoLLaMA2-format split: MCQA (official letter extraction) and open QA (normalised exact match)')
     .requiredOption('--data <json>', 'the split (media paths relative to its folder)')
     .option('--model <dir>', 'a B-VLLM model folder (default: bvllm-tiny)')
     .option('--limit <n>', 'only the first n entries', positiveInt)
-    .option('--seed <n>', 'seed of the frame-selection noise', nonNegativeInt, 0)
+    .option('--seed <n>', 'seed of the frame-selection noise and sampling', nonNegativeInt, 0)
     .option('--out <dir>', 'write JSON and Markdown reports here')
     .option('--batch-size <n>', 'questions answered together (equal to one at a time, faster)', positiveInt, 8)
-    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
-    .action(async (flags: { data: string; model?: string; limit?: number; seed: number; out?: string; batchSize: number; runtime?: 'tfjs' | 'onnx' }) => {
-      const session = await openSessionOption(flags.model, { runtime: flags.runtime });
-      try {
-        const result = await evaluateSplit(session, flags.data, { limit: flags.limit, seed: flags.seed, batchSize: flags.batchSize, onItem: progressLine('questions', output) });
-        for (const report of [result.mcqa?.report, result.open].filter((r) => r !== undefined)) {
-          const tasks = Object.entries(report.perTask).map(([t, s]) => `${t} ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
-          output.out(`${report.kind}: ${(100 * report.overall.accuracy).toFixed(1)}% of ${report.overall.total} (${tasks})\n`);
-          if (flags.out) writeEvalReport(flags.out, report, report.kind === 'mcqa' ? result.mcqa?.predictions : result.answers);
-        }
-      } finally {
-        await session.close();
+    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName);
+  addAnswerFlags(command).action(async (flags: EvalFlags) => {
+    const session = await openSessionOption(flags.model, { runtime: flags.runtime, ...sessionOptionsOf(flags, output) });
+    try {
+      const result = await evaluateSplit(session, flags.data, {
+        limit: flags.limit,
+        seed: flags.seed,
+        batchSize: flags.batchSize,
+        sampling: samplingOf(flags),
+        generation: generationOf(flags),
+        onItem: progressLine('questions', output),
+      });
+      for (const report of [result.mcqa?.report, result.open].filter((r) => r !== undefined)) {
+        const tasks = Object.entries(report.perTask).map(([t, s]) => `${t} ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
+        output.out(`${report.kind}: ${(100 * report.overall.accuracy).toFixed(1)}% of ${report.overall.total} (${tasks})\n`);
+        if (flags.out) writeEvalReport(flags.out, report, report.kind === 'mcqa' ? result.mcqa?.predictions : result.answers);
       }
-    });
+      // A cut answer can score as wrong; say how many there were, so a low score is not misread.
+      const cut = result.answers.filter((a) => a.finishReason === 'length').length;
+      if (cut) output.err(`bvllm: note: ${cut} of ${result.answers.length} answers stopped at the ${maxNewTokensOf(session, flags)}-token limit; --max-new-tokens raises it\n`);
+    } finally {
+      await session.close();
+    }
+  });
 }

@@ -11,7 +11,7 @@ export async function loadModelOption(dir: string | undefined): Promise<BvllmMod
  * One inference session on `--model DIR` (or the shipped default model): the ONNX modules, exported on the first
  * run; with `--runtime` every module on that engine.
  */
-export async function openSessionOption(dir: string | undefined, options: Pick<InferenceSessionOptions, 'runtime' | 'featureCacheDir'> = {}): Promise<InferenceSession> {
+export async function openSessionOption(dir: string | undefined, options: Pick<InferenceSessionOptions, 'runtime' | 'featureCacheDir' | 'nonFinite' | 'onWarning'> = {}): Promise<InferenceSession> {
   await initBackend();
   return InferenceSession.open(dir ?? defaultModelDir(), options);
 }
