@@ -20,7 +20,11 @@ export type BvllmErrorCode =
   | 'ABORTED'
   | 'INVALID_ARGUMENT'
   | 'ONNX_GRAPH'
-  | 'ONNX_RUNTIME';
+  | 'ONNX_RUNTIME'
+  | 'REDIS_UNAVAILABLE'
+  | 'JOB_NOT_FOUND'
+  | 'MODEL_MISMATCH'
+  | 'JOB_FAILED';
 
 const marker = Symbol.for('bvllm.error');
 
