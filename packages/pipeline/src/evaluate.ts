@@ -20,6 +20,63 @@ interface EvalEntry {
   conversations: { from: string; value: string }[];
 }
 
+/** One question of a split, as eval asks and scores it. */
+export interface EvalQuestion {
+  id: string;
+  task?: string;
+  /** MCQA options (`(A) …`); absent for an open question. */
+  options?: string[];
+  /** The human turn without `<video>`. */
+  question: string;
+  /** The gpt turn (a letter for MCQA), else the entry's `answer`. */
+  reference: string;
+}
+
+/** A split's questions grouped by video (media path as the split writes it), in order of first appearance. */
+export interface EvalVideo {
+  video: string;
+  questions: EvalQuestion[];
+}
+
+/**
+ * Reads the first `limit` entries of a VideoLLaMA2-format split, grouped by video: the order `evaluateSplit` answers
+ * and reports them in, so a distributed run that follows it reports the same (`@bvllm/queue`).
+ */
+export function readEvalSplit(annotationsPath: string, limit?: number): EvalVideo[] {
+  const entries = (JSON.parse(readFileSync(annotationsPath, 'utf8')) as EvalEntry[]).slice(0, limit);
+  const byVideo = new Map<string, EvalQuestion[]>();
+  for (const e of entries) {
+    const human = e.conversations.find((c) => c.from === 'human')?.value ?? '';
+    const reference = e.conversations.find((c) => c.from === 'gpt')?.value ?? e.answer ?? '';
+    const question: EvalQuestion = { id: e.id, task: e.task, ...(e.options && { options: e.options }), question: human.replace(/<video>\n?/, ''), reference };
+    byVideo.set(e.video, [...(byVideo.get(e.video) ?? []), question]);
+  }
+  return [...byVideo].map(([video, questions]) => ({ video, questions }));
+}
+
+/** A model's answer to one question. */
+export interface EvalAnswer {
+  output: string;
+  finishReason: FinishReason;
+}
+
+/** Scores answers given in `readEvalSplit` order: MCQA by the benchmark's official extraction, open by exact match. */
+export async function scoreEvalAnswers(answered: readonly { question: EvalQuestion; answer: EvalAnswer }[], benchmark: McqaBenchmark = 'perception-test'): Promise<EvaluateResult> {
+  const mcqa: McqaItem[] = [];
+  const open: OpenQaItem[] = [];
+  const answers: EvaluateResult['answers'] = [];
+  for (const { question: q, answer } of answered) {
+    answers.push({ id: q.id, task: q.task, output: answer.output, reference: q.reference, finishReason: answer.finishReason });
+    if (q.options) mcqa.push({ id: q.id, task: q.task, options: q.options, answerIndex: q.reference.charCodeAt(0) - 65, output: answer.output });
+    else open.push({ id: q.id, task: q.task, question: q.question, answer: q.reference, prediction: answer.output });
+  }
+  return {
+    mcqa: mcqa.length ? scoreMcqa(benchmark, mcqa) : undefined,
+    open: open.length ? await scoreOpenQa('open-qa', open) : undefined,
+    answers,
+  };
+}
+
 export interface EvaluateOptions {
   /** Official extraction rules to use for MCQA (spec §4.1). Default `perception-test` (letter only). */
   benchmark?: McqaBenchmark;
@@ -50,36 +107,26 @@ export interface EvaluateResult {
  */
 export async function evaluateSplit(session: InferenceSession, annotationsPath: string, options: EvaluateOptions & { folder?: string } = {}): Promise<EvaluateResult> {
   const folder = options.folder ?? dirname(annotationsPath);
-  const entries = (JSON.parse(readFileSync(annotationsPath, 'utf8')) as EvalEntry[]).slice(0, options.limit);
-  const byVideo = new Map<string, EvalEntry[]>();
-  for (const e of entries) byVideo.set(e.video, [...(byVideo.get(e.video) ?? []), e]);
-  const mcqa: McqaItem[] = [];
-  const open: OpenQaItem[] = [];
-  const answers: EvaluateResult['answers'] = [];
+  const videos = readEvalSplit(annotationsPath, options.limit);
+  const total = videos.reduce((n, v) => n + v.questions.length, 0);
+  const answered: { question: EvalQuestion; answer: EvalAnswer }[] = [];
   const generation = session.generation({ seed: options.seed, generation: options.generation });
   const batchSize = options.batchSize ?? 8;
-  let pending: { item: EvalEntry; question: string; reference: string; prompt: GenerationPrompt }[] = [];
-  let done = 0;
+  let pending: { question: EvalQuestion; prompt: GenerationPrompt }[] = [];
   const flush = async () => {
     const results = await generateBatch(session.decoder, pending.map((p) => p.prompt), generation, { tokenizer: session.assets.tokenizer, signal: options.signal });
-    pending.forEach(({ item, question, reference }, i) => {
-      const text = results[i]!.text!;
-      answers.push({ id: item.id, task: item.task, output: text, reference, finishReason: results[i]!.finishReason });
-      if (item.options) mcqa.push({ id: item.id, task: item.task, options: item.options, answerIndex: reference.charCodeAt(0) - 65, output: text });
-      else open.push({ id: item.id, task: item.task, question, answer: reference, prediction: text });
-      options.onItem?.(++done, entries.length);
+    pending.forEach(({ question }, i) => {
+      answered.push({ question, answer: { output: results[i]!.text!, finishReason: results[i]!.finishReason } });
+      options.onItem?.(answered.length, total);
     });
     pending = [];
   };
-  for (const [video, items] of byVideo) {
+  for (const { video, questions } of videos) {
     const encoded = await session.encode(join(folder, video), { signal: options.signal, sampling: options.sampling });
     try {
-      for (const item of items) {
-        const human = item.conversations.find((c) => c.from === 'human')?.value ?? '';
-        const reference = item.conversations.find((c) => c.from === 'gpt')?.value ?? item.answer ?? '';
-        const question = human.replace(/<video>\n?/, '');
-        const { prompt } = await session.prompt(encoded, [{ role: 'user', content: question }], options.seed ?? 0);
-        pending.push({ item, question, reference, prompt });
+      for (const question of questions) {
+        const { prompt } = await session.prompt(encoded, [{ role: 'user', content: question.question }], options.seed ?? 0);
+        pending.push({ question, prompt });
         if (pending.length >= batchSize) await flush();
       }
     } finally {
@@ -87,10 +134,5 @@ export async function evaluateSplit(session: InferenceSession, annotationsPath: 
     }
   }
   if (pending.length) await flush();
-  return {
-    mcqa: mcqa.length ? scoreMcqa(options.benchmark ?? 'perception-test', mcqa) : undefined,
-    open: open.length ? await scoreOpenQa('open-qa', open) : undefined,
-    answers,
-  };
+  return scoreEvalAnswers(answered, options.benchmark);
 }
-

@@ -55,7 +55,7 @@ export { pretrainVision, type VisionPretrainOptions } from './recipes/vision-pre
 export { mixedBatches, poolBatches, renderedBatches, disposeBatch, type FrameLabelTensors, type PretrainBatch, type PretrainBatchSource } from './recipes/pretrain-batches.js';
 export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode } from './recipes/byte-bpe.js';
 export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
-export { evaluateSplit, type EvaluateOptions, type EvaluateResult } from './evaluate.js';
+export { evaluateSplit, readEvalSplit, scoreEvalAnswers, type EvaluateOptions, type EvaluateResult, type EvalQuestion, type EvalVideo, type EvalAnswer } from './evaluate.js';
 export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
 export {
