@@ -30,7 +30,7 @@ function checkpoint(step: number, value: number): Checkpoint {
       totalSteps: 10,
       cursor: 2 * step,
       rng: { seed: 42, stream: 7, counter: 13 },
-      lossHistory: [2.5, 2.25],
+      lossHistory: Array.from({ length: step }, (_, i) => 2.5 - 0.25 * i),
       skipped: 1,
       run: { seed: 42, microBatchSize: 2, gradientAccumulationSteps: 2, datasetLength: 10 },
     },
@@ -85,6 +85,49 @@ describe('trainer checkpoints', () => {
     writeFileSync(statePath, JSON.stringify({ ...JSON.parse(readFileSync(statePath, 'utf8')), version: 99 }));
     expect(() => loadCheckpoint(path)).toThrow(/version 99, this trainer reads version 1/);
     expect(existsSync(join(path, 'trainable.safetensors'))).toBe(true);
+  });
+});
+
+describe('trainer-state.json is validated field by field (issue #20 item 8)', () => {
+  const saved = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-ckpt-'));
+    const c = checkpoint(2, 1);
+    const path = saveCheckpoint(dir, c);
+    dispose(c);
+    return path;
+  };
+  const edit = (path: string, change: (state: Record<string, any>) => void) => {
+    const statePath = join(path, 'trainer-state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8'));
+    change(state);
+    writeFileSync(statePath, JSON.stringify(state));
+  };
+
+  it.each<[string, (s: Record<string, any>) => void, RegExp]>([
+    ['a negative step', (s) => (s.step = -1), /trainer-state\.json: step: Number must be greater than or equal to 0/],
+    ['a step as a string', (s) => (s.step = '2'), /step: Expected number, received string/],
+    ['a loss history shorter than the steps', (s) => s.lossHistory.pop(), /lossHistory: lossHistory must hold one loss per update done/],
+    ['a loss that is text', (s) => (s.lossHistory[0] = 'low'), /lossHistory\.0: Expected number, received string/],
+    ['no noise generator', (s) => delete s.rng, /rng: Required/],
+    ['a generator seed past 32 bits', (s) => (s.rng.seed = 2 ** 40), /rng\.seed: Number must be less than or equal to 4294967295/],
+    ['an unknown stage', (s) => (s.stage = 'stage3'), /stage: Invalid enum value/],
+    ['a zero dataset length', (s) => (s.run.datasetLength = 0), /run\.datasetLength: Number must be greater than 0/],
+    ['a cursor behind the steps', (s) => (s.cursor = 1), /cursor: cursor \(micro-batches consumed\) is below step/],
+    ['an unknown field', (s) => (s.extra = true), /\(root\): Unrecognized key\(s\) in object: 'extra'/],
+  ])('refuses %s with a CheckpointFormatError naming the field', (_, change, message) => {
+    const path = saved();
+    edit(path, change);
+    expect(() => loadCheckpoint(path)).toThrow(CheckpointFormatError);
+    expect(() => loadCheckpoint(path)).toThrow(message);
+  });
+
+  it('reads back a NaN loss (an update whose every sample was skipped), which JSON stores as null', () => {
+    const path = saved();
+    edit(path, (s) => (s.lossHistory[1] = null));
+    const loaded = loadCheckpoint(path);
+    expect(loaded.state.lossHistory[0]).toBe(2.5);
+    expect(Number.isNaN(loaded.state.lossHistory[1])).toBe(true);
+    dispose(loaded);
   });
 });
 

@@ -7,13 +7,18 @@ export {
   saveCheckpoint,
   loadCheckpoint,
   latestCheckpoint,
+  latestValidCheckpoint,
+  checkpointsNewestFirst,
+  cleanStaleCheckpoints,
   loadTrainedWeights,
   checkpointName,
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
   type Checkpoint,
+  type LatestValid,
   type TrainerState,
 } from './checkpoint.js';
+export { parseTrainerState } from './trainer-state.js';
 export { ProgressReporter, formatProgress, type ProgressFigures, type ProgressSink } from './progress.js';
 export { renderLossCurve, writeLossCurve, plotPoint, CURVE_RGB, type PlotLayout } from './loss-plot.js';
 export {

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -276,3 +277,82 @@ describe('train', () => {
     model.store.dispose();
   });
 });
+
+describe('train: what interrupted runs leave behind (issue #20 item 8)', () => {
+  const samples = makeData(10);
+  const run = (model: TinyClassifier, outDir: string, extra: { resume?: string; stopAtStep?: number } = {}, progress = quiet()) =>
+    train({ model, dataset: dataset(samples), collate, config, outDir, progress: progress.sink, ...extra });
+
+  it('metrics.jsonl holds exactly one line per update after resuming from a checkpoint older than the last logged update', async () => {
+    const outDir = tempDir();
+    const first = new TinyClassifier(1);
+    // Updates 1–3 are logged, but the process "dies" before update 3's checkpoint lands: only step-2 survives.
+    await run(first, outDir, { stopAtStep: 3 });
+    first.store.dispose();
+    rmSync(join(outDir, 'step-00000003'), { recursive: true });
+    // A kill mid-append leaves half a line too.
+    appendFileSync(join(outDir, 'metrics.jsonl'), '{"step": 4, "lo');
+    const second = new TinyClassifier(1);
+    const result = await run(second, outDir, { resume: 'latest' });
+    second.store.dispose();
+    expect(result.resumedFrom).toBe(join(outDir, 'step-00000002'));
+    const steps = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('removes the temporary folders of a save that never finished, and restores a checkpoint it had moved aside', async () => {
+    const outDir = tempDir();
+    const first = new TinyClassifier(1);
+    await run(first, outDir, { stopAtStep: 2 });
+    first.store.dispose();
+    // A PID that no longer runs: a child that has exited.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    mkdirSync(join(outDir, `.step-00000004.tmp-${dead}`));
+    writeFileSync(join(outDir, `.step-00000004.tmp-${dead}`, 'trainable.safetensors'), 'half');
+    // The save of step 2 again had moved step-00000002 aside when it died: that copy is the only one left.
+    renameSync(join(outDir, 'step-00000002'), join(outDir, `.step-00000002.tmp-${dead}-old`));
+    const progress = quiet();
+    const second = new TinyClassifier(1);
+    const result = await run(second, outDir, { resume: 'latest' }, progress);
+    second.store.dispose();
+    expect(result.resumedFrom).toBe(join(outDir, 'step-00000002'));
+    expect(readdirSync(outDir).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(progress.lines.join('')).toContain('restored step-00000002, which an interrupted save had moved aside');
+    expect(progress.lines.join('')).toContain(`removed 1 unfinished checkpoint folder(s): .step-00000004.tmp-${dead}`);
+  });
+
+  it("resume: 'latest' falls back to the newest readable checkpoint, says so, and ends as an uninterrupted run", async () => {
+    const straight = new TinyClassifier(1);
+    const a = await run(straight, tempDir());
+    straight.store.dispose();
+    const outDir = tempDir();
+    const first = new TinyClassifier(1);
+    await run(first, outDir, { stopAtStep: 4 });
+    first.store.dispose();
+    // The newest checkpoint is damaged: its weights file cut short.
+    const weights = join(outDir, 'step-00000004', 'trainable.safetensors');
+    truncateSync(weights, 40);
+    const progress = quiet();
+    const second = new TinyClassifier(1);
+    const b = await run(second, outDir, { resume: 'latest' }, progress);
+    second.store.dispose();
+    expect(b.resumedFrom).toBe(join(outDir, 'step-00000002'));
+    expect(b.passedOver?.map((p) => p.dir)).toEqual([join(outDir, 'step-00000004')]);
+    const log = progress.lines.join('');
+    expect(log).toMatch(/cannot resume from .*step-00000004: .*trainable\.safetensors: invalid safetensors file/);
+    expect(log).toContain(`resuming from ${join(outDir, 'step-00000002')}, the newest readable checkpoint`);
+    b.lossHistory.forEach((loss, i) => expect(Math.abs(loss - a.lossHistory[i]!)).toBeLessThan(1e-6));
+  });
+
+  it('refuses to guess when no checkpoint reads, listing why', async () => {
+    const outDir = tempDir();
+    const first = new TinyClassifier(1);
+    await run(first, outDir, { stopAtStep: 2 });
+    first.store.dispose();
+    writeFileSync(join(outDir, 'step-00000002', 'trainer-state.json'), '{"format": "bvllm-trainer-checkpoint", "version": 1, "step": "two"}');
+    const model = new TinyClassifier(1);
+    await expect(run(model, outDir, { resume: 'latest' })).rejects.toThrow(/no readable checkpoint to resume from: .*trainer-state\.json: stage/);
+    model.store.dispose();
+  });
+});
+

@@ -6,7 +6,8 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortedError, BvllmError, CheckpointFormatError, InvalidArgumentError, Rng, tf, type StageContext } from '@bvllm/core';
 import { AdamW } from './adamw.js';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type TrainerState } from './checkpoint.js';
+import { cleanStaleCheckpoints, latestValidCheckpoint, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint, type TrainerState } from './checkpoint.js';
+import { cutRunLog } from './run-log.js';
 import { GradientAccumulator, clipGradNorm } from './gradients.js';
 import { writeLossCurve } from './loss-plot.js';
 import { LrSchedule, type ScheduleKind } from './lr-schedule.js';
@@ -50,7 +51,10 @@ export interface TrainOptions<Sample, Batch> {
   config: LoopConfig;
   /** Checkpoints (`step-N/`), `metrics.jsonl`, `skipped.jsonl` and `loss.png` go here. */
   outDir: string;
-  /** A checkpoint folder to continue from, or `latest` for the newest under `outDir` (none → a fresh start). */
+  /**
+   * A checkpoint folder to continue from, or `latest` for the newest readable one under `outDir` (a corrupt newest
+   * checkpoint falls back to the one before, with a note; none → a fresh start).
+   */
   resume?: string;
   /** Ends this run after this update (saving a checkpoint there), as an interrupted job would. */
   stopAtStep?: number;
@@ -71,6 +75,10 @@ export interface TrainResult {
   skipped: number;
   /** The last checkpoint written (or resumed from); undefined when no update ran. */
   checkpoint?: string;
+  /** The checkpoint this run resumed from, if any. */
+  resumedFrom?: string;
+  /** Newer checkpoints `resume: 'latest'` passed over because they could not be read, with the reason. */
+  passedOver?: { dir: string; reason: string }[];
   /** `loss.png`, written when the run reaches its last update. */
   lossCurve?: string;
 }
@@ -120,6 +128,11 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
   const disposeBatch = options.disposeBatch ?? ((batch: Batch) => tf.dispose(batch as unknown as tf.TensorContainer));
   if (dataset.length === 0) throw new InvalidArgumentError('dataset', 'a training run needs at least one sample');
   mkdirSync(outDir, { recursive: true });
+  const reporter = new ProgressReporter(options.progress ?? process.stderr, config.logEvery);
+  // Folders of saves a killed run never finished; the checkpoint a save had moved aside comes back first.
+  const cleaned = cleanStaleCheckpoints(outDir);
+  for (const name of cleaned.restored) reporter.note(`restored ${name}, which an interrupted save had moved aside`);
+  if (cleaned.removed.length) reporter.note(`removed ${cleaned.removed.length} unfinished checkpoint folder(s): ${cleaned.removed.join(', ')}`);
   const isTrainable = model.trainable(config.stage);
   // The filter is the single source of truth: frozen variables get no gradient tape and are not saved.
   for (const [key, v] of model.store.entries()) v.trainable = isTrainable(key);
@@ -154,9 +167,21 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
     skipped: 0,
     run,
   };
-  const resumeFrom = options.resume === 'latest' ? latestCheckpoint(outDir) : options.resume;
-  if (resumeFrom) {
-    const saved = loadCheckpoint(resumeFrom);
+  let resumeFrom: string | undefined;
+  let saved: Checkpoint | undefined;
+  let passedOver: { dir: string; reason: string }[] | undefined;
+  if (options.resume === 'latest') {
+    const found = latestValidCheckpoint(outDir);
+    if (found) {
+      ({ dir: resumeFrom, checkpoint: saved, passedOver } = found);
+      for (const p of passedOver) reporter.note(`cannot resume from ${p.dir}: ${p.reason}`);
+      if (passedOver.length) reporter.note(`resuming from ${resumeFrom}, the newest readable checkpoint`);
+    }
+  } else if (options.resume) {
+    resumeFrom = options.resume;
+    saved = loadCheckpoint(resumeFrom);
+  }
+  if (resumeFrom && saved) {
     try {
       for (const [field, value] of Object.entries(run))
         if (saved.state.run[field as keyof typeof run] !== value)
@@ -171,9 +196,12 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
     state = { ...saved.state, totalSteps };
   }
   const noise = Rng.fromState(state.rng);
-  const reporter = new ProgressReporter(options.progress ?? process.stderr, config.logEvery);
   const metricsPath = join(outDir, 'metrics.jsonl');
   const skippedPath = join(outDir, 'skipped.jsonl');
+  // Updates logged after the checkpoint we start from will be done again: drop their lines (all of them on a fresh start).
+  const doneSteps = state.step;
+  cutRunLog(metricsPath, (step) => step <= doneSteps, true);
+  cutRunLog(skippedPath, (step) => step < doneSteps, false);
   const startStep = state.step;
   const startTime = performance.now();
   const lastStep = Math.min(totalSteps, options.stopAtStep ?? totalSteps);
@@ -290,5 +318,5 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
     lossCurve = join(outDir, 'loss.png');
     writeLossCurve(lossCurve, state.lossHistory);
   }
-  return { step: state.step, totalSteps, lossHistory: state.lossHistory, skipped: state.skipped, checkpoint: lastCheckpoint, lossCurve };
+  return { step: state.step, totalSteps, lossHistory: state.lossHistory, skipped: state.skipped, checkpoint: lastCheckpoint, lossCurve, resumedFrom: resumeFrom, passedOver };
 }
