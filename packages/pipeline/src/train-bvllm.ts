@@ -3,8 +3,8 @@
  * projector, plain format) or stage 2 (every `vlm_att_*` module plus LoRA on the LLM, chat format), spec §2.
  * Frame features are computed once per video before the loop (uniform `numFrames`, D6), since the tower is frozen.
  */
-import { BvllmError, Rng, tf, type FrameFeatures } from '@bvllm/core';
-import { DatasetError, InstructDataset, train, type InstructSample, type ProgressSink, type TrainingConfig, type TrainResult } from '@bvllm/trainer';
+import { BvllmError, ConfigError, Rng, tf, type FrameFeatures } from '@bvllm/core';
+import { DatasetError, InstructDataset, STAGE2_LORA_DEFAULTS, train, type InstructSample, type ProgressSink, type Stage2Lora, type TrainingConfig, type TrainResult } from '@bvllm/trainer';
 import { FeatureCache, samplingOptionsSchema } from '@bvllm/vision-encoder';
 import type { BvllmModel, BvllmSample } from './bvllm-model.js';
 
@@ -61,10 +61,37 @@ export async function precomputeFeatures(
   return features;
 }
 
-/** Runs one training stage; stage 2 attaches LoRA (r, α, dropout, targets from the config) if the model has none. */
+/**
+ * A stage-2 `lora` block against the adapter the model already has: every field that differs, as
+ * `lora.rank: 4 in the config, r = 128 in the model`. Training would otherwise go on with the model's adapter and
+ * silently ignore the block (issue #20 item 7).
+ */
+function loraMismatch(wanted: Stage2Lora, has: { r: number; alpha: number; dropout: number; targetModules: readonly string[] }): { field: keyof Stage2Lora; text: string }[] {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+  const fields: { field: keyof Stage2Lora; text: string }[] = [];
+  if (wanted.rank !== has.r) fields.push({ field: 'rank', text: `lora.rank: ${wanted.rank} in the config, r = ${has.r} in the model` });
+  if (wanted.alpha !== has.alpha) fields.push({ field: 'alpha', text: `lora.alpha: ${wanted.alpha} in the config, ${has.alpha} in the model` });
+  if (wanted.dropout !== has.dropout) fields.push({ field: 'dropout', text: `lora.dropout: ${wanted.dropout} in the config, ${has.dropout} in the model` });
+  if (!same(wanted.targets, has.targetModules)) fields.push({ field: 'targets', text: `lora.targets: ${wanted.targets.join(', ')} in the config, ${has.targetModules.join(', ')} in the model` });
+  return fields;
+}
+
+/**
+ * Runs one training stage. Stage 2 attaches LoRA (the config's `lora`, else the spec's defaults) when the model has
+ * none; a model that has one trains it, and a `lora` block that differs from it is a ConfigError naming each field.
+ */
 export async function trainBvllm(model: BvllmModel, config: TrainingConfig, options: TrainBvllmOptions): Promise<TrainResult> {
-  if (config.stage === 'stage2' && !model.lora)
-    model.attachLora({ r: config.lora.rank, alpha: config.lora.alpha, dropout: config.lora.dropout, targetModules: config.lora.targets }, Rng.fromSeed(config.seed).fork('lora'));
+  if (config.stage === 'stage2') {
+    if (model.lora && config.lora) {
+      const differs = loraMismatch(config.lora, model.lora.config);
+      if (differs.length)
+        throw new ConfigError(`stage-2 config: ${differs.map((d) => d.text).join('; ')}; omit the lora block to train the model's own adapter`, ['lora', differs[0]!.field]);
+    }
+    if (!model.lora) {
+      const lora = config.lora ?? STAGE2_LORA_DEFAULTS;
+      model.attachLora({ r: lora.rank, alpha: lora.alpha, dropout: lora.dropout, targetModules: [...lora.targets] }, Rng.fromSeed(config.seed).fork('lora'));
+    }
+  }
   const dataset = stageDataset(model, config);
   const features = await precomputeFeatures(model, dataset, config.numFrames, options);
   if (model.lora) model.lora.training = true;

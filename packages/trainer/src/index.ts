@@ -24,12 +24,15 @@ export { renderLossCurve, writeLossCurve, plotPoint, CURVE_RGB, type PlotLayout 
 export {
   stage1Config,
   stage2Config,
+  stage2Lora,
+  STAGE2_LORA_DEFAULTS,
   trainingConfig,
   parseTrainingConfig,
   parseTrainingConfigYaml,
   loadTrainingConfig,
   type Stage1Config,
   type Stage2Config,
+  type Stage2Lora,
   type TrainingConfig,
   type TrainingStage,
 } from './training-config.js';

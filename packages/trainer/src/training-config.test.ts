@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@bvllm/core';
-import { parseTrainingConfig, parseTrainingConfigYaml } from './training-config.js';
+import { STAGE2_LORA_DEFAULTS, parseTrainingConfig, parseTrainingConfigYaml } from './training-config.js';
 
 function errorOf(f: () => unknown): ConfigError {
   try {
@@ -38,7 +38,9 @@ describe('training configs (spec §2)', () => {
     if (c.stage !== 'stage2') throw new Error('unreachable');
     expect(c.lr).toBe(1e-4);
     expect(c.schedule).toBe('cosine');
-    expect(c.lora).toEqual({
+    // No lora block: the model's own adapter, or these defaults when it has none.
+    expect(c.lora).toBeUndefined();
+    expect(STAGE2_LORA_DEFAULTS).toEqual({
       rank: 128,
       alpha: 256,
       dropout: 0.05,
@@ -62,6 +64,8 @@ describe('training configs (spec §2)', () => {
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.path).toEqual(['lora', 'rank']);
     expect(e.message).toContain('lora.rank');
+    const partial = parseTrainingConfigYaml(`stage: stage2\nlora: { rank: 4 }\n${data}`);
+    expect(partial.stage === 'stage2' && partial.lora).toEqual({ ...STAGE2_LORA_DEFAULTS, rank: 4 });
   });
 
   it('rejects unknown keys (a typo must fail), a stage-2 field in stage 1, a missing stage and bad YAML', () => {

@@ -47,6 +47,27 @@ const common = {
     .strict(),
 };
 
+/** The LoRA block of a stage-2 config (our names; `rank` is PEFT's `r`). */
+export const stage2Lora = z
+  .object({
+    /** r = 128 (spec §2). */
+    rank: z.number().int().positive().default(128),
+    /** α = 256 (spec §2); the adapter scale is α / r. */
+    alpha: z.number().positive().default(256),
+    /** LoRA dropout 0.05 (spec §2). */
+    dropout: z.number().min(0).lt(1).default(0.05),
+    /** Target module names (spec §2). */
+    targets: z
+      .array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']))
+      .nonempty()
+      .default(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
+  })
+  .strict();
+export type Stage2Lora = z.infer<typeof stage2Lora>;
+
+/** The adapter stage 2 attaches when its config has no `lora` block and the model no adapter (spec §2). */
+export const STAGE2_LORA_DEFAULTS: Readonly<Stage2Lora> = stage2Lora.parse({});
+
 export const stage1Config = z
   .object({
     stage: z.literal('stage1'),
@@ -82,23 +103,12 @@ export const stage2Config = z
     numFrames: z.number().int().positive().default(32),
     /** `--image_aspect_ratio pad` in `finetune.sh` (spec §2). */
     imageAspectRatio: z.enum(['square', 'pad']).default('pad'),
-    /** LoRA on every Qwen2 linear layer but `lm_head` (spec §2, `bvlm_trainer.py:89-102`). */
-    lora: z
-      .object({
-        /** r = 128 (spec §2). */
-        rank: z.number().int().positive().default(128),
-        /** α = 256 (spec §2); the adapter scale is α / r. */
-        alpha: z.number().positive().default(256),
-        /** LoRA dropout 0.05 (spec §2). */
-        dropout: z.number().min(0).lt(1).default(0.05),
-        /** Target module names (spec §2). */
-        targets: z
-          .array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']))
-          .nonempty()
-          .default(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
-      })
-      .strict()
-      .default({}),
+    /**
+     * LoRA on every Qwen2 linear layer but `lm_head` (spec §2, `bvlm_trainer.py:89-102`), attached when the model has
+     * none. Omitted: {@link STAGE2_LORA_DEFAULTS}, or the model's own adapter when it has one; given for a model that
+     * has one, it must match that adapter (a different adapter would be silently ignored otherwise).
+     */
+    lora: stage2Lora.optional(),
     /** Which stage-1 weights stage 2 starts from: all trained `vlm_att_*` (spec §10 D8) or the official reset (§2). */
     handoff: z.enum(['carry-all', 'official-reset']).default('carry-all'),
   })
