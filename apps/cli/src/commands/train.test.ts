@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bvllm, testWorkspace, type TestWorkspace } from '../test-workspace.js';
@@ -34,6 +34,23 @@ describe('bvllm train and eval on a dataset in the official JSON format', () => 
     expect(evaluated.stdout).toMatch(/^mcqa: [\d.]+% of 1 \(/m);
     expect(evaluated.stdout).toMatch(/^open-qa: [\d.]+% of 1 \(/m);
     expect(existsSync(join(ws.dir, 'eval', 'perception-test.md'))).toBe(true);
+  });
+
+  it('--resume latest passes over a damaged newest checkpoint and says so; metrics keep one line per update', () => {
+    const path = join(ws.dir, 'resume.yaml');
+    writeFileSync(path, `stage: stage1\ndata: { annotations: ${join(ws.data, 'train.json')}, folder: ${ws.data} }\nmaxSteps: 2\nmicroBatchSize: 2\ngradientAccumulationSteps: 1\nnumFrames: 4\ncheckpointEvery: 1\n`);
+    const out = join(ws.dir, 'resumed');
+    expect(bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', out]).code).toBe(0);
+    truncateSync(join(out, 'step-00000002', 'trainable.safetensors'), 16);
+    mkdirSync(join(out, '.step-00000003.tmp-999999999'));
+    const again = bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', out, '--resume', 'latest']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain(`cannot resume from ${join(out, 'step-00000002')}: `);
+    expect(again.stderr).toContain(`resuming from ${join(out, 'step-00000001')}, the newest readable checkpoint`);
+    expect(again.stderr).toContain('removed 1 unfinished checkpoint folder(s): .step-00000003.tmp-999999999');
+    expect(existsSync(join(out, '.step-00000003.tmp-999999999'))).toBe(false);
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual([1, 2]);
   });
 
   it('refuses an invalid stage config with the field path, in one line', () => {
