@@ -32,4 +32,4 @@ export { randomSource, type RandomEntry } from './weight-source-random.js';
 export { storeSource } from './weight-source-store.js';
 export { finiteSource, checkFinite, type FiniteCheckOptions } from './weight-source-finite.js';
 export { findDuplicateKey } from './json-duplicates.js';
-export { irregularFile, fileKind } from './regular-file.js';
+export { irregularFile } from './regular-file.js';
