@@ -6,8 +6,9 @@
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parseConfig } from '@bvllm/core';
-import { VideoDecodeError } from './errors.js';
+import { ResolutionLimitError, VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
+import { probeImage } from './image-size.js';
 import { ffmpegInput } from './media-format.js';
 import { CORRUPT, DEFAULT_MAX_PIXELS, parseHeader, probeVideo } from './probe.js';
 import { sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from './sampling.js';
@@ -34,6 +35,22 @@ export interface DecodeOptions {
   timeoutMs?: number;
   /** Kill ffmpeg when no frame bytes arrived for this long (default 30 s). */
   idleTimeoutMs?: number;
+  /**
+   * Images only: a picture larger than this many pixels is scaled down by ffmpeg (aspect kept) to fit, so the
+   * CLIP resize that follows on the event loop stays short. Default: no scaling.
+   */
+  fitPixels?: number;
+}
+
+/**
+ * The size ffmpeg should scale a `width × height` frame to so it holds at most `fitPixels` pixels, aspect kept
+ * (both sides even, as yuv420p needs); undefined when it already fits.
+ */
+export function fitWithin(width: number, height: number, fitPixels: number): { width: number; height: number } | undefined {
+  if (width * height <= fitPixels) return undefined;
+  const scale = Math.sqrt(fitPixels / (width * height));
+  const even = (n: number) => Math.max(2, 2 * Math.floor((n * scale) / 2));
+  return { width: even(width), height: even(height) };
 }
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp']);
@@ -112,11 +129,16 @@ export async function decodeVideo(path: string, sampling: SamplingInput = {}, op
 /** Decodes one image file to RGB (ffmpeg's image demuxers: jpg, png, webp, bmp). */
 export async function decodeImage(path: string, options: DecodeOptions = {}): Promise<{ rgb: Uint8Array; width: number; height: number }> {
   if (!existsSync(path)) throw new VideoDecodeError(path, 'file does not exist');
-  const maxBytes = (options.maxPixels ?? DEFAULT_MAX_PIXELS) * 3;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  // From the header, before ffmpeg runs: its image decoders decode the whole picture before they stop.
+  const declared = probeImage(path, { maxPixels });
+  const fit = options.fitPixels === undefined ? undefined : fitWithin(declared.width, declared.height, options.fitPixels);
+  const maxBytes = maxPixels * 3;
   const chunks: Buffer[] = [];
   let total = 0;
   let tooLarge = false;
-  const run = await runFfmpeg([...ffmpegInput(path), '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+  const scale = fit ? ['-vf', `scale=${fit.width}:${fit.height}:flags=bicubic`] : [];
+  const run = await runFfmpeg([...ffmpegInput(path), '-frames:v', '1', ...scale, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
     timeoutMs: options.timeoutMs ?? 60_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
     signal: options.signal,
@@ -131,8 +153,9 @@ export async function decodeImage(path: string, options: DecodeOptions = {}): Pr
   });
   if (run.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${run.spawnError.message})`, '', { cause: run.spawnError });
   if (run.timedOut) throw new VideoDecodeError(path, 'ffmpeg was killed: it stalled or ran past its time limit', run.stderr);
-  const { width, height } = parseHeader(path, run.stderr);
-  if (tooLarge || width * height > maxBytes / 3) throw new VideoDecodeError(path, `resolution ${width}x${height} exceeds the limit of ${maxBytes / 3} pixels`);
+  const header = parseHeader(path, run.stderr);
+  if (tooLarge || header.width * header.height > maxPixels) throw new ResolutionLimitError(path, header.width, header.height, maxPixels);
+  const { width, height } = fit ?? header;
   const rgb = new Uint8Array(Buffer.concat(chunks));
   if (run.code !== 0 || rgb.length !== width * height * 3)
     throw new VideoDecodeError(path, `the image decoded to ${rgb.length} bytes, expected ${width * height * 3} for ${width}x${height}`, run.stderr);

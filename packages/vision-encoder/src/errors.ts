@@ -35,3 +35,22 @@ export class UnsupportedMediaError extends BvllmError {
     return `not an allowed media format (${this.kind}); allowed: mp4/mov, webm/mkv, avi, MPEG-TS/PS, gif, png, jpeg, webp, bmp`;
   }
 }
+
+/**
+ * A frame is larger than the pixel limit, found from the file's header before any frame was decoded (a 16000²
+ * PNG is 768 MB of RGB; a 265 KB 8192² H.264 decodes to 200 MB a frame). A `VideoDecodeError` (code
+ * `VIDEO_DECODE`) whose `reason` names the size and the limit but not the file, so a server can show it; `width`,
+ * `height` and `maxPixels` let it answer with its own wording.
+ */
+export class ResolutionLimitError extends VideoDecodeError {
+  /** Tells this refusal apart from other decode failures when read by shape (a second package copy). */
+  readonly limit = 'pixels' as const;
+  constructor(
+    file: string,
+    readonly width: number,
+    readonly height: number,
+    readonly maxPixels: number,
+  ) {
+    super(file, `resolution ${width}x${height} exceeds the limit of ${maxPixels} pixels`);
+  }
+}

@@ -1,9 +1,10 @@
-export { VideoDecodeError, UnsupportedMediaError } from './errors.js';
+export { VideoDecodeError, UnsupportedMediaError, ResolutionLimitError } from './errors.js';
+export { readImageSize, probeImage, type ImageSize } from './image-size.js';
 export { detectMediaFormat, ffmpegInput, type MediaFormat } from './media-format.js';
 export { ffmpegPath } from './ffmpeg.js';
-export { probeVideo, DEFAULT_MAX_PIXELS, type VideoInfo, type ProbeOptions } from './probe.js';
+export { probeVideo, parseRate, DEFAULT_MAX_PIXELS, type VideoInfo, type ProbeOptions } from './probe.js';
 export { sampleFrameIndices, samplingOptionsSchema, type SamplingOptions, type SamplingInput } from './sampling.js';
-export { decodeVideo, decodeImage, FRAME_FOLDER_FPS, type DecodedVideo, type DecodeOptions } from './decode.js';
+export { decodeVideo, decodeImage, fitWithin, FRAME_FOLDER_FPS, type DecodedVideo, type DecodeOptions } from './decode.js';
 export {
   preprocessClip,
   resizeAndCrop,

@@ -76,36 +76,60 @@ function clip8(acc: number): number {
 /**
  * Pillow `Image.resize((outW, outH), BICUBIC)` on interleaved RGB uint8: horizontal pass, then vertical, each ending
  * in uint8; a pass whose size does not change is skipped. Returns RGB `outH × outW × 3`.
+ *
+ * The loops are Pillow's arithmetic in a cache-friendly order: the horizontal pass reads one pixel's three channels
+ * at a time, and the vertical pass accumulates whole rows (a column walk strides the whole image per tap). The sums
+ * are the same int32 sums, so the levels are bit for bit Pillow's; only the time changes (about 10× less), which
+ * matters because this runs on the event loop for every frame.
  */
 export function resizeBicubic(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
   let src = rgb;
   let w = width;
+  const half = 1 << (PRECISION_BITS - 1);
   if (outWidth !== width) {
-    const c = coefficients(width, outWidth);
+    const { start, count, taps, stride } = coefficients(width, outWidth);
     const out = new Uint8Array(outWidth * height * 3);
-    for (let y = 0; y < height; y++)
-      for (let x = 0; x < outWidth; x++)
-        for (let ch = 0; ch < 3; ch++) {
-          // Accumulates in int32 as Pillow does: |Σ u8·k| < 2^31 since the taps sum to 2^22.
-          let acc = 1 << (PRECISION_BITS - 1);
-          const base = x * c.stride;
-          for (let j = 0; j < c.count[x]; j++) acc = (acc + src[(y * w + c.start[x] + j) * 3 + ch] * c.taps[base + j]) | 0;
-          out[(y * outWidth + x) * 3 + ch] = clip8(acc);
+    for (let y = 0; y < height; y++) {
+      const row = y * width * 3;
+      let o = y * outWidth * 3;
+      for (let x = 0; x < outWidth; x++, o += 3) {
+        // Accumulates in int32 as Pillow does: |Σ u8·k| < 2^31 since the taps sum to 2^22.
+        let a0 = half;
+        let a1 = half;
+        let a2 = half;
+        const base = x * stride;
+        const n = count[x];
+        let p = row + start[x] * 3;
+        for (let j = 0; j < n; j++, p += 3) {
+          const k = taps[base + j];
+          a0 = (a0 + src[p] * k) | 0;
+          a1 = (a1 + src[p + 1] * k) | 0;
+          a2 = (a2 + src[p + 2] * k) | 0;
         }
+        out[o] = clip8(a0);
+        out[o + 1] = clip8(a1);
+        out[o + 2] = clip8(a2);
+      }
+    }
     src = out;
     w = outWidth;
   }
   if (outHeight !== height) {
-    const c = coefficients(height, outHeight);
-    const out = new Uint8Array(w * outHeight * 3);
-    for (let y = 0; y < outHeight; y++)
-      for (let x = 0; x < w; x++)
-        for (let ch = 0; ch < 3; ch++) {
-          let acc = 1 << (PRECISION_BITS - 1);
-          const base = y * c.stride;
-          for (let j = 0; j < c.count[y]; j++) acc = (acc + src[((c.start[y] + j) * w + x) * 3 + ch] * c.taps[base + j]) | 0;
-          out[(y * w + x) * 3 + ch] = clip8(acc);
-        }
+    const { start, count, taps, stride } = coefficients(height, outHeight);
+    const rowBytes = w * 3;
+    const out = new Uint8Array(rowBytes * outHeight);
+    const acc = new Int32Array(rowBytes);
+    for (let y = 0; y < outHeight; y++) {
+      acc.fill(half);
+      const base = y * stride;
+      for (let j = 0; j < count[y]; j++) {
+        const k = taps[base + j];
+        const r = (start[y] + j) * rowBytes;
+        for (let i = 0; i < rowBytes; i++) acc[i] = (acc[i] + src[r + i] * k) | 0;
+      }
+      const o = y * rowBytes;
+      for (let i = 0; i < rowBytes; i++) out[o + i] = clip8(acc[i]);
+    }
     src = out;
   }
   return src === rgb ? rgb.slice() : src;

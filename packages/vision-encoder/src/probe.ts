@@ -4,7 +4,7 @@
  * packets without decoding them, as decord's `len(VideoReader)` counts its index.
  */
 import { existsSync, statSync } from 'node:fs';
-import { VideoDecodeError } from './errors.js';
+import { ResolutionLimitError, VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
 import { ffmpegInput } from './media-format.js';
 
@@ -29,11 +29,23 @@ export interface ProbeOptions {
   signal?: AbortSignal;
 }
 
-/** 8192 × 8192: larger than any real video frame, small enough that one RGB frame stays under 200 MB. */
 /** ffmpeg's wording for a damaged container or stream. */
 export const CORRUPT = /partial file|Invalid data found|corrupt|Error while decoding|error reading header/i;
 
+/** 8192 × 8192: larger than any real video frame, small enough that one RGB frame stays under 200 MB. */
 export const DEFAULT_MAX_PIXELS = 8192 * 8192;
+
+/**
+ * The frame size the container declares, read with every frame skipped: plain `ffmpeg -i` decodes a frame to
+ * learn the pixel format (168 MB and 0.4 s for an 8192² H.264), so the pixel limit is checked before that.
+ * Undefined when this pass shows no size; the full header read then decides.
+ */
+async function declaredSize(input: string[], options: { timeoutMs: number; signal?: AbortSignal }): Promise<{ width: number; height: number } | undefined> {
+  const run = await runFfmpeg(['-skip_frame', 'all', ...input], options);
+  const stream = /Stream #\d+:\d+[^:]*: Video: ([^\n]*)/.exec(run.stderr);
+  const size = stream && /,\s*(\d{1,6})x(\d{1,6})[\s,[]/.exec(`${stream[1]} `);
+  return size ? { width: Number(size[1]), height: Number(size[2]) } : undefined;
+}
 
 /** Reads size, frame rate, duration and frame count of `path`; throws {@link VideoDecodeError} for anything unusable. */
 export async function probeVideo(path: string, options: ProbeOptions = {}): Promise<VideoInfo> {
@@ -41,13 +53,14 @@ export async function probeVideo(path: string, options: ProbeOptions = {}): Prom
   if (!statSync(path).isFile()) throw new VideoDecodeError(path, 'not a regular file');
   const timeoutMs = options.timeoutMs ?? 60_000;
   const input = ffmpegInput(path);
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const declared = await declaredSize(input, { timeoutMs, signal: options.signal });
+  if (declared && declared.width * declared.height > maxPixels) throw new ResolutionLimitError(path, declared.width, declared.height, maxPixels);
   const header = await runFfmpeg(input, { timeoutMs, signal: options.signal });
   if (header.spawnError) throw new VideoDecodeError(path, `cannot run ffmpeg (${header.spawnError.message})`, '', { cause: header.spawnError });
   if (header.timedOut) throw new VideoDecodeError(path, `ffmpeg was killed after ${timeoutMs} ms reading the header`, header.stderr);
   const info = parseHeader(path, header.stderr);
-  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (info.width * info.height > maxPixels)
-    throw new VideoDecodeError(path, `resolution ${info.width}x${info.height} exceeds the limit of ${maxPixels} pixels`);
+  if (info.width * info.height > maxPixels) throw new ResolutionLimitError(path, info.width, info.height, maxPixels);
   const count = await runFfmpeg([...input, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'], { timeoutMs, signal: options.signal });
   if (count.timedOut) throw new VideoDecodeError(path, `ffmpeg was killed after ${timeoutMs} ms counting frames`, count.stderr);
   const frames = [...count.stderr.matchAll(/frame=\s*(\d+)/g)].at(-1);
@@ -78,8 +91,19 @@ export function parseHeader(path: string, stderr: string): Omit<VideoInfo, 'numF
   const width = Number(size[1]);
   const height = Number(size[2]);
   if (width === 0 || height === 0) throw new VideoDecodeError(path, `the video stream has an empty frame size ${width}x${height}`, stderr);
-  const fps = Number(/([\d.]+) fps/.exec(line)?.[1] ?? /([\d.]+) tbr/.exec(line)?.[1] ?? 0);
+  const fps = parseRate(line, 'fps') ?? parseRate(line, 'tbr') ?? 0;
   const d = /Duration: (\d+):(\d+):([\d.]+)/.exec(stderr);
   const durationSec = d ? Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3]) : 0;
   return { path, width, height, fps, durationSec, codec };
+}
+
+/**
+ * A rate as ffmpeg prints it (`print_fps` in libavformat/dump.c): `29.97 fps`, `25 fps`, `0.0417 fps`, and whole
+ * thousands with a `k` suffix, `1k fps` for 1000 and `240k tbr` for 240000 (read as 0 before, which refused every
+ * video at 1000 fps or more).
+ */
+export function parseRate(line: string, unit: 'fps' | 'tbr'): number | undefined {
+  const match = new RegExp(`(\\d+(?:\\.\\d+)?)(k?) ${unit}\\b`).exec(line);
+  if (!match) return undefined;
+  return Number(match[1]) * (match[2] === 'k' ? 1000 : 1);
 }
