@@ -187,7 +187,8 @@ export class GraphBuilder {
     for (const input of inputs)
       if (input !== '' && !this.values.has(input)) throw new OnnxGraphError(`node ${nodeName} (${opType}): input "${input}" is not defined before it`);
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(`${opType}_out`)) : [...outputs];
-    for (const out of outs) this.claim(out, `output of node ${nodeName}`);
+    // An empty name skips an optional output (ONNX's convention), so only named outputs are claimed.
+    for (const out of outs) if (out !== '') this.claim(out, `output of node ${nodeName}`);
     const node: GraphNode = { name: nodeName, opType, inputs: [...inputs], outputs: outs, attributes, domain };
     this.nodeList.push(this.float32Depth > 0 ? { ...node, keepFloat32: true } : node);
     return outs;

@@ -1,7 +1,7 @@
 import { applyRotary as tfApplyRotary, attention, causalBias, gelu as tfGelu, initBackend, layerNorm as tfLayerNorm, linear as tfLinear, paddingBias, rmsNorm as tfRmsNorm, rotaryTables as tfRotaryTables, silu as tfSilu, splitHeads as tfSplitHeads, mergeHeads, tensorGrowth, tf } from '@bvllm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from './graph-builder.js';
-import { applyRotary, causalPaddingBias, gelu, groupedQueryAttention, layerNorm, linear, rmsNorm, rotaryTables, silu, splitHeads, transposeMatrix } from './layers.js';
+import { applyRotary, causalPaddingBias, gelu, groupedQueryAttention, layerNorm, linear, rmsNorm, rotaryCache, rotaryEmbedding, rotaryTables, silu, skipRmsNorm, splitHeads, transposeMatrix } from './layers.js';
 import { f32, i64, maxAbsDiff, pseudoRandom, runGraph } from './test-support.js';
 
 beforeAll(async () => {
@@ -106,5 +106,37 @@ describe('composite layers against the tfjs layers in core', () => {
     });
     expect(growth).toBe(0);
     w.dispose();
+  });
+});
+
+describe('fused contrib layers against their composite forms', () => {
+  it('rotaryEmbedding over rotaryCache applies the rotation of applyRotary over rotaryTables, at any position', async () => {
+    const [b, l, heads, d, maxPositions, theta] = [2, 5, 3, 8, 4096, 1e6];
+    const g = new GraphBuilder('rotary');
+    const x = g.input('x', 'float32', [b, l, heads * d]);
+    const positions = g.input('positions', 'int64', [b, l]);
+    const tables = rotaryTables(g, positions, d, theta);
+    g.output('composite', 'float32', [b, heads, l, d], applyRotary(g, splitHeads(g, x, heads, d), tables.cos, tables.sin, d));
+    g.output('fused', 'float32', [b, heads, l, d], splitHeads(g, rotaryEmbedding(g, x, positions, rotaryCache(g, maxPositions, d, theta), heads), heads, d));
+    // Large positions too: there the float32 angle rounding of HF (and of rotaryTables) is what the cache must match.
+    const out = await runGraph(g, { x: f32(pseudoRandom(b * l * heads * d, 21), [b, l, heads * d]), positions: i64([0, 1, 2, 3, 4, 9, 100, 1000, 3000, 4095], [b, l]) });
+    expect(maxAbsDiff(out.fused.data as Float32Array, out.composite.data as Float32Array)).toBeLessThan(1e-5);
+  });
+
+  it('skipRmsNorm returns RMSNorm(x + residual) and the sum itself', async () => {
+    const [rows, d] = [3, 16];
+    const weight = { data: pseudoRandom(d, 22), dims: [d] };
+    const g = new GraphBuilder('skip');
+    const x = g.input('x', 'float32', [rows, d]);
+    const residual = g.input('residual', 'float32', [rows, d]);
+    const sum = g.op.add(x, residual);
+    g.output('composite', 'float32', [rows, d], rmsNorm(g, sum, 'a', weight, 1e-6));
+    const fused = skipRmsNorm(g, x, residual, 'b', weight, 1e-6);
+    g.output('fused', 'float32', [rows, d], fused.normed);
+    g.output('fusedSum', 'float32', [rows, d], fused.sum);
+    g.output('sum', 'float32', [rows, d], sum);
+    const out = await runGraph(g, { x: f32(pseudoRandom(rows * d, 23).map((v) => v * 40), [rows, d]), residual: f32(pseudoRandom(rows * d, 24), [rows, d]) });
+    expect(maxAbsDiff(out.fused.data as Float32Array, out.composite.data as Float32Array)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(out.fusedSum.data as Float32Array, out.sum.data as Float32Array)).toBe(0);
   });
 });

@@ -4,7 +4,7 @@
  * Shapes: B batch, L new positions, S = P + L key positions, H query heads, Hkv key/value heads, d head width.
  */
 import { OnnxGraphError } from './errors.js';
-import type { GraphBuilder } from './graph-builder.js';
+import { MS_DOMAIN, type GraphBuilder } from './graph-builder.js';
 import { isLazyWeight, mapWeights, weightDims, weightInitializer, weightValues, type WeightInput } from './weights.js';
 
 export type { WeightInput } from './weights.js';
@@ -117,6 +117,45 @@ export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string
   const x2 = g.op.slice(x, [half], [headDim], [-1]);
   const rotated = g.op.concat([g.op.neg(x2), x1], -1);
   return g.op.add(g.op.mul(x, cos), g.op.mul(rotated, sin));
+}
+
+/**
+ * `com.microsoft::RotaryEmbedding` tables `[maxPositions, d/2]`: `cos`/`sin` of position · θ^(−2i/d), with the
+ * angle rounded to float32 as HF's float32 `RotaryEmbedding` computes it, so the fused op applies the same rotation
+ * as {@link applyRotary} over {@link rotaryTables}. 2 · maxPositions · d/2 floats (16 MB for Qwen2-7B's 32 768).
+ */
+export function rotaryCache(g: GraphBuilder, maxPositions: number, headDim: number, theta: number): { cos: string; sin: string } {
+  const half = headDim / 2;
+  const cos = new Float32Array(maxPositions * half);
+  const sin = new Float32Array(maxPositions * half);
+  for (let i = 0; i < half; i++) {
+    const invFreq = Math.fround(1 / theta ** ((2 * i) / headDim));
+    for (let p = 0; p < maxPositions; p++) {
+      const angle = Math.fround(p * invFreq);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos: g.initializer(g.fresh('rotary_cos_cache'), cos, [maxPositions, half]), sin: g.initializer(g.fresh('rotary_sin_cache'), sin, [maxPositions, half]) };
+}
+
+/**
+ * Rotary embedding of `x [B, L, heads·d]` at int64 `positionIds [B, L]` in one fused node (non-interleaved halves,
+ * HF `rotate_half`); same shape out. Positions must be below the cache's `maxPositions`.
+ */
+export function rotaryEmbedding(g: GraphBuilder, x: string, positionIds: string, cache: { cos: string; sin: string }, heads: number): string {
+  return g.node('RotaryEmbedding', [x, positionIds, cache.cos, cache.sin], 1, { num_heads: heads, interleaved: 0 }, MS_DOMAIN)[0];
+}
+
+/**
+ * RMSNorm of the residual sum `x + residual` in one `com.microsoft::SkipSimplifiedLayerNormalization` node: returns
+ * the normed sum (times `weight`) and the sum itself, the next residual. The kernel accumulates in float32 whatever
+ * the tensors' type, so a float16 graph needs no float32 region here.
+ */
+export function skipRmsNorm(g: GraphBuilder, x: string, residual: string, name: string, weight: WeightInput, eps: number): { normed: string; sum: string } {
+  const gamma = weightInitializer(g, `${name}.weight`, weight);
+  const [normed, , , sum] = g.node('SkipSimplifiedLayerNormalization', [x, residual, gamma], [g.fresh(`${name}_out`), '', '', g.fresh(`${name}_sum`)], { epsilon: eps }, MS_DOMAIN);
+  return { normed, sum };
 }
 
 /** Large finite negative: added once to masked scores, so a fully masked (padding) row stays finite, never NaN. */

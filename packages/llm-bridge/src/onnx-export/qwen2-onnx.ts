@@ -10,8 +10,9 @@
  * - `config.json`: the HF Qwen2 config, so the folder describes itself.
  *
  * Speed: every projection is a MatMul on a weight transposed once at export; q/k/v and gate/up are fused into one
- * MatMul each (fewer, larger products per step); rotary tables and the mask bias are built once per call and shared
- * by all layers. Weights are {@link GraphWeights} under the HF `Qwen2ForCausalLM` keys (`model.*`, `lm_head.weight`;
+ * MatMul each (fewer, larger products per step); rotary is one `RotaryEmbedding` node over a cos/sin table made at
+ * export, each residual add is fused with the RMSNorm after it (`SkipSimplifiedLayerNormalization`), and the mask
+ * bias is built once per call and shared by all layers. Weights are {@link GraphWeights} under the HF `Qwen2ForCausalLM` keys (`model.*`, `lm_head.weight`;
  * a tied model's head is `model.embed_tokens.weight`): a checkpoint read one tensor at a time (`sourceWeights`), or a
  * tfjs model ({@link qwen2Weights}). A LoRA adapter must be merged first (`adapter.merge()`, or a merged source).
  */
@@ -21,14 +22,15 @@ import {
   GraphBuilder,
   addLinearWeight,
   convertToFloat16,
-  applyRotary,
   causalPaddingBias,
   groupedQueryAttention,
   linear,
   quantizeGraph,
   rmsNorm,
-  rotaryTables,
+  rotaryCache,
+  rotaryEmbedding,
   silu,
+  skipRmsNorm,
   splitHeads,
   tensorWeights,
   toFloat16,
@@ -45,7 +47,7 @@ import { headDimOf, type Qwen2Config } from '../qwen2-config.js';
 import type { Qwen2Model } from '../qwen2-model.js';
 
 /** Bump when the graphs change, so cached exports are rebuilt. */
-export const QWEN2_ONNX_EXPORTER_VERSION = '3';
+export const QWEN2_ONNX_EXPORTER_VERSION = '4';
 
 /** The symbolic dims of the transformers.js layout; `batch_size` on the past inputs is load-bearing (fixture README). */
 const BATCH = 'batch_size';
@@ -109,31 +111,34 @@ export function buildQwen2EmbedGraph(config: Qwen2Config, weights: GraphWeights,
   return g;
 }
 
-/** One decoder layer: returns the hidden state `[B, L, D]`; declares `present.{i}.key|value`. */
-function decoderLayer(g: GraphBuilder, config: Qwen2Config, weights: GraphWeights, i: number, x: string, rope: { cos: string; sin: string }, bias: string): string {
+/**
+ * One decoder layer after its input norm: `h` is RMSNorm(residual) `[B, L, D]`. Returns the MLP's output and the
+ * residual sum after attention, so the caller fuses the next residual add with the next norm. Declares
+ * `present.{i}.key|value`.
+ */
+function decoderLayer(g: GraphBuilder, config: Qwen2Config, weights: GraphWeights, i: number, residual: string, h: string, rope: { cos: string; sin: string }, positions: string, bias: string): { mlp: string; residual: string } {
   const { numHeads, numKvHeads, intermediateSize, rmsNormEps } = config;
   const d = headDimOf(config);
   const prefix = `model.layers.${i}`;
   const w = (key: string) => weights.get(`${prefix}.${key}`);
   const attn = (name: string, part: 'weight' | 'bias') => w(`self_attn.${name}.${part}`);
-  const h = rmsNorm(g, x, `${prefix}.input_layernorm`, w('input_layernorm.weight'), rmsNormEps);
   // Qwen2 has biases on q, k, v only (modeling_qwen2.py `Qwen2Attention`).
   const qkvNames = ['q_proj', 'k_proj', 'v_proj'];
   const qkv = linear(g, h, `${prefix}.self_attn.qkv_proj`, qkvNames.map((n) => attn(n, 'weight')), qkvNames.map((n) => attn(n, 'bias')));
   const [q, k, v] = g.node('Split', [qkv, g.int64([numHeads * d, numKvHeads * d, numKvHeads * d])], 3, { axis: -1 });
-  const queries = applyRotary(g, splitHeads(g, q, numHeads, d), rope.cos, rope.sin, d);
-  const newKeys = applyRotary(g, splitHeads(g, k, numKvHeads, d), rope.cos, rope.sin, d);
+  // Rotary on [B, L, heads·d] before the head split: one fused node each for queries and keys.
+  const queries = splitHeads(g, rotaryEmbedding(g, q, positions, rope, numHeads), numHeads, d);
+  const newKeys = splitHeads(g, rotaryEmbedding(g, k, positions, rope, numKvHeads), numKvHeads, d);
   const pastKey = g.input(`past_key_values.${i}.key`, 'float32', [BATCH, numKvHeads, PAST, d]);
   const pastValue = g.input(`past_key_values.${i}.value`, 'float32', [BATCH, numKvHeads, PAST, d]);
   const [keys] = g.node('Concat', [pastKey, newKeys], [`present.${i}.key`], { axis: 2 });
   const [values] = g.node('Concat', [pastValue, splitHeads(g, v, numKvHeads, d)], [`present.${i}.value`], { axis: 2 });
   const attended = groupedQueryAttention(g, { q: queries, k: keys, v: values, bias, numHeads, numKvHeads, headDim: d });
-  const afterAttention = g.op.add(x, linear(g, attended, `${prefix}.self_attn.o_proj`, attn('o_proj', 'weight')));
-  const m = rmsNorm(g, afterAttention, `${prefix}.post_attention_layernorm`, w('post_attention_layernorm.weight'), rmsNormEps);
-  const gateUp = linear(g, m, `${prefix}.mlp.gate_up_proj`, [w('mlp.gate_proj.weight'), w('mlp.up_proj.weight')]);
+  const attention = linear(g, attended, `${prefix}.self_attn.o_proj`, attn('o_proj', 'weight'));
+  const post = skipRmsNorm(g, attention, residual, `${prefix}.post_attention_layernorm`, w('post_attention_layernorm.weight'), rmsNormEps);
+  const gateUp = linear(g, post.normed, `${prefix}.mlp.gate_up_proj`, [w('mlp.gate_proj.weight'), w('mlp.up_proj.weight')]);
   const [gate, up] = g.node('Split', [gateUp, g.int64([intermediateSize, intermediateSize])], 2, { axis: -1 });
-  const mlp = linear(g, g.op.mul(silu(g, gate), up), `${prefix}.mlp.down_proj`, w('mlp.down_proj.weight'));
-  return g.op.add(afterAttention, mlp);
+  return { mlp: linear(g, g.op.mul(silu(g, gate), up), `${prefix}.mlp.down_proj`, w('mlp.down_proj.weight')), residual: post.sum };
 }
 
 /**
@@ -147,7 +152,7 @@ export function buildQwen2DecoderGraph(
   options: Pick<Qwen2OnnxExportOptions, 'quantize' | 'logitsFor'> = {},
 ): { graph: GraphBuilder; quantized?: QuantizePassResult } {
   const { quantize, logitsFor = 'all' } = options;
-  const { hiddenSize, vocabSize, numKvHeads, numLayers, ropeTheta, rmsNormEps } = config;
+  const { hiddenSize, vocabSize, numKvHeads, numLayers, ropeTheta, rmsNormEps, maxPositionEmbeddings } = config;
   const d = headDimOf(config);
   const g = new GraphBuilder('qwen2_decoder_model_merged');
   const quantized: QuantizePassResult = { quantized: [], bytesBefore: 0, bytesAfter: 0 };
@@ -161,15 +166,19 @@ export function buildQwen2DecoderGraph(
   const embeds = g.input('inputs_embeds', 'float32', [BATCH, SEQUENCE, hiddenSize]);
   const mask = g.input('attention_mask', 'int64', [BATCH, TOTAL]);
   const positions = g.input('position_ids', 'int64', [BATCH, SEQUENCE]);
-  const rope = rotaryTables(g, positions, d, ropeTheta);
+  const rope = rotaryCache(g, maxPositionEmbeddings, d, ropeTheta);
   const bias = causalPaddingBias(g, mask, embeds);
-  let x = embeds;
+  // Each residual add is fused with the norm after it (the next layer's input norm, or the final norm).
+  let residual = embeds;
+  let h = rmsNorm(g, embeds, 'model.layers.0.input_layernorm', weights.get('model.layers.0.input_layernorm.weight'), rmsNormEps);
   for (let i = 0; i < numLayers; i++) {
-    x = decoderLayer(g, config, weights, i, x, rope, bias);
+    const layer = decoderLayer(g, config, weights, i, residual, h, rope, positions, bias);
+    const [name, weight] = i + 1 < numLayers ? [`model.layers.${i + 1}.input_layernorm`, `model.layers.${i + 1}.input_layernorm.weight`] : ['model.norm', 'model.norm.weight'];
+    ({ normed: h, sum: residual } = skipRmsNorm(g, layer.mlp, layer.residual, name, weights.get(weight), rmsNormEps));
     quantizeNew();
   }
-  if (logitsFor === 'last') x = g.op.slice(x, [-1], [Number.MAX_SAFE_INTEGER], [1]);
-  const normed = rmsNorm(g, x, 'model.norm', weights.get('model.norm.weight'), rmsNormEps);
+  // The norm is per position: slicing after it skips the head's L − 1 other rows just the same.
+  const normed = logitsFor === 'last' ? g.op.slice(h, [-1], [Number.MAX_SAFE_INTEGER], [1]) : h;
   // Tied or not, the head is its own transposed initializer: MatMul needs [D, V], the embedding Gather [V, D].
   const head = g.op.matMul(normed, addLinearWeight(g, 'lm_head.weight', [weights.get(headKey(config))]));
   quantizeNew();
