@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError } from '@bvllm/core';
-import { UnsupportedMediaError, VideoDecodeError, decodeVideo, ffmpegPath } from '@bvllm/vision-encoder';
+import { UnsupportedMediaError, VideoDecodeError, decodeVideo, ffmpegPath, fitWithin } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openFrameStream } from './frame-stream.js';
+import { CHUNK_PIXELS, EXACT_MAX_PIXELS, openFrameStream } from './frame-stream.js';
 
 // issue #18 item 4: decoding streams in chunks, with decodeVideo's sampling (spec §3: 1 fps, frame folders at 3 fps).
 let dir: string;
@@ -60,5 +60,25 @@ describe('openFrameStream', () => {
     await chunks.next();
     controller.abort();
     await expect(chunks.next()).rejects.toThrow(AbortedError);
+  });
+});
+
+// issue #20 item 2: the CLIP resize after a chunk runs on the event loop, so big frames are scaled by ffmpeg and a
+// chunk holds at most CHUNK_PIXELS of them.
+describe('openFrameStream bounds for large frames', () => {
+  it('scales frames over EXACT_MAX_PIXELS in ffmpeg and yields one 1440p frame per chunk', async () => {
+    const big = join(dir, 'big.mp4');
+    execFileSync(ffmpegPath(), ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=2560x1440:rate=2', '-t', '3', '-pix_fmt', 'yuv420p', big]);
+    const stream = await openFrameStream(big);
+    const chunks: { n: number; width: number; height: number; bytes: number }[] = [];
+    for await (const chunk of stream.chunks(8)) chunks.push({ n: chunk.frames.length, width: chunk.width, height: chunk.height, bytes: chunk.frames[0].length });
+    const fit = fitWithin(2560, 1440, EXACT_MAX_PIXELS)!;
+    expect(chunks).toEqual(stream.timestampsSec.map(() => ({ n: 1, width: fit.width, height: fit.height, bytes: fit.width * fit.height * 3 })));
+    expect(fit.width * fit.height).toBeLessThanOrEqual(CHUNK_PIXELS);
+  });
+
+  it('keeps frames up to 1080p as decoded', async () => {
+    const { sizes } = await collect(video, 3);
+    expect(sizes).toEqual([3, 3, 1]);
   });
 });

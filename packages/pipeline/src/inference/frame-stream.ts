@@ -4,12 +4,18 @@
  * 720p is 10 GB). Here ffmpeg's raw rgb24 pipe is read with backpressure: the child waits while a chunk is being
  * encoded, and only the chunk's frames are held. Sampling (frame indices, timestamps) is the same as `decodeVideo`'s
  * (`sampleFrameIndices`, GIFs at 25 fps, frame folders at 3 fps, spec §3).
+ *
+ * The CLIP resize that follows runs on the event loop, frame by frame (about 50 ms for a 1080p frame on one core),
+ * so two bounds keep one chunk's share of it short enough for a server to stay responsive (issue #20 item 2):
+ * frames over {@link EXACT_MAX_PIXELS} are scaled down by ffmpeg, in its own process, to fit (1080p and smaller
+ * stay exact, as the reference preprocesses them), and a chunk holds at most {@link CHUNK_PIXELS} pixels of frames
+ * (at least one frame), whatever chunk size the caller asks for.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { AbortedError, parseConfig } from '@bvllm/core';
-import { FRAME_FOLDER_FPS, VideoDecodeError, decodeImage, ffmpegInput, ffmpegPath, probeVideo, sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
+import { FRAME_FOLDER_FPS, VideoDecodeError, decodeImage, ffmpegInput, ffmpegPath, fitWithin, probeVideo, sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp']);
 /** GIFs are sampled as 25 fps whatever their own rate, as the reference (and `decodeVideo`) does. */
@@ -17,6 +23,14 @@ const GIF_FPS = 25;
 const STDERR_TAIL = 16 * 1024;
 
 const isImage = (path: string) => IMAGE_EXTENSIONS.has(extname(path).toLowerCase());
+
+/** Frames up to 1920 × 1088 (1080p with codec padding) reach the CLIP resize as decoded; larger ones are scaled by ffmpeg to fit. */
+export const EXACT_MAX_PIXELS = 1920 * 1088;
+/** Pixels of frames in one chunk: one 1080p frame, or many small ones. */
+export const CHUNK_PIXELS = 1920 * 1088;
+
+/** Frames per chunk: the caller's size, lowered so a chunk holds at most {@link CHUNK_PIXELS} pixels (never below 1). */
+const chunkFrames = (size: number, width: number, height: number) => Math.max(1, Math.min(size, Math.floor(CHUNK_PIXELS / (width * height))));
 
 /** One chunk of decoded frames: interleaved RGB uint8, `height × width × 3` bytes each. */
 export interface FrameChunk {
@@ -53,39 +67,52 @@ export async function openFrameStream(path: string, sampling: SamplingInput = {}
   const info = await probeVideo(path, { signal: options.signal });
   const fps = extname(path).toLowerCase() === '.gif' ? GIF_FPS : info.fps;
   const indices = sampleFrameIndices(info.numFrames, fps, opts);
+  const fit = fitWithin(info.width, info.height, EXACT_MAX_PIXELS);
+  const size = fit ?? { width: info.width, height: info.height };
   return {
     timestampsSec: indices.map((i) => i / fps),
     frameIndices: indices,
     // The same wall-clock limit as decodeVideo's: 10 min + 1 s per second of video (probeVideo already counted every
     // frame and refused a corrupt stream).
-    chunks: (size, signal) => videoChunks(path, indices, info.width, info.height, size, 600_000 + 1000 * info.durationSec, signal),
+    chunks: (n, signal) => videoChunks(path, indices, size, fit !== undefined, chunkFrames(n, size.width, size.height), 600_000 + 1000 * info.durationSec, signal),
   };
 }
 
 async function* imageChunks(files: readonly string[], size: number, signal?: AbortSignal): AsyncGenerator<FrameChunk> {
   let first: { width: number; height: number } | undefined;
-  for (let start = 0; start < files.length; start += size) {
-    const frames: Uint8Array[] = [];
-    for (const file of files.slice(start, start + size)) {
-      if (signal?.aborted) throw new AbortedError('video decoding');
-      const image = await decodeImage(file, { signal });
-      first ??= image;
-      if (image.width !== first.width || image.height !== first.height)
-        throw new VideoDecodeError(file, `frame is ${image.width}x${image.height}, the folder's first frame is ${first.width}x${first.height}`);
-      frames.push(image.rgb);
+  let frames: Uint8Array[] = [];
+  for (const file of files) {
+    if (signal?.aborted) throw new AbortedError('video decoding');
+    const image = await decodeImage(file, { signal, fitPixels: EXACT_MAX_PIXELS });
+    first ??= image;
+    if (image.width !== first.width || image.height !== first.height)
+      throw new VideoDecodeError(file, `frame is ${image.width}x${image.height}, the folder's first frame is ${first.width}x${first.height}`);
+    frames.push(image.rgb);
+    if (frames.length >= chunkFrames(size, first.width, first.height)) {
+      yield { frames, width: first.width, height: first.height };
+      frames = [];
     }
-    yield { frames, width: first!.width, height: first!.height };
   }
+  if (frames.length) yield { frames, width: first!.width, height: first!.height };
 }
 
-async function* videoChunks(path: string, indices: readonly number[], width: number, height: number, size: number, timeoutMs: number, signal?: AbortSignal): AsyncGenerator<FrameChunk> {
+async function* videoChunks(
+  path: string,
+  indices: readonly number[],
+  { width, height }: { width: number; height: number },
+  scaled: boolean,
+  size: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): AsyncGenerator<FrameChunk> {
   if (signal?.aborted) throw new AbortedError('video decoding');
   const frameBytes = width * height * 3;
+  const scale = scaled ? ['-vf', `scale=${width}:${height}:flags=bicubic`] : [];
   // How many times each source frame is wanted (sampling may repeat a frame for short videos).
   const wanted = new Map<number, number>();
   for (const i of indices) wanted.set(i, (wanted.get(i) ?? 0) + 1);
   const last = indices[indices.length - 1];
-  const child = spawn(ffmpegPath(), ['-loglevel', 'error', '-noautorotate', ...ffmpegInput(path), '-map', '0:v:0', '-an', '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+  const child = spawn(ffmpegPath(), ['-loglevel', 'error', '-noautorotate', ...ffmpegInput(path), '-map', '0:v:0', '-an', '-vsync', '0', ...scale, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
