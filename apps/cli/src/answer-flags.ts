@@ -52,7 +52,9 @@ export function generationOf(flags: AnswerFlags): NonNullable<AskOptions['genera
 
 /** Session options the flags imply: non-finite weights reported on stderr instead of refused. */
 export function sessionOptionsOf(flags: AnswerFlags, output: CliOutput): Pick<InferenceSessionOptions, 'nonFinite' | 'onWarning'> {
-  return flags.allowNonFiniteWeights ? { nonFinite: 'warn', onWarning: (message) => output.err(`bvllm: warning: ${message}\n`) } : {};
+  // Always a printer: the session also reports weights it skips (a stage switched to another kind).
+  const onWarning = (message: string) => output.err(`bvllm: warning: ${message}\n`);
+  return flags.allowNonFiniteWeights ? { nonFinite: 'warn', onWarning } : { onWarning };
 }
 
 /** The token limit an answer runs under: the flag, else the model's generation default. */

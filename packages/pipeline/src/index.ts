@@ -14,7 +14,7 @@ export {
   type QuantizeSetting,
 } from './pipeline-config.js';
 export { loadModel, loadAssets, saveModel, readModelConfig, CONFIG_FILE, WEIGHTS_FILE, QUESTION_TOKENIZER_DIR, type LoadModelOptions } from './model-dir.js';
-export { checkModelFolder, validateModelConfig, type ModelFolderCheck } from './model-folder-check.js';
+export { checkModelFolder, validateModelConfig, unusedWeightsNotice, type ModelFolderCheck } from './model-folder-check.js';
 export {
   InferenceSession,
   type InferenceSessionOptions,

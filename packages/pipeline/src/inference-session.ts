@@ -27,8 +27,8 @@ import { MODULES_DIR, exportedModules, fillFromSource, folderFingerprint, frameS
 import { TfjsFrameMix, type FrameMix, type SampleModule, type SelectModule, type VisionModule } from './inference/modules.js';
 import { exportCacheDir, resolveOrtOptions, type OrtOptions } from './inference/ort-options.js';
 import { readSelection } from './inference/selection-read.js';
-import { loadAssets, loadModel, WEIGHTS_FILE } from './model-dir.js';
-import { checkModelFolder } from './model-folder-check.js';
+import { loadAssets, loadModel, warn, WEIGHTS_FILE } from './model-dir.js';
+import { checkModelFolder, unusedWeightsNotice } from './model-folder-check.js';
 import { moduleRuntime, withSlot, type ModuleRuntime, type PipelineConfig } from './pipeline-config.js';
 
 export type { ChatTurn } from './inference/chat-prompt.js';
@@ -178,11 +178,13 @@ export class InferenceSession {
    */
   static async open(modelDir: string, options: InferenceSessionOptions = {}): Promise<InferenceSession> {
     // Headers, kinds and every config field first: a hostile folder fails here, before any allocation (issue #20).
-    const { raw, config } = checkModelFolder(modelDir);
+    const { raw, config, unexpected } = checkModelFolder(modelDir);
     const chosen = runtimes(config, options.runtime);
     // A tfjs engine runs on the tfjs model, so only then is one built (runtimes() gives the stages without an
     // exporter 'tfjs' too, but those run runtime-neutral from small weights).
     const onTfjs = (['vision', 'llm'] as const).some((m) => chosen[m] === 'tfjs') || (['frameSelect', 'spatialSample'] as const).some((m) => hasExporter(config, m) && chosen[m] === 'tfjs');
+    // loadModel gives the same notice on the tfjs path.
+    if (unexpected.length && !onTfjs) warn(options, unusedWeightsNotice(modelDir, unexpected));
     if (onTfjs) {
       const model = loadModel(modelDir, options);
       try {

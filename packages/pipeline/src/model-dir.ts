@@ -8,10 +8,10 @@
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { QuestionTokenizer, TensorSource, WeightsError, checkFinite, tf, writeSafetensors, type FiniteCheckOptions } from '@bvllm/core';
+import { QuestionTokenizer, TensorSource, checkFinite, tf, writeSafetensors, type FiniteCheckOptions } from '@bvllm/core';
 import { Qwen2Tokenizer } from '@bvllm/llm-bridge';
 import { BvllmModel, type BvllmAssets } from './bvllm-model.js';
-import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, checkModelFolder } from './model-folder-check.js';
+import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, checkModelFolder, unusedWeightsNotice } from './model-folder-check.js';
 
 export { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE, readModelConfig } from './model-folder-check.js';
 
@@ -29,18 +29,26 @@ export interface LoadModelOptions extends FiniteCheckOptions {}
 /**
  * Loads a model folder: the folder is checked from its headers first (`checkModelFolder`: file kinds, every config
  * field, every weight's name, dtype and shape, so a hostile config fails before the model is allocated), then the
- * tokenizers, then every weight, strictly (a key the config does not use is refused too). Each weight is checked for
- * NaN / Infinity as it is read (`nonFinite: 'warn'` only reports them).
+ * tokenizers, then every weight the config uses. Weights it does not use (a stage switched to a kind with fewer
+ * weights) are skipped with one notice through `onWarning`. Each weight is checked for NaN / Infinity as it is read
+ * (`nonFinite: 'warn'` only reports them).
  */
+/** A library notice: the caller's `onWarning`, else a process warning. */
+export function warn(options: FiniteCheckOptions, message: string): void {
+  (options.onWarning ?? ((m: string) => process.emitWarning(m)))(message);
+}
+
 export function loadModel(dir: string, options: LoadModelOptions = {}): BvllmModel {
   const { raw, unexpected } = checkModelFolder(dir);
-  if (unexpected.length) throw new WeightsError(dir, [], unexpected, []);
+  if (unexpected.length) warn(options, unusedWeightsNotice(dir, unexpected));
+  const unused = new Set(unexpected);
   const model = BvllmModel.create(raw, loadAssets(dir, typeof raw.questionMaxLength === 'number' ? raw.questionMaxLength : undefined));
   const source = TensorSource.fromDir(dir, WEIGHTS_FILE);
   try {
     const tensors = new Map<string, tf.Tensor>();
     try {
       for (const key of source.keys()) {
+        if (unused.has(key)) continue;
         const info = source.info(key);
         const values = source.read(key);
         checkFinite(source.origin(key), key, values, options);

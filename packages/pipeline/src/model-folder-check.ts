@@ -28,6 +28,20 @@ export const QUESTION_TOKENIZER_DIR = 'question_tokenizer';
 /** The ONNX export `bvllm convert` writes into a folder, and its manifest. */
 const ONNX_MANIFEST = join('onnx', 'manifest.json');
 
+/**
+ * The one-line notice for weights a folder holds but its config does not use (a stage's `kind` changed to one with
+ * fewer or no weights, an ablation): the keys grouped by their first name segment, with counts.
+ */
+export function unusedWeightsNotice(dir: string, unexpected: readonly string[]): string {
+  const groups = new Map<string, number>();
+  for (const key of unexpected) {
+    const head = key.split('.')[0]!;
+    groups.set(head, (groups.get(head) ?? 0) + 1);
+  }
+  const named = [...groups].map(([head, n]) => (n === 1 && unexpected.includes(head) ? head : `${head}.* (${n})`));
+  return `${dir}: skipping ${unexpected.length} weight(s) the config does not use: ${named.join(', ')}`;
+}
+
 /** What {@link checkModelFolder} found, for the loader that runs next. */
 export interface ModelFolderCheck {
   /** The config as stored (`readModelConfig`). */
