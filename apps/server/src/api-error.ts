@@ -68,9 +68,14 @@ export function toApiError(error: unknown): ApiError {
       // The message names the server's file (a temp path for uploads) and quotes ffmpeg's stderr, which would
       // tell a client which files exist; the client gets the reason alone. A decoder that could not be started
       // (the error has a cause) is the server's fault.
-      case 'VIDEO_DECODE':
+      case 'VIDEO_DECODE': {
+        // ResolutionLimitError (read by shape): refused from the header, before any decoding.
+        const pixels = error as { limit?: unknown; width?: number; height?: number; maxPixels?: number };
+        if (pixels.limit === 'pixels')
+          return invalidRequest(`The media's frames are ${pixels.width}x${pixels.height}, over this server's limit of ${pixels.maxPixels} pixels (--max-pixels).`, 'media_resolution_too_large');
         if (error.cause !== undefined) return new ApiError(500, 'server_error', 'The media decoder could not be started.', 'internal_error');
         return invalidRequest(`The media cannot be decoded: ${reasonOf(error)}.`, 'invalid_media');
+      }
       case 'MEDIA_UNSUPPORTED':
         return invalidRequest(`The media is ${reasonOf(error)}.`, 'unsupported_media_type');
       case 'PROMPT_TOO_LONG':

@@ -7,13 +7,16 @@
 import { randomUUID } from 'node:crypto';
 import { BvllmError } from '@bvllm/core';
 import type { EncodedVideo, InferenceSession, SelectionSummary } from '@bvllm/pipeline';
-import { probeVideo, sampleFrameIndices, samplingOptionsSchema } from '@bvllm/vision-encoder';
+import { contentHash, probeImage, probeVideo, type SamplingOptions } from '@bvllm/vision-encoder';
 import type { FastifyReply } from 'fastify';
 import { ApiError, invalidRequest, toApiError } from './api-error.js';
 import { toConversation, type ChatRequest } from './chat-request.js';
 import type { GenerationQueue } from './generation-queue.js';
 import type { MediaSource } from './media-source.js';
+import type { FeatureCacheLru } from './feature-cache-lru.js';
+import { checkControls, checkVisualTokens, evidenceOf, resolveSampling, type MediaControls, type SamplingEvidence } from './media-controls.js';
 import type { Metrics } from './metrics.js';
+import { rejectUnsupported } from './unsupported-params.js';
 import type { ServerConfig } from './server-config.js';
 import { thumbnail } from './thumbnails.js';
 
@@ -26,6 +29,10 @@ export interface ChatDeps {
   featureCacheDir: string;
   media: MediaSource;
   metrics: Metrics;
+  /** Keeps the feature cache folder within its byte budget. */
+  featureCacheLru: FeatureCacheLru;
+  /** The frame limit in force (`config.maxFrames`, or its default from the duration limit). */
+  maxFrames: number;
 }
 
 /** The selection in the response's `bvllm` field (an extension; OpenAI clients ignore it). */
@@ -37,6 +44,8 @@ export interface SelectionPayload {
   frame_timestamps_sec: number[];
   visual_tokens: number;
   feature_cache: 'hit' | 'miss';
+  /** How the frames were sampled, with the request's frame and token controls. */
+  sampling: SamplingEvidence;
 }
 
 const IMAGE = /\.(png|jpe?g|webp|bmp)$/i;
@@ -44,19 +53,41 @@ const IMAGE = /\.(png|jpe?g|webp|bmp)$/i;
 /** OpenAI has no 'eos' or 'context': both end the turn, and running out of context is a length stop. */
 const finishReason = (reason: string) => (reason === 'length' || reason === 'context' ? 'length' : 'stop');
 
-/** The encoded medium from the cache, or decoded and encoded (on the session's tower) after the limits pass. */
-async function encode(deps: ChatDeps, path: string, param: string, signal: AbortSignal): Promise<EncodedVideo> {
+/**
+ * Every limit that the header or a probe can decide, before any frame is decoded: pixels (images from their
+ * header, videos from the container's declared size), duration, and the frames the request's sampling gives.
+ */
+async function admitMedium(deps: ChatDeps, path: string, param: string, controls: MediaControls, signal: AbortSignal): Promise<{ sampling?: SamplingOptions; evidence: SamplingEvidence }> {
   const { session, config } = deps;
-  const sampling = samplingOptionsSchema.parse(session.config.vision.sampling ?? {});
-  if (!IMAGE.test(path)) {
-    const info = await probeVideo(path, { signal });
-    if (info.durationSec > config.maxDurationSec)
-      throw invalidRequest(`${param}: the video lasts ${info.durationSec.toFixed(1)} s, over the limit of ${config.maxDurationSec} s.`, 'media_too_long', param);
-    const frames = sampleFrameIndices(info.numFrames, info.fps, sampling).length;
-    if (frames > config.maxFrames) throw invalidRequest(`${param}: the video gives ${frames} sampled frames, over the limit of ${config.maxFrames}.`, 'too_many_frames', param);
+  const model = session.config.vision.sampling as Partial<SamplingOptions> | undefined;
+  if (IMAGE.test(path)) {
+    probeImage(path, { maxPixels: config.maxPixels });
+    checkVisualTokens(session.config, controls, 1);
+    return { evidence: evidenceOf({ ...defaultSampling(model) }, controls, 1) };
   }
-  const video = await session.encode(path, { featureCacheDir: deps.featureCacheDir, signal });
+  const info = await probeVideo(path, { signal, maxPixels: config.maxPixels });
+  if (info.durationSec > config.maxDurationSec)
+    throw invalidRequest(`${param}: the video lasts ${info.durationSec.toFixed(1)} s, over the limit of ${config.maxDurationSec} s.`, 'media_too_long', param);
+  // GIFs are sampled at 25 fps whatever they declare (as the frame stream does).
+  const fps = path.endsWith('.gif') ? 25 : info.fps;
+  const resolved = resolveSampling(model, controls, { numFrames: info.numFrames, fps }, { maxFrames: deps.maxFrames, param });
+  checkVisualTokens(session.config, controls, resolved.evidence.frames);
+  return resolved;
+}
+
+const defaultSampling = (model: Partial<SamplingOptions> | undefined): SamplingOptions =>
+  ({ mode: 'fps', samplesPerSec: 1, numFrames: 16, maxFrames: 10200, ...model }) as SamplingOptions;
+
+/** The encoded medium from the cache, or decoded and encoded (on the session's tower); the cache is then kept within its budget. */
+async function encode(deps: ChatDeps, path: string, sampling: SamplingOptions | undefined, signal: AbortSignal): Promise<EncodedVideo> {
+  const video = await deps.session.encode(path, { featureCacheDir: deps.featureCacheDir, signal, ...(sampling && { sampling }) });
   deps.metrics.featureCache.add(1, { result: video.cacheHit ? 'hit' : 'miss' });
+  try {
+    deps.featureCacheLru.touchAndPrune(await contentHash(path));
+  } catch (error) {
+    video.close();
+    throw error;
+  }
   return video;
 }
 
@@ -88,6 +119,8 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
   const { session, config, metrics } = deps;
   const name = session.config.name;
   if (body.model !== name) throw new ApiError(404, 'not_found_error', `The model "${body.model}" does not exist; this server serves "${name}".`, 'model_not_found', 'model');
+  rejectUnsupported(body as unknown as Record<string, unknown>);
+  checkControls(body, deps.maxFrames);
   const { turns, media } = toConversation(body, config.maxPromptChars);
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const generation = {
@@ -102,8 +135,9 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
   const events = body.stream ? new EventStream(reply) : undefined;
   const file = await deps.media.open(media.url, media.param, signal);
   try {
+    const admitted = await admitMedium(deps, file.path, media.param, body, signal);
     const outcome = await deps.queue.run(async () => {
-      const video = await encode(deps, file.path, media.param, signal);
+      const video = await encode(deps, file.path, admitted.sampling, signal);
       try {
         const answer = session.stream(video, turns, { seed: body.seed ?? 0, generation, signal });
         let text = '';
@@ -130,7 +164,7 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
     metrics.completions.add(1, { finish_reason: finishReason(outcome.finishReason) });
     metrics.promptTokens.add(usage.prompt_tokens);
     metrics.completionTokens.add(usage.completion_tokens);
-    const selection = await selectionPayload(outcome.selection, outcome.timestampsSec, outcome.hit, body.bvllm?.thumbnails ? { path: file.path, width: config.thumbnailWidth, signal } : undefined);
+    const selection = await selectionPayload(outcome.selection, outcome.timestampsSec, outcome.hit, admitted.evidence, body.bvllm?.thumbnails ? { path: file.path, width: config.thumbnailWidth, signal } : undefined);
     const finish = finishReason(outcome.finishReason);
     if (!events) {
       await reply.send({
@@ -163,6 +197,7 @@ async function selectionPayload(
   selection: SelectionSummary,
   timestampsSec: number[],
   hit: boolean,
+  sampling: SamplingEvidence,
   thumbnails?: { path: string; width: number; signal: AbortSignal },
 ): Promise<SelectionPayload> {
   const pictures = thumbnails ? await Promise.all(selection.frames.map((f) => thumbnail(thumbnails.path, f.timestampSec, thumbnails.width, thumbnails.signal))) : [];
@@ -178,5 +213,6 @@ async function selectionPayload(
     frame_timestamps_sec: timestampsSec,
     visual_tokens: selection.visualTokens,
     feature_cache: hit ? 'hit' : 'miss',
+    sampling,
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { ChatTurn } from '@bvllm/pipeline';
 import { invalidRequest } from './api-error.js';
+import { mediaControlsSchema, type MediaControls } from './media-controls.js';
 
 const mediaPart = (type: 'image_url' | 'video_url') => ({
   type: 'object',
@@ -65,6 +66,7 @@ export function chatRequestSchema(maxTokens: number) {
       seed: { type: ['integer', 'null'], minimum: 0, maximum: 4294967295 },
       stop: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] },
       n: { type: ['integer', 'null'], minimum: 1, maximum: 1 },
+      ...mediaControlsSchema,
       /** Server extension: also return a JPEG data URL of each selected frame (the web page's frame strip). */
       bvllm: { type: 'object', additionalProperties: false, properties: { thumbnails: { type: 'boolean' } } },
     },
@@ -73,7 +75,7 @@ export function chatRequestSchema(maxTokens: number) {
 
 type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } } | { type: 'video_url'; video_url: { url: string } };
 
-export interface ChatRequest {
+export interface ChatRequest extends MediaControls {
   model: string;
   messages: { role: 'system' | 'developer' | 'user' | 'assistant'; content: string | ContentPart[] }[];
   stream?: boolean;

@@ -27,6 +27,11 @@ export class GenerationQueue {
     return this.busy;
   }
 
+  /** Seconds until a slot is likely free: the queue's length times the measured job time. */
+  retryAfterSec(): number {
+    return Math.max(1, Math.ceil(((this.waiting.length + 1) * this.meanJobMs) / 1000));
+  }
+
   /** Runs `job` when it is its turn. Throws ApiError 429 when the queue is full, AbortedError if `signal` fires while waiting. */
   async run<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (signal?.aborted) throw new AbortedError('queued generation');

@@ -18,7 +18,14 @@ const usage = `usage: node dist/main.js [--model DIR] [--media-root DIR] [--host
   --max-tokens N          largest max_tokens (default 512)
   --max-media-mb N        largest media file (default 40)
   --max-duration-sec N    longest video (default 600)
-  --max-frames N          most sampled frames per video (default 256)
+  --max-frames N          most sampled frames per video (default 2 x max-duration-sec x the model's fps)
+  --max-pixels N          most pixels per frame, checked from the header before decoding (default 16777216 = 4096^2)
+  --max-connections N     open TCP connections (default 256)
+  --max-inflight-mb N     request-body MiB admitted at once, all requests together (default 2 x body-limit-mb)
+  --feature-cache-mb N    feature cache size, least recently used entries evicted (default 2048)
+  --api-key KEY           require "Authorization: Bearer KEY" on /v1/* (also BVLLM_API_KEY)
+  --allowed-hosts L       comma-separated Host names answered (default: loopback names when bound to loopback, else any; * for any)
+  --drain-sec N           on SIGTERM, how long in-flight requests may finish before they are cut (default 30)
   --body-limit-mb N       largest request body (default 64)
   --timeout-sec N         per-request time limit (default 120)
   --allow-remote-media    fetch http(s) media URLs (off by default: SSRF)
@@ -51,6 +58,14 @@ function config(values: Record<string, string | boolean | undefined>): ServerCon
     ['allowRemoteMedia', values['allow-remote-media']],
     ['remoteMediaAllowedAddresses', (values['remote-media-allow'] as string | undefined)?.split(',').map((a) => a.trim()).filter(Boolean)],
     ['maxPromptChars', num('max-prompt-chars')],
+    ['maxPixels', num('max-pixels')],
+    ['maxConnections', num('max-connections')],
+    ['maxInflightBodyBytes', num('max-inflight-mb', MiB)],
+    ['featureCacheBytes', num('feature-cache-mb', MiB)],
+    // The environment keeps the key out of `ps` output.
+    ['apiKey', values['api-key'] ?? (process.env.BVLLM_API_KEY || undefined)],
+    ['allowedHosts', (values['allowed-hosts'] as string | undefined)?.split(',').map((h) => h.trim()).filter(Boolean)],
+    ['shutdownGraceMs', num('drain-sec', 1000)],
   ];
   return Object.fromEntries(entries.filter(([, v]) => v !== undefined)) as ServerConfigInput;
 }
@@ -73,6 +88,13 @@ async function main(): Promise<void> {
       'allow-remote-media': { type: 'boolean' },
       'remote-media-allow': { type: 'string' },
       'max-prompt-chars': { type: 'string' },
+      'max-pixels': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'max-inflight-mb': { type: 'string' },
+      'feature-cache-mb': { type: 'string' },
+      'api-key': { type: 'string' },
+      'allowed-hosts': { type: 'string' },
+      'drain-sec': { type: 'string' },
       log: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -92,6 +114,11 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     process.stdout.write(`bvllm server: ${signal}, draining in-flight requests\n`);
+    // The drain is bounded: past the grace period (and a little for aborts to unwind) the process exits anyway.
+    setTimeout(() => {
+      process.stderr.write('bvllm server: drain period over, exiting\n');
+      process.exit(1);
+    }, server.config.shutdownGraceMs + 5000).unref();
     server
       .close()
       .then(() => session.close())

@@ -24,8 +24,35 @@ export const serverConfigSchema = z
     maxMediaBytes: z.number().int().positive().default(40 * MiB),
     /** Longest video in seconds. Default 600. */
     maxDurationSec: z.number().positive().default(600),
-    /** Most sampled frames T one video may yield (1 fps sampling, spec §3). Default 256. */
-    maxFrames: z.number().int().positive().default(256),
+    /**
+     * Most sampled frames T one video may yield. Default: 2 × `maxDurationSec` × the model's sampling rate (1 fps,
+     * spec §3), so every video the duration limit admits passes: the reference samples one frame per
+     * ⌊fps / rate⌋ source frames, which gives up to twice the rate for sources just under 2 fps (29.97 fps gives
+     * 620 frames in 600 s).
+     */
+    maxFrames: z.number().int().positive().optional(),
+    /**
+     * Most pixels of one frame, checked from the header (images) or the container's declared size (videos) before
+     * anything is decoded. Default 4096² (16.8 MP: 4K video, 12 MP photos); an 8192² H.264 or a 16000² PNG is refused.
+     */
+    maxPixels: z.number().int().positive().default(4096 * 4096),
+    /** Open TCP connections; more are refused by the socket layer. Default 256. */
+    maxConnections: z.number().int().positive().default(256),
+    /**
+     * Request-body bytes admitted at once, all chat requests together (by Content-Length, or the body limit when
+     * none is declared); past it a request gets 429 before its body is read. Default: twice the body limit.
+     */
+    maxInflightBodyBytes: z.number().int().positive().optional(),
+    /** Bytes the on-disk feature cache may hold; the least recently used entries go first. Default 2 GiB. */
+    featureCacheBytes: z.number().int().nonnegative().default(2 * 1024 * MiB),
+    /** When set, `/v1/*` requests need `Authorization: Bearer <apiKey>` (401 otherwise). */
+    apiKey: z.string().min(1).optional(),
+    /**
+     * Host header names (without port) the server answers; anything else gets 403, so a DNS-rebinding page cannot
+     * reach a loopback server under its own name. Default: `localhost`, `127.0.0.1` and `[::1]` when bound to a
+     * loopback address, any host otherwise. `*` allows any.
+     */
+    allowedHosts: z.array(z.string().min(1)).optional(),
     /** Upper bound of `max_tokens`; also the default when a request gives none. Default 512. */
     maxTokens: z.number().int().positive().default(512),
     /** Generations that may wait behind the running one; past this a request gets 429 with Retry-After. Default 8. */
