@@ -46,7 +46,14 @@ describe('load', () => {
   it('1,000 requests from 50 clients: only 200/429, no errors, the process alive, no memory growth', async () => {
     const first = await load(100);
     const before = await metrics();
-    const middle = await load(800);
+    // /health from 5 more clients while the 800 run: the latency an orchestrator's probe sees under load.
+    const [middle, health] = await Promise.all([load(800), autocannon({ url: `${url}/health`, connections: 5, amount: 500, timeout: 30 })]);
+    console.log(
+      `load: 50 clients, 800 requests in ${(middle.duration).toFixed(1)} s (${middle.requests.average} req/s); ` +
+        `/health under that load: p50 ${health.latency.p50} ms, p99 ${health.latency.p99} ms, max ${health.latency.max} ms (${health.requests.total} requests)`,
+    );
+    expect(health.non2xx).toBe(0);
+    expect(health.errors).toBe(0);
     const last = await load(100);
     const after = await metrics();
     let total = 0;
