@@ -1,0 +1,10 @@
+export { QueueClient, type RunStatus, type WaitOptions } from './client.js';
+export { startWorker, type QueueWorker, type WorkerOptions } from './worker.js';
+export { connectQueue, closeQueueConnection, type ConnectOptions, type QueueConnection } from './connection.js';
+export { type EvalRunOptions, type ExtractRunOptions, type RunOptions } from './enqueue.js';
+export { QUEUE_NAMES, type RunResult, type RunFailure, type ExtractJobResult, type EvalJobResult } from './job-types.js';
+export { parseFailure, type JobFailure } from './job-failure.js';
+export { RUN_TTL_S } from './run-state.js';
+export { modelHash } from './model-hash.js';
+export { startLocalRedis, type LocalRedis } from './redis-server.js';
+export { RedisUnavailableError, JobNotFoundError, ModelMismatchError, JobFailedError } from './errors.js';
