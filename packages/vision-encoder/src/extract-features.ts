@@ -7,6 +7,14 @@ import type { EncodeVideoOptions, FrameEncoder } from './vision-encoder.js';
 
 const VIDEO_EXTENSIONS = /\.(mp4|mkv|webm|avi|mov|m4v|gif|mpg|mpeg|flv|wmv)$/i;
 
+/** The videos directly in `dir` (by extension, not recursive), sorted by name: what `extractFeatures` encodes. */
+export function listVideos(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => VIDEO_EXTENSIONS.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
 /**
  * Precomputes the features of every video in `dir` (not recursive) into `cache`, as the reference's offline
  * `extract.py` does (spec §3). Returns one record per video; features are not kept in memory.
@@ -17,10 +25,7 @@ export async function extractFeatures(
   cache: FeatureCache,
   options: EncodeVideoOptions & { onVideo?: (path: string, index: number, total: number, hit: boolean) => void } = {},
 ): Promise<{ path: string; key: string; hit: boolean; numFrames: number }[]> {
-  const videos = readdirSync(dir)
-    .filter((f) => VIDEO_EXTENSIONS.test(f))
-    .sort()
-    .map((f) => join(dir, f));
+  const videos = listVideos(dir);
   const results: { path: string; key: string; hit: boolean; numFrames: number }[] = [];
   for (const [i, path] of videos.entries()) {
     const { features, key, hit } = await cache.getOrCompute(path, encoder, options);

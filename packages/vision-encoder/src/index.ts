@@ -26,7 +26,7 @@ export { clipVisionKeys } from './clip-keys.js';
 export { siglipVisionKeys } from './siglip-keys.js';
 export { VisionEncoder, type EncodeOptions, type EncodeVideoOptions, type EncoderIdentity, type FeatureOutput, type ClsSplit } from './vision-encoder.js';
 export { FeatureCache, contentHash, type CacheEntryMeta } from './feature-cache.js';
-export { extractFeatures } from './extract-features.js';
+export { extractFeatures, listVideos } from './extract-features.js';
 export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-encoder.js';
 export { buildVisionGraph, vitWeights, vitWeightsFrom, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
 export { OrtVisionEncoder, VISION_ONNX_FILE, type OrtVisionOptions, type OrtVisionSpec, type EncodedBatch, type EncodeBatchesOptions } from './onnx/ort-vision-encoder.js';
