@@ -107,7 +107,8 @@ export async function enqueueEval(connection: QueueConnection, options: EvalRunO
       questions,
       seed: options.seed ?? 0,
       batchSize: options.batchSize ?? 8,
-      ...(options.generation && { generation: options.generation }),
+      // `{}` and no overrides are one answer key.
+      ...(options.generation && Object.keys(options.generation).length > 0 && { generation: options.generation }),
     };
     return {
       name: 'eval',

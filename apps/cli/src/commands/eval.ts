@@ -1,13 +1,14 @@
-import { writeEvalReport } from '@bvllm/trainer';
 import { evaluateSplit } from '@bvllm/pipeline';
 import type { Command } from 'commander';
 import { addAnswerFlags, generationOf, maxNewTokensOf, samplingOf, sessionOptionsOf, type AnswerFlags } from '../answer-flags.js';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
 import { RUNTIME_FLAG_HELP, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
+import { printEvalResult } from '../eval-output.js';
+import { evalOnQueue, type QueueFlags } from '../queue-commands.js';
 import { openSessionOption } from './model-option.js';
 
-interface EvalFlags extends AnswerFlags {
+interface EvalFlags extends AnswerFlags, Partial<QueueFlags> {
   data: string;
   model?: string;
   limit?: number;
@@ -15,6 +16,7 @@ interface EvalFlags extends AnswerFlags {
   out?: string;
   batchSize: number;
   runtime?: 'tfjs' | 'onnx';
+  cache?: string;
 }
 
 export function registerEval(program: Command, output: CliOutput): void {
@@ -27,9 +29,13 @@ export function registerEval(program: Command, output: CliOutput): void {
     .option('--seed <n>', 'seed of the frame-selection noise and sampling', nonNegativeInt, 0)
     .option('--out <dir>', 'write JSON and Markdown reports here')
     .option('--batch-size <n>', 'questions answered together (equal to one at a time, faster)', positiveInt, 8)
-    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName);
+    .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
+    .option('--cache <dir>', 'feature cache folder (with --redis: the one all workers share)')
+    .option('--redis <url>', 'enqueue on this Redis for `bvllm worker`s instead of answering here')
+    .option('--detach', 'with --redis: print the run id and return (then `bvllm jobs status ID`)');
   addAnswerFlags(command).action(async (flags: EvalFlags) => {
-    const session = await openSessionOption(flags.model, { runtime: flags.runtime, ...sessionOptionsOf(flags, output) });
+    if (flags.redis) return evalOnQueue({ ...flags, redis: flags.redis }, output);
+    const session = await openSessionOption(flags.model, { runtime: flags.runtime, featureCacheDir: flags.cache, ...sessionOptionsOf(flags, output) });
     try {
       const result = await evaluateSplit(session, flags.data, {
         limit: flags.limit,
@@ -39,11 +45,7 @@ export function registerEval(program: Command, output: CliOutput): void {
         generation: generationOf(flags),
         onItem: progressLine('questions', output),
       });
-      for (const report of [result.mcqa?.report, result.open].filter((r) => r !== undefined)) {
-        const tasks = Object.entries(report.perTask).map(([t, s]) => `${t} ${(100 * s.accuracy).toFixed(1)}%`).join(', ');
-        output.out(`${report.kind}: ${(100 * report.overall.accuracy).toFixed(1)}% of ${report.overall.total} (${tasks})\n`);
-        if (flags.out) writeEvalReport(flags.out, report, report.kind === 'mcqa' ? result.mcqa?.predictions : result.answers);
-      }
+      printEvalResult(result, flags.out, output);
       // A cut answer can score as wrong; say how many there were, so a low score is not misread.
       const cut = result.answers.filter((a) => a.finishReason === 'length').length;
       if (cut) output.err(`bvllm: note: ${cut} of ${result.answers.length} answers stopped at the ${maxNewTokensOf(session, flags)}-token limit; --max-new-tokens raises it\n`);

@@ -5,13 +5,15 @@ import { registerChat } from './chat.js';
 import { registerConvert } from './convert.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
+import { registerJobs } from './jobs.js';
 import { registerExtract } from './extract.js';
 import { registerServe } from './serve.js';
 import { registerSynth } from './synth.js';
 import { registerTrain } from './train.js';
+import { registerWorker } from './worker.js';
 
 /** Adds one subcommand to the program. Each command lives in its own file under `commands/`. */
 export type RegisterCommand = (program: Command, output: CliOutput) => void;
 
 /** Every `bvllm` subcommand, in `--help` order; a new command is a new file plus one line here. */
-export const commands: readonly RegisterCommand[] = [registerAsk, registerChat, registerSynth, registerExtract, registerTrain, registerConvert, registerEval, registerServe, registerDoctor];
+export const commands: readonly RegisterCommand[] = [registerAsk, registerChat, registerSynth, registerExtract, registerTrain, registerConvert, registerEval, registerServe, registerWorker, registerJobs, registerDoctor];
