@@ -1,6 +1,19 @@
 import { writeEvalReport } from '@bvllm/trainer';
 import type { EvaluateResult } from '@bvllm/pipeline';
+import type { AnswerFlags } from './answer-flags.js';
 import type { CliOutput } from './run-cli.js';
+
+/** `bvllm eval`'s flags, shared by the in-process run and the queue (`--redis`). */
+export interface EvalFlags extends AnswerFlags {
+  data: string;
+  model?: string;
+  limit?: number;
+  seed: number;
+  out?: string;
+  batchSize: number;
+  runtime?: 'tfjs' | 'onnx';
+  cache?: string;
+}
 
 /** One line per report (accuracy overall and per task) on stdout; with `out`, the JSON and Markdown reports there. */
 export function printEvalResult(result: EvaluateResult, out: string | undefined, output: CliOutput): void {

@@ -7,8 +7,8 @@ import { InvalidArgumentError } from '@bvllm/core';
 import { defaultModelDir } from '@bvllm/pipeline';
 import { QueueClient, type RunResult, type RunStatus } from '@bvllm/queue';
 import { listVideos } from '@bvllm/vision-encoder';
-import { generationOf, samplingOf, type AnswerFlags } from './answer-flags.js';
-import { printEvalResult } from './eval-output.js';
+import { generationOf, samplingOf } from './answer-flags.js';
+import { printEvalResult, type EvalFlags } from './eval-output.js';
 import type { CliOutput } from './run-cli.js';
 
 /** The flags `--redis` adds to a command. */
@@ -17,16 +17,7 @@ export interface QueueFlags {
   detach?: boolean;
 }
 
-interface EvalQueueFlags extends QueueFlags, AnswerFlags {
-  data: string;
-  model?: string;
-  limit?: number;
-  seed: number;
-  out?: string;
-  batchSize: number;
-  runtime?: 'tfjs' | 'onnx';
-  cache?: string;
-}
+type EvalQueueFlags = EvalFlags & QueueFlags;
 
 /** `bvllm eval --redis`: one eval job per video of the split, each after its video's extract job. */
 export async function evalOnQueue(flags: EvalQueueFlags, output: CliOutput): Promise<void> {

@@ -1,23 +1,14 @@
 import { evaluateSplit } from '@bvllm/pipeline';
 import type { Command } from 'commander';
-import { addAnswerFlags, generationOf, maxNewTokensOf, samplingOf, sessionOptionsOf, type AnswerFlags } from '../answer-flags.js';
+import { addAnswerFlags, generationOf, maxNewTokensOf, samplingOf, sessionOptionsOf } from '../answer-flags.js';
 import { progressLine } from '../progress-line.js';
 import type { CliOutput } from '../run-cli.js';
 import { RUNTIME_FLAG_HELP, nonNegativeInt, positiveInt, runtimeName } from '../flags.js';
-import { printEvalResult } from '../eval-output.js';
+import { printEvalResult, type EvalFlags } from '../eval-output.js';
 import { evalOnQueue, type QueueFlags } from '../queue-commands.js';
 import { openSessionOption } from './model-option.js';
 
-interface EvalFlags extends AnswerFlags, Partial<QueueFlags> {
-  data: string;
-  model?: string;
-  limit?: number;
-  seed: number;
-  out?: string;
-  batchSize: number;
-  runtime?: 'tfjs' | 'onnx';
-  cache?: string;
-}
+type EvalCommandFlags = EvalFlags & Partial<QueueFlags>;
 
 export function registerEval(program: Command, output: CliOutput): void {
   const command = program
@@ -33,7 +24,7 @@ export function registerEval(program: Command, output: CliOutput): void {
     .option('--cache <dir>', 'feature cache folder (with --redis: the one all workers share)')
     .option('--redis <url>', 'enqueue on this Redis for `bvllm worker`s instead of answering here')
     .option('--detach', 'with --redis: print the run id and return (then `bvllm jobs status ID`)');
-  addAnswerFlags(command).action(async (flags: EvalFlags) => {
+  addAnswerFlags(command).action(async (flags: EvalCommandFlags) => {
     if (flags.redis) return evalOnQueue({ ...flags, redis: flags.redis }, output);
     const session = await openSessionOption(flags.model, { runtime: flags.runtime, featureCacheDir: flags.cache, ...sessionOptionsOf(flags, output) });
     try {
