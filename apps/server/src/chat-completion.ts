@@ -166,6 +166,8 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
     metrics.completionTokens.add(usage.completion_tokens);
     const selection = await selectionPayload(outcome.selection, outcome.timestampsSec, outcome.hit, admitted.evidence, body.bvllm?.thumbnails ? { path: file.path, width: config.thumbnailWidth, signal } : undefined);
     const finish = finishReason(outcome.finishReason);
+    // Deleted before the last byte goes out, so a client that has its answer never sees the upload still on disk.
+    await file.release();
     if (!events) {
       await reply.send({
         ...base,
