@@ -5,7 +5,7 @@
 import { Job, Queue } from 'bullmq';
 import { closeQueueConnection, connectQueue, type ConnectOptions, type QueueConnection } from './connection.js';
 import { enqueueEval, enqueueExtract, type EvalRunOptions, type ExtractRunOptions } from './enqueue.js';
-import { JobFailedError } from './errors.js';
+import { JobFailedError, JobNotFoundError, RunLostError } from './errors.js';
 import { QUEUE_NAMES, type RunResult } from './job-types.js';
 import { readRunCounts, readRunInfo, type RunCounts, type RunInfo } from './run-state.js';
 
@@ -37,7 +37,11 @@ export class QueueClient {
   /** Connects; a Redis that is down or unreachable fails with `REDIS_UNAVAILABLE` naming the URL. */
   static async connect(url: string, options: ConnectOptions = {}): Promise<QueueClient> {
     const connection = await connectQueue(url, options);
-    return new QueueClient(connection, new Queue(QUEUE_NAMES.report, { connection: connection.bullmq, prefix: connection.prefix }));
+    const reports = new Queue(QUEUE_NAMES.report, { connection: connection.bullmq, prefix: connection.prefix });
+    // During an outage BullMQ reports each failed reconnect as an event (printed when unheard) while the poll's
+    // commands wait for Redis to come back: the progress line pausing is the symptom worth showing, not these.
+    reports.on('error', () => undefined);
+    return new QueueClient(connection, reports);
   }
 
   /** An eval run over a split: its run id. */
@@ -71,11 +75,14 @@ export class QueueClient {
 
   /**
    * Polls until the run has finished and returns its result. A failed report job throws `JOB_FAILED`; a failed
-   * video or question does not: the result lists it with its code.
+   * video or question does not: the result lists it with its code. Polls wait through a Redis outage; a run that
+   * disappears meanwhile (a Redis restarted without its data) throws `RUN_LOST`, an unknown id `JOB_NOT_FOUND`.
    */
   async wait(runId: string, options: WaitOptions = {}): Promise<RunResult> {
-    for (;;) {
-      const status = await this.status(runId);
+    for (let seen = false; ; seen = true) {
+      const status = await this.status(runId).catch((error: unknown) => {
+        throw seen && error instanceof JobNotFoundError ? new RunLostError(runId) : error;
+      });
       options.onStatus?.(status);
       if (status.state === 'completed') return status.result!;
       if (status.state === 'failed') throw new JobFailedError(runId, status.failedReason ?? 'unknown');

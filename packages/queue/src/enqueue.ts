@@ -59,6 +59,7 @@ async function addRun(connection: QueueConnection, runId: string, kind: 'eval' |
   const reportJobId = `${runId}-report`;
   await createRun(connection, runId, { kind, total, createdAt: Date.now(), reportJobId });
   const producer = new FlowProducer({ connection: connection.bullmq, prefix: connection.prefix });
+  producer.on('error', () => undefined); // reconnects are retried; `add` below waits for them or fails
   try {
     await producer.add({
       name: 'report',

@@ -22,6 +22,16 @@ export class JobNotFoundError extends BvllmError {
   }
 }
 
+/**
+ * A run that was in Redis is gone while it was followed (`JOB_NOT_FOUND`, as it now is): Redis restarted without
+ * persistence, or was flushed, so its jobs, progress and stored answers are lost and it will never finish.
+ */
+export class RunLostError extends BvllmError {
+  constructor(readonly runId: string) {
+    super('JOB_NOT_FOUND', `run ${runId} vanished from Redis while it ran (a restart without persistence, or a flush); enqueue it again`);
+  }
+}
+
 /** A worker's model folder is not the one a job was enqueued for, so its answers would not be that model's. */
 export class ModelMismatchError extends BvllmError {
   constructor(

@@ -6,5 +6,5 @@ export { QUEUE_NAMES, type RunResult, type RunFailure, type ExtractJobResult, ty
 export { parseFailure, type JobFailure } from './job-failure.js';
 export { RUN_TTL_S } from './run-state.js';
 export { modelHash } from './model-hash.js';
-export { startLocalRedis, type LocalRedis } from './redis-server.js';
-export { RedisUnavailableError, JobNotFoundError, ModelMismatchError, JobFailedError } from './errors.js';
+export { startLocalRedis, type LocalRedis, type LocalRedisOptions } from './redis-server.js';
+export { RedisUnavailableError, JobNotFoundError, RunLostError, ModelMismatchError, JobFailedError } from './errors.js';

@@ -1,7 +1,9 @@
 /**
  * The whole queue on real processes: one redis-server (global setup), worker processes of the built package, the
  * shipped default model, a few synthetic videos. Every run's report is compared with `evaluateSplit` in process over
- * a feature cache (patches stored as float16, as the workers' shared cache stores them).
+ * a feature cache (patches stored as float16, as the workers' shared cache stores them), which here equals
+ * `evaluateSplit` without one (float32 patches). Batches differ too: in process one batch spans the videos, on the
+ * queue each video's job is its own batch; `generateBatch` answers as one by one, so the report cannot tell.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +21,7 @@ const url = inject('redisUrl');
 const modelDir = defaultModelDir();
 let data: { dir: string; split: string };
 let baseline: EvaluateResult;
+let uncached: EvaluateResult;
 let client: QueueClient;
 const running: ChildProcess[] = [];
 let prefixes = 0;
@@ -39,6 +42,9 @@ beforeAll(async () => {
   const session = await InferenceSession.open(modelDir, { featureCacheDir: scratch() });
   baseline = await evaluateSplit(session, data.split);
   await session.close();
+  const plain = await InferenceSession.open(modelDir);
+  uncached = await evaluateSplit(plain, data.split);
+  await plain.close();
 });
 afterEach(async () => {
   await Promise.all(running.splice(0).map(stopWorker));
@@ -49,13 +55,14 @@ afterAll(async () => {
 });
 
 describe('eval on the queue', () => {
-  it.each([1, 2])('with %i worker(s) reports exactly what evaluateSplit reports in process', async (n) => {
+  it.each([1, 2, 4])('with %i worker(s) reports exactly what evaluateSplit reports in process, with a feature cache or without', async (n) => {
     const prefix = freshPrefix();
     client = await QueueClient.connect(url, { prefix });
     await workers(prefix, n);
     const runId = await client.enqueueEval({ annotationsPath: data.split, modelDir, cacheDir: scratch() });
     const result = await client.wait(runId);
     expect(result.eval).toEqual(baseline);
+    expect(result.eval).toEqual(uncached);
     expect(result.failures).toEqual([]);
     expect(result.stats).toEqual({ encoded: 3, cached: 0, answered: baseline.answers.length, reused: 0 });
     const status = await client.status(runId);

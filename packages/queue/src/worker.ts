@@ -14,15 +14,23 @@ import { SessionPool } from './session-pool.js';
 export interface WorkerOptions extends ConnectOptions {
   /** Jobs run at once per queue (extract and eval). Default 1. */
   concurrency?: number;
-  /** A model folder to use for every job instead of the path in the job (its hash must match the job's). */
+  /**
+   * A model folder to use for every job instead of the path in the job (its hash must match the job's). It is
+   * opened before the worker takes jobs, so a broken folder fails `startWorker` and no job pays the open.
+   */
   modelDir?: string;
+  /**
+   * onnxruntime intra-op threads per session. Default every core, right for one worker per machine; with W workers
+   * on one machine give each cores / W (1 on a 2-core machine with two workers).
+   */
+  threads?: number;
   /**
    * A job's lock, renewed every half of it while the job runs; a dead worker's job is retried elsewhere about this
    * long after it died. Default 30000 ms (BullMQ's). The event loop must not block this long within a job.
    */
   lockDurationMs?: number;
-  /** Each job as it ends: `done`, `failed` (for good) or `retry`. */
-  onJob?: (queue: string, job: Job, event: 'done' | 'failed' | 'retry', error?: Error) => void;
+  /** Each job as it ends: `done`, `failed` (for good) or `retry`, with the processor's own time in `ms`. */
+  onJob?: (queue: string, job: Job, event: 'done' | 'failed' | 'retry', info: { ms: number; error?: Error }) => void;
 }
 
 /** A running worker; `close()` lets its current jobs finish, then closes the sessions. */
@@ -34,7 +42,13 @@ export interface QueueWorker {
 /** Connects to Redis (a typed `REDIS_UNAVAILABLE` error when it is down) and starts taking jobs. */
 export async function startWorker(url: string, options: WorkerOptions = {}): Promise<QueueWorker> {
   const connection = await connectQueue(url, options);
-  const sessions = new SessionPool(options.modelDir);
+  const sessions = new SessionPool(options.modelDir, options.threads);
+  try {
+    await sessions.preload();
+  } catch (error) {
+    await closeQueueConnection(connection);
+    throw error;
+  }
   const lockDuration = options.lockDurationMs ?? 30_000;
   const base = {
     connection: connection.bullmq,
@@ -49,16 +63,19 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
     async (job: Job<T>): Promise<R> => {
       const id = job.id!;
       await markJob(connection, job.data.runId, id, 'started', []);
+      const t0 = performance.now();
       try {
         const result = await run(job);
+        const ms = performance.now() - t0;
         await markJob(connection, job.data.runId, id, 'done', job.data.items);
-        options.onJob?.(queue, job, 'done');
+        options.onJob?.(queue, job, 'done', { ms });
         return result;
       } catch (error) {
+        const ms = performance.now() - t0;
         const thrown = jobError(error);
         const final = thrown.name === 'UnrecoverableError' || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         await markJob(connection, job.data.runId, id, final ? 'failed' : 'retry', job.data.items);
-        options.onJob?.(queue, job, final ? 'failed' : 'retry', thrown);
+        options.onJob?.(queue, job, final ? 'failed' : 'retry', { ms, error: thrown });
         throw thrown;
       }
     };
