@@ -10,10 +10,10 @@ let ws: TestWorkspace;
 let redis: LocalRedis;
 let worker: ChildProcess;
 
-/** `bvllm worker` as a deployment starts it; resolves once it takes jobs. */
-function startWorker(url: string): Promise<ChildProcess> {
+/** `bvllm worker` as a deployment starts it (the model opened at start, one onnxruntime thread); resolves once it takes jobs. */
+function startWorker(url: string, modelDir: string): Promise<ChildProcess> {
   const bin = fileURLToPath(new URL('../../dist/bvllm.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'worker', '--redis', url], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'worker', '--redis', url, '--model', modelDir, '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   return new Promise((ready, fail) => {
     child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()).includes('worker ready') && ready(child));
@@ -27,7 +27,7 @@ const reports = (dir: string) => Object.fromEntries(readdirSync(dir).map((f) => 
 beforeAll(async () => {
   ws = await testWorkspace({ train: 1, test: 2 });
   redis = await startLocalRedis();
-  worker = await startWorker(redis.url);
+  worker = await startWorker(redis.url, ws.modelDir);
 }, 120_000);
 afterAll(async () => {
   const exited = new Promise((done) => worker.once('exit', done));
