@@ -67,6 +67,13 @@ describe('eval on the queue', () => {
     expect(result.stats).toEqual({ encoded: 3, cached: 0, answered: baseline.answers.length, reused: 0 });
     const status = await client.status(runId);
     expect({ done: status.done, failed: status.failed, running: status.running, total: status.total }).toEqual({ done: 6, failed: 0, running: 0, total: 6 });
+    // The jobs were shared: with several workers, more than one ran some (each record names its worker process).
+    const queues = [QUEUE_NAMES.extract, QUEUE_NAMES.eval].map((name) => new Queue(name, { connection: client.connection.bullmq, prefix }));
+    const ranBy = new Set((await Promise.all(queues.map((q) => q.getJobs(['completed'])))).flat().map((j) => j.processedBy));
+    await Promise.all(queues.map((q) => q.close()));
+    expect([...ranBy].every((name) => /^.+:\d+$/.test(name ?? ''))).toBe(true);
+    if (n === 1) expect(ranBy.size).toBe(1);
+    else expect(ranBy.size).toBeGreaterThan(1);
   });
 
   it('a worker SIGKILLed mid-job: the job is retried by another worker and the report is unchanged', async () => {

@@ -3,6 +3,7 @@
  * BullMQ's: a job's lock is renewed while it runs, and a job whose worker died (SIGKILL, a lost machine) is
  * found by another worker's stall check once the lock lapses, and runs again there.
  */
+import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
 import { closeQueueConnection, connectQueue, type ConnectOptions, type QueueConnection } from './connection.js';
 import { jobError } from './job-failure.js';
@@ -53,6 +54,8 @@ export async function startWorker(url: string, options: WorkerOptions = {}): Pro
   const base = {
     connection: connection.bullmq,
     prefix: connection.prefix,
+    // Each job's record names who ran it (`processedBy`): which machine, which process.
+    name: `${hostname()}:${process.pid}`,
     lockDuration,
     stalledInterval: lockDuration,
     // A job may stall twice (two dead workers) before it fails as stalled.
