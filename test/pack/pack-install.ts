@@ -3,11 +3,15 @@
  * then `npm install` the tarballs into a scratch project outside the workspace. A missing `files` entry, a broken
  * `exports` map, or an import that only resolves inside the monorepo then fails in the probe, not after a release.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+// Asynchronous, so that a test worker's event loop (and vitest's calls into it) runs during minutes of packing.
+const run = promisify(execFile);
 
 const workspaceRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -56,9 +60,9 @@ function dependencyClosure(dirs: readonly string[], packages: Map<string, Worksp
 }
 
 /** `pnpm pack` (which rewrites `workspace:` specs to versions) into `destination`; returns the tarball's path. */
-function pack(dir: string, destination: string): string {
+async function pack(dir: string, destination: string): Promise<string> {
   const before = new Set(readdirSync(destination));
-  execFileSync('pnpm', ['pack', '--pack-destination', destination], { cwd: dir, stdio: 'pipe' });
+  await run('pnpm', ['pack', '--pack-destination', destination], { cwd: dir });
   const created = readdirSync(destination).filter((f) => !before.has(f) && f.endsWith('.tgz'));
   if (created.length !== 1) throw new Error(`pnpm pack in ${dir} made ${created.length} tarballs`);
   return join(destination, created[0]);
@@ -68,14 +72,14 @@ function pack(dir: string, destination: string): string {
  * Packs `dirs` (workspace-relative) with their dependency closure and installs them into a fresh scratch project.
  * Workspace dependencies are pinned to their tarballs with npm `overrides`, since they are not on the registry.
  */
-export function installPacked(dirs: readonly string[]): { scratch: string; tarballs: Record<string, string> } {
+export async function installPacked(dirs: readonly string[]): Promise<{ scratch: string; tarballs: Record<string, string> }> {
   const scratch = mkdtempSync(join(tmpdir(), 'bvllm-pack-'));
   const tarballDir = join(scratch, 'tarballs');
   const project = join(scratch, 'project');
   mkdirSync(tarballDir);
   mkdirSync(project);
   const tarballs: Record<string, string> = {};
-  for (const p of dependencyClosure(dirs, workspacePackages())) tarballs[p.name] = pack(p.dir, tarballDir);
+  for (const p of dependencyClosure(dirs, workspacePackages())) tarballs[p.name] = await pack(p.dir, tarballDir);
   const specs = Object.fromEntries(Object.entries(tarballs).map(([name, path]) => [name, `file:${path}`]));
   writeFileSync(
     join(project, 'package.json'),
@@ -83,6 +87,6 @@ export function installPacked(dirs: readonly string[]): { scratch: string; tarba
   );
   // onnxruntime-node's install script fetches its CUDA provider from NuGet unless told to skip; the CPU binaries we
   // run ship in its tarball, and the build machine reaches only the npm registry.
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project, stdio: 'pipe', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project, env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
   return { scratch: project, tarballs };
 }

@@ -1,7 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installPacked } from '../../../test/pack/pack-install.js';
 import { packedPackages } from '../../../test/pack/packages.js';
@@ -10,22 +12,22 @@ import { packedPackages } from '../../../test/pack/packages.js';
 const probes = join(dirname(fileURLToPath(import.meta.url)), '../../../test/pack/probes');
 let scratch: string;
 
-beforeAll(() => {
-  scratch = installPacked(packedPackages.map((p) => p.dir)).scratch;
+beforeAll(async () => {
+  scratch = (await installPacked(packedPackages.map((p) => p.dir))).scratch;
 }, 300_000);
 
 // The scratch install holds onnxruntime-node's native libraries: deleting it takes longer than the default hook limit.
-afterAll(() => {
-  if (scratch) rmSync(dirname(scratch), { recursive: true, force: true });
+afterAll(async () => {
+  if (scratch) await rm(dirname(scratch), { recursive: true, force: true });
 }, 60_000);
 
 describe('packed packages', () => {
-  it.each(packedPackages)('$dir works from its tarball ($probe)', ({ probe }) => {
+  it.each(packedPackages)('$dir works from its tarball ($probe)', async ({ probe }) => {
     // The probe is copied in, so its imports resolve from the scratch project's node_modules only.
     copyFileSync(join(probes, probe), join(scratch, probe));
     // The CLI probe asks the shipped default model about the repository's sample video.
     const env = { ...process.env, BVLLM_BACKEND: '', BVLLM_SAMPLE_VIDEO: join(probes, '../../../examples/brief-event.mp4') };
-    const stdout = execFileSync(process.execPath, [probe], { cwd: scratch, encoding: 'utf8', env });
+    const { stdout } = await promisify(execFile)(process.execPath, [probe], { cwd: scratch, encoding: 'utf8', env });
     const result = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(result.backend).toBe('wasm');
   });

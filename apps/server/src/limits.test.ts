@@ -3,8 +3,13 @@
  * generation, a request past its time limit gets 504, and SIGTERM drains in-flight requests before exiting.
  * Greedy decoding of the untrained test model never emits EOS, so `max_tokens` sets how long a generation runs.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { initBackend, tf } from '@bvllm/core';
 import { InferenceSession } from '@bvllm/pipeline';
+import { ffmpegPath } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dataUrl, exited, startProcess } from '../test/helpers.js';
 import { createServer, type BvllmServer } from './build-server.js';
@@ -113,6 +118,37 @@ describe('limits', () => {
       expect(((await response.json()) as { error: { type: string; code: string } }).error).toMatchObject({ type: 'timeout_error', code: 'generation_timeout' });
     } finally {
       await strict.close();
+    }
+  });
+
+  it('fires the time limit on time while a 4K video is decoded, preprocessed and encoded (issue #20 item 2)', async () => {
+    // Before, the CLIP resize and onnxruntime's runs held the event loop, so the 504 came seconds late.
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-limits-'));
+    const uhd = join(dir, 'uhd.mp4');
+    execFileSync(ffmpegPath(), ['-y', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=s=3840x2160:r=4:d=4', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', uhd]);
+    const video = `data:video/mp4;base64,${readFileSync(uhd).toString('base64')}`;
+    const limitMs = 300;
+    const strict = createServer(session, { port: 0, requestTimeoutMs: limitMs, maxTokens: 4 });
+    const base = await strict.listen();
+    try {
+      const started = performance.now();
+      const response = await request(base, {
+        max_tokens: 4,
+        media_io_kwargs: { video: { fps: 4 } },
+        messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url: video } }, { type: 'text', text: 'What colour?' }] }],
+      });
+      const elapsed = performance.now() - started;
+      const full = performance.now();
+      const unlimited = await request(url, { max_tokens: 4, media_io_kwargs: { video: { fps: 4 } }, messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url: video } }, { type: 'text', text: 'What colour?' }] }] });
+      const fullMs = performance.now() - full;
+      console.log(`time limit ${limitMs} ms on a 16-frame 4K video: 504 after ${elapsed.toFixed(0)} ms (the whole request takes ${fullMs.toFixed(0)} ms)`);
+      expect(response.status).toBe(504);
+      expect(unlimited.status).toBe(200);
+      // The deadline is observed at the next frame batch: well before the whole request would end.
+      expect(elapsed).toBeLessThan(Math.max(limitMs + 1000, fullMs / 2));
+    } finally {
+      await strict.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -2,9 +2,16 @@
  * onnxruntime-node sessions, one per model file, created once and reused. onnxruntime-node ships CPU binaries in its
  * npm tarball; its CUDA execution provider is downloaded by its install script only when the user sets
  * `ONNXRUNTIME_NODE_INSTALL_CUDA=v12` (or `v11`) while installing and allows the script to run, so 'cuda' is opt-in.
+ *
+ * onnxruntime-node's `run` is asynchronous in name only: it computes on the calling thread, so a session on the main
+ * thread holds the event loop for a whole forward pass (seconds for a 7B prefill), and a server stops answering,
+ * timers included. So by default sessions compute on one worker thread ({@link WorkerSession}): feeds go over as
+ * copies (or are handed over, for a caller that consumes them), outputs come back without a copy.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { OrtSessionError } from './errors.js';
 
@@ -13,11 +20,164 @@ export { ort };
 /** Execution providers we name: onnxruntime's CPU provider, or CUDA when the user installed it. */
 export type ExecutionProvider = 'cpu' | 'cuda';
 
+/** Where a session computes: the process's onnxruntime worker thread (default), or the calling thread. */
+export type SessionThread = 'worker' | 'main';
+
 export interface SessionOptions {
   /** Intra-op threads; default: every core of this machine (`os.availableParallelism()`). */
   threads?: number;
   /** Tried in order, CPU last as the fallback; default `['cpu']`. */
   executionProviders?: readonly ExecutionProvider[];
+  /** Default `'worker'`, so that running never blocks the event loop. */
+  thread?: SessionThread;
+}
+
+/** What this project asks of a session, whichever thread it computes on. */
+export interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
+interface WireTensor {
+  type: ort.Tensor.Type;
+  dims: readonly number[];
+  data: ort.Tensor.DataType;
+}
+
+interface SessionMeta {
+  inputNames: string[];
+  outputNames: string[];
+  inputMetadata: ort.InferenceSession.ValueMetadata[];
+  outputMetadata: ort.InferenceSession.ValueMetadata[];
+}
+
+interface Reply {
+  id: number;
+  meta?: SessionMeta;
+  outputs?: Record<string, WireTensor>;
+  error?: { message: string };
+}
+
+// Resolved through the package's own `exports`, so the path is the same from src/ and from dist/.
+const WORKER_PATH = createRequire(import.meta.url).resolve('@bvllm/onnx/workers/ort-session.mjs');
+
+/**
+ * The one thread that computes every worker session of the process (onnxruntime loads once; its runs were
+ * serialised on the main thread before, and are serialised here). Unreferenced while no call is pending, so an idle
+ * host never keeps the process alive.
+ */
+class SessionHost {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, { resolve(reply: Reply): void; reject(error: Error): void }>();
+  private next = 0;
+
+  call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    const worker = this.start();
+    const id = this.next++;
+    return new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.ref();
+      try {
+        worker.postMessage({ ...message, id }, transfer);
+      } catch (error) {
+        this.settle(id);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }).then((reply) => {
+      if (reply.error) throw new Error(reply.error.message);
+      return reply;
+    });
+  }
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(WORKER_PATH);
+    worker.unref();
+    worker.on('message', (reply: Reply) => {
+      const call = this.pending.get(reply.id);
+      if (!call) return;
+      this.settle(reply.id);
+      call.resolve(reply);
+    });
+    const fail = (error: Error) => {
+      // Sessions on a dead thread are gone; later calls start a new thread and fail as released.
+      if (this.worker === worker) this.worker = undefined;
+      for (const call of this.pending.values()) call.reject(error);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the onnxruntime worker thread exited (code ${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  private settle(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.worker?.unref();
+  }
+}
+
+let host: SessionHost | undefined;
+let nextSession = 0;
+
+/** A session computed on the process's onnxruntime worker thread. */
+export class WorkerSession implements OrtSession {
+  private released = false;
+
+  private constructor(
+    private readonly host: SessionHost,
+    private readonly sid: number,
+    private readonly meta: SessionMeta,
+  ) {}
+
+  static async create(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<WorkerSession> {
+    host ??= new SessionHost();
+    const sid = nextSession++;
+    const reply = await host.call({ kind: 'create', sid, model, options });
+    return new WorkerSession(host, sid, reply.meta!);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.meta.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.meta.outputNames;
+  }
+  get inputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.meta.inputMetadata;
+  }
+  get outputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.meta.outputMetadata;
+  }
+
+  /**
+   * Runs on the worker. Feeds are copied there, except those named in `handOver`, whose buffers move instead (a
+   * decoder step consumes its past key/values, which would otherwise be copied at every token); a handed-over
+   * feed that views part of a larger buffer is copied all the same.
+   */
+  async run(feeds: Record<string, ort.Tensor>, handOver: readonly string[] = []): Promise<Record<string, ort.Tensor>> {
+    if (this.released) throw new Error('the session was released');
+    const wire: Record<string, WireTensor> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [name, t] of Object.entries(feeds)) {
+      const data = t.data as ArrayBufferView;
+      const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+      if (handOver.includes(name) && whole && !transfer.includes(data.buffer as ArrayBuffer)) transfer.push(data.buffer as ArrayBuffer);
+      wire[name] = { type: t.type, dims: t.dims, data: t.data };
+    }
+    const reply = await this.host.call({ kind: 'run', sid: this.sid, feeds: wire }, transfer);
+    return Object.fromEntries(Object.entries(reply.outputs!).map(([name, t]) => [name, new ort.Tensor(t.type, t.data as never, t.dims)]));
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.host.call({ kind: 'release', sid: this.sid }).catch(() => undefined);
+  }
 }
 
 function ortOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
@@ -33,19 +193,23 @@ function ortOptions(options: SessionOptions): ort.InferenceSession.SessionOption
  * One session for a model file path or in-memory bytes. A model with external data must be given by path (its
  * data file is resolved next to it). Failures are an {@link OrtSessionError} naming the file.
  */
-export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<ort.InferenceSession> {
+export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<OrtSession> {
   const file = typeof model === 'string' ? model : '<bytes>';
   try {
+    if ((options.thread ?? 'worker') === 'worker') return await WorkerSession.create(model, ortOptions(options));
     return typeof model === 'string' ? await ort.InferenceSession.create(model, ortOptions(options)) : await ort.InferenceSession.create(model, ortOptions(options));
   } catch (error) {
     throw new OrtSessionError(file, 'create a session', error);
   }
 }
 
-/** Runs `session`, wrapping failures in an {@link OrtSessionError} that names `file`. */
-export async function runSession(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, file = '<session>'): Promise<Record<string, ort.Tensor>> {
+/**
+ * Runs `session`, wrapping failures in an {@link OrtSessionError} that names `file`. `handOver` names feeds the
+ * caller never reads again, whose buffers a worker session takes instead of copying them.
+ */
+export async function runSession(session: OrtSession, feeds: Record<string, ort.Tensor>, file = '<session>', handOver: readonly string[] = []): Promise<Record<string, ort.Tensor>> {
   try {
-    return await session.run(feeds);
+    return await (session instanceof WorkerSession ? session.run(feeds, handOver) : session.run(feeds));
   } catch (error) {
     throw new OrtSessionError(file, 'run', error);
   }
@@ -56,13 +220,13 @@ export async function runSession(session: ort.InferenceSession, feeds: Record<st
  * (creating one costs the graph optimisation and a copy of the weights).
  */
 export class OrtSessionCache {
-  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly sessions = new Map<string, Promise<OrtSession>>();
 
   constructor(private readonly defaults: SessionOptions = {}) {}
 
-  get(path: string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
+  get(path: string, options: SessionOptions = {}): Promise<OrtSession> {
     const merged = { ...this.defaults, ...options };
-    const key = `${resolve(path)}|${merged.threads ?? ''}|${(merged.executionProviders ?? ['cpu']).join(',')}`;
+    const key = `${resolve(path)}|${merged.threads ?? ''}|${(merged.executionProviders ?? ['cpu']).join(',')}|${merged.thread ?? 'worker'}`;
     let session = this.sessions.get(key);
     if (!session) {
       session = createSession(resolve(path), merged);

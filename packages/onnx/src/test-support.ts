@@ -4,7 +4,7 @@ import type { GraphBuilder } from './graph-builder.js';
 
 /** Runs a built graph once in onnxruntime (single thread, tests share the machine); returns outputs by name. */
 export async function runGraph(g: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-  const session = await createSession(encodeModel(g), { threads: 1 });
+  const session = await createSession(encodeModel(g), { threads: 1, thread: 'main' });
   try {
     return await session.run(feeds);
   } finally {

@@ -30,6 +30,7 @@ export { EncodedVideo, type SelectionFeature } from './inference/encoded-video.j
 export { createPatchStore, FilePatches, DEFAULT_PATCH_MEMORY_BYTES, type PatchStore, type PatchStoreOptions } from './inference/patch-store.js';
 export { readSelection, framesToRead, DEFAULT_SELECTION_EPSILON, type SelectionRead } from './inference/selection-read.js';
 export { openFrameStream, type FrameStream, type FrameChunk } from './inference/frame-stream.js';
+export { ClipPool, sharedClipPool, PreprocessWorkerError } from './inference/clip-pool.js';
 export {
   exportModules,
   exportedModules,

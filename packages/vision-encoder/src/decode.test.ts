@@ -31,6 +31,14 @@ describe('probeVideo', () => {
     expect(info).toMatchObject({ width: 32, height: 24, fps: 10, numFrames: 50, codec: 'h264' });
     expect(info.durationSec).toBeCloseTo(5, 1);
   });
+
+  it('a sound video whose path says "corrupt" is read, not refused as damaged', async () => {
+    const named = join(dir, 'corrupt-clips');
+    mkdirSync(named, { recursive: true });
+    const copy = colourVideo(join(named, 'Invalid data found.mp4'), ['red', 'blue']);
+    expect((await probeVideo(copy)).numFrames).toBe(20);
+    expect((await decodeVideo(copy)).frames).toHaveLength(2);
+  });
 });
 
 describe('decodeVideo', () => {

@@ -10,7 +10,7 @@ import { ResolutionLimitError, VideoDecodeError } from './errors.js';
 import { runFfmpeg } from './ffmpeg.js';
 import { probeImage } from './image-size.js';
 import { ffmpegInput } from './media-format.js';
-import { CORRUPT, DEFAULT_MAX_PIXELS, parseHeader, probeVideo } from './probe.js';
+import { DEFAULT_MAX_PIXELS, parseHeader, probeVideo, reportsCorruption } from './probe.js';
 import { sampleFrameIndices, samplingOptionsSchema, type SamplingInput } from './sampling.js';
 
 /** Sampled frames of one video, in ascending time. */
@@ -121,7 +121,7 @@ export async function decodeVideo(path: string, sampling: SamplingInput = {}, op
       : `the stream broke off after ${frameNumber} of ${info.numFrames} frames (frame ${last} was needed)`;
     throw new VideoDecodeError(path, reason, run.stderr);
   }
-  if (CORRUPT.test(run.stderr)) throw new VideoDecodeError(path, 'the stream is corrupt: ffmpeg reported decoding errors', run.stderr);
+  if (reportsCorruption(run.stderr, path)) throw new VideoDecodeError(path, 'the stream is corrupt: ffmpeg reported decoding errors', run.stderr);
   if (!run.stopped && run.code !== 0) throw new VideoDecodeError(path, `ffmpeg failed with exit code ${run.code}`, run.stderr);
   return { frames, width: info.width, height: info.height, timestampsSec: indices.map((i) => i / fps), frameIndices: indices };
 }

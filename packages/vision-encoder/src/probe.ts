@@ -30,7 +30,12 @@ export interface ProbeOptions {
 }
 
 /** ffmpeg's wording for a damaged container or stream. */
-export const CORRUPT = /partial file|Invalid data found|corrupt|Error while decoding|error reading header/i;
+const CORRUPT = /partial file|Invalid data found|corrupt|Error while decoding|error reading header/i;
+
+/** Whether ffmpeg's stderr about `path` reports damage; the path itself is left out (`/data/corrupt-clips/a.mp4`). */
+export function reportsCorruption(stderr: string, path: string): boolean {
+  return CORRUPT.test(stderr.split(path).join(''));
+}
 
 /** 8192 × 8192: larger than any real video frame, small enough that one RGB frame stays under 200 MB. */
 export const DEFAULT_MAX_PIXELS = 8192 * 8192;
@@ -69,7 +74,7 @@ export async function probeVideo(path: string, options: ProbeOptions = {}): Prom
   if (numFrames === 0) throw new VideoDecodeError(path, 'the video stream has zero frames', count.stderr);
   // The copy pass reads every packet, so a file cut off mid-way (or with a broken index) shows up here, before
   // any frame is decoded, even when the frames a sampling needs happen to lie before the damage.
-  if (CORRUPT.test(count.stderr)) throw new VideoDecodeError(path, `the stream is corrupt or truncated (${numFrames} readable frames)`, count.stderr);
+  if (reportsCorruption(count.stderr, path)) throw new VideoDecodeError(path, `the stream is corrupt or truncated (${numFrames} readable frames)`, count.stderr);
   return { ...info, numFrames };
 }
 

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { ShapeError, tf, type FrameSelection, type StageContext } from '@bvllm/core';
-import { createSession, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
+import { createSession, ort, runSession, type ExecutionProvider, type OrtSession } from '@bvllm/onnx';
 import { checkFrameFeatures } from '../frame-features.js';
 import { frameWeightsFromScores } from '../gumbel-softmax.js';
 import type { FrameSelectInput } from '../types.js';
@@ -26,8 +26,8 @@ export interface QuestionIds {
 export class OrtFrameSelect {
   private constructor(
     readonly spec: FrameSelectSpec,
-    private readonly selectSession: ort.InferenceSession,
-    private readonly mixSession: ort.InferenceSession,
+    private readonly selectSession: OrtSession,
+    private readonly mixSession: OrtSession,
     /** The export folder. */
     readonly dir: string,
   ) {}

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSession, ort } from '@bvllm/onnx';
+import { createSession, ort, type OrtSession } from '@bvllm/onnx';
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -27,8 +27,8 @@ export interface RunnerStep {
 
 export class OnnxQwen2Runner {
   private constructor(
-    private readonly embed: ort.InferenceSession,
-    private readonly decoder: ort.InferenceSession,
+    private readonly embed: OrtSession,
+    private readonly decoder: OrtSession,
     readonly vocabSize: number,
     private readonly layers: number,
     private readonly kvHeads: number,

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, ShapeError } from '@bvllm/core';
-import { createSession, ort, runSession, type SessionOptions } from '@bvllm/onnx';
+import { createSession, ort, runSession, type SessionOptions, type OrtSession } from '@bvllm/onnx';
 import { positionIdsFromMask, type CausalDecoder, type DecoderCache, type DecoderStepResult, type PrefillInput } from '../decoder-runtime.js';
 
 export const ORT_EMBED_FILE = 'embed_tokens.onnx';
@@ -44,8 +44,8 @@ export class OrtDecoder implements CausalDecoder {
 
   private constructor(
     readonly dir: string,
-    private readonly embedSession: ort.InferenceSession,
-    private readonly decoderSession: ort.InferenceSession,
+    private readonly embedSession: OrtSession,
+    private readonly decoderSession: OrtSession,
     readonly hiddenSize: number,
     readonly vocabSize: number,
     readonly maxPositions: number,
@@ -188,7 +188,9 @@ export class OrtDecoder implements CausalDecoder {
     for (const [name, tensor] of cache.past) feeds[name] = tensor;
     let outputs: Record<string, ort.Tensor>;
     try {
-      outputs = await runSession(this.decoderSession, feeds, join(this.dir, ORT_DECODER_FILE));
+      // The past is consumed and the mask and positions are this call's own, so they move to a worker session
+      // instead of being copied (the past is the whole KV cache, at every token).
+      outputs = await runSession(this.decoderSession, feeds, join(this.dir, ORT_DECODER_FILE), ['attention_mask', 'position_ids', ...cache.past.keys()]);
     } finally {
       this.disposeCache(cache);
     }

@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortedError, tf, type FrameFeatures } from '@bvllm/core';
-import { contentHash, preprocessClip, type SamplingOptions } from '@bvllm/vision-encoder';
+import { contentHash, type SamplingOptions } from '@bvllm/vision-encoder';
+import { sharedClipPool, type ClipPool } from './clip-pool.js';
 import { openFrameStream } from './frame-stream.js';
 import type { VisionModule } from './modules.js';
 import { FilePatches, createPatchStore, type PatchStore } from './patch-store.js';
@@ -107,6 +108,8 @@ export interface EncodeOptions {
   cacheDir?: string;
   /** Float32 patch bytes kept in memory before spilling to a temp float16 file. */
   patchMemoryBytes?: number;
+  /** Where frames are CLIP-preprocessed, off the event loop (default: the process's shared pool). */
+  clipPool?: ClipPool;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -136,9 +139,7 @@ export async function encodeVideo(vision: VisionModule, path: string, options: E
   try {
     for await (const chunk of stream.chunks(options.batchSize, options.signal)) {
       if (options.signal?.aborted) throw new AbortedError('frame encoding');
-      const s = pre.cropSize;
-      const pixels = new Float32Array(chunk.frames.length * s * s * 3);
-      chunk.frames.forEach((rgb, i) => pixels.set(preprocessClip(rgb, chunk.width, chunk.height, pre), i * s * s * 3));
+      const pixels = await (options.clipPool ?? sharedClipPool()).preprocessBatch(chunk.frames, chunk.width, chunk.height, pre);
       const out = await vision.encode(pixels, chunk.frames.length);
       patches ??= createPatchStore({ numPatches: out.numPatches, width: c, memoryLimitBytes: options.patchMemoryBytes, file: entry && `${entry.base}.patches.f16` });
       patches.append(out.patches);

@@ -5,11 +5,11 @@
  * encoded, and only the chunk's frames are held. Sampling (frame indices, timestamps) is the same as `decodeVideo`'s
  * (`sampleFrameIndices`, GIFs at 25 fps, frame folders at 3 fps, spec §3).
  *
- * The CLIP resize that follows runs on the event loop, frame by frame (about 50 ms for a 1080p frame on one core),
- * so two bounds keep one chunk's share of it short enough for a server to stay responsive (issue #20 item 2):
- * frames over {@link EXACT_MAX_PIXELS} are scaled down by ffmpeg, in its own process, to fit (1080p and smaller
- * stay exact, as the reference preprocesses them), and a chunk holds at most {@link CHUNK_PIXELS} pixels of frames
- * (at least one frame), whatever chunk size the caller asks for.
+ * The CLIP resize that follows runs on worker threads (`ClipPool`), about 50 ms a 1080p frame, and its cost grows
+ * with the frame's pixels, so two bounds keep one chunk's work and memory short (issue #20 item 2): frames over
+ * {@link EXACT_MAX_PIXELS} are scaled down by ffmpeg, in its own process, to fit (1080p and smaller stay exact, as
+ * the reference preprocesses them), and a chunk holds at most {@link CHUNK_PIXELS} pixels of frames (at least one
+ * frame), whatever chunk size the caller asks for.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';

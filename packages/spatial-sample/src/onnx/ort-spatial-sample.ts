@@ -4,7 +4,7 @@
  * it, with the budget merge in tfjs. `openFile` needs only the spec and the exported file.
  */
 import { ShapeError, assertShape, tf, type SpatialTokens, type StageContext } from '@bvllm/core';
-import { createSession, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
+import { createSession, ort, runSession, type ExecutionProvider, type OrtSession } from '@bvllm/onnx';
 import { multiLayerMerge } from '@bvllm/token-merge';
 import { budgetTokensPerFrame } from '../budget.js';
 import { checkMergedFrames } from '../merged-frames.js';
@@ -31,7 +31,7 @@ export interface OrtSpatialTokens extends SpatialTokens {
 export class OrtSpatialSample {
   private constructor(
     readonly spec: SpatialSampleSpec,
-    private readonly session: ort.InferenceSession,
+    private readonly session: OrtSession,
     readonly file: string,
   ) {}
 

@@ -5,7 +5,7 @@
  * patches to the caller as plain arrays, so a long video's patches can go to disk instead of accumulating.
  */
 import { AbortedError, ShapeError, parseConfig, tf, type FrameFeatures } from '@bvllm/core';
-import { createSession, ort, runSession, type ExecutionProvider } from '@bvllm/onnx';
+import { createSession, ort, runSession, type ExecutionProvider, type OrtSession } from '@bvllm/onnx';
 import { decodeVideo, type DecodedVideo } from '../decode.js';
 import { preprocessClip, preprocessOptionsSchema, type PreprocessInput, type PreprocessOptions } from '../preprocess.js';
 import type { EncodeOptions, EncodeVideoOptions, EncoderIdentity, FrameEncoder } from '../vision-encoder.js';
@@ -79,7 +79,7 @@ function splitTokenValues(tokens: Float32Array, [b, l, c]: readonly number[], po
 export class OrtVisionEncoder implements FrameEncoder {
   private constructor(
     readonly spec: OrtVisionSpec,
-    private readonly session: ort.InferenceSession,
+    private readonly session: OrtSession,
     /** The `.onnx` file the session runs. */
     readonly file: string,
   ) {}
