@@ -14,7 +14,7 @@ import { toConversation, type ChatRequest } from './chat-request.js';
 import type { GenerationQueue } from './generation-queue.js';
 import type { MediaSource } from './media-source.js';
 import type { FeatureCacheLru } from './feature-cache-lru.js';
-import { checkControls, checkVisualTokens, evidenceOf, resolveSampling, type MediaControls, type SamplingEvidence } from './media-controls.js';
+import { checkControls, evidenceOf, resolveSampling, visualTokenBudget, type MediaControls, type SamplingEvidence } from './media-controls.js';
 import type { Metrics } from './metrics.js';
 import { rejectUnsupported } from './unsupported-params.js';
 import type { ServerConfig } from './server-config.js';
@@ -57,13 +57,13 @@ const finishReason = (reason: string) => (reason === 'length' || reason === 'con
  * Every limit that the header or a probe can decide, before any frame is decoded: pixels (images from their
  * header, videos from the container's declared size), duration, and the frames the request's sampling gives.
  */
-async function admitMedium(deps: ChatDeps, path: string, param: string, controls: MediaControls, signal: AbortSignal): Promise<{ sampling?: SamplingOptions; evidence: SamplingEvidence }> {
+async function admitMedium(deps: ChatDeps, path: string, param: string, controls: MediaControls, signal: AbortSignal): Promise<{ sampling?: SamplingOptions; evidence: SamplingEvidence; tokenBudget?: number }> {
   const { session, config } = deps;
   const model = session.config.vision.sampling as Partial<SamplingOptions> | undefined;
   if (IMAGE.test(path)) {
     probeImage(path, { maxPixels: config.maxPixels });
-    checkVisualTokens(session.config, controls, 1);
-    return { evidence: evidenceOf({ ...defaultSampling(model) }, controls, 1) };
+    const tokenBudget = visualTokenBudget(session.config, controls, 1);
+    return { evidence: evidenceOf({ ...defaultSampling(model) }, controls, 1, tokenBudget), tokenBudget };
   }
   const info = await probeVideo(path, { signal, maxPixels: config.maxPixels });
   if (info.durationSec > config.maxDurationSec)
@@ -71,8 +71,8 @@ async function admitMedium(deps: ChatDeps, path: string, param: string, controls
   // GIFs are sampled at 25 fps whatever they declare (as the frame stream does).
   const fps = path.endsWith('.gif') ? 25 : info.fps;
   const resolved = resolveSampling(model, controls, { numFrames: info.numFrames, fps }, { maxFrames: deps.maxFrames, param });
-  checkVisualTokens(session.config, controls, resolved.evidence.frames);
-  return resolved;
+  const tokenBudget = visualTokenBudget(session.config, controls, resolved.evidence.frames);
+  return { ...resolved, evidence: { ...resolved.evidence, token_budget: tokenBudget ?? null }, tokenBudget };
 }
 
 const defaultSampling = (model: Partial<SamplingOptions> | undefined): SamplingOptions =>
@@ -139,7 +139,7 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
     const outcome = await deps.queue.run(async () => {
       const video = await encode(deps, file.path, admitted.sampling, signal);
       try {
-        const answer = session.stream(video, turns, { seed: body.seed ?? 0, generation, signal });
+        const answer = session.stream(video, turns, { seed: body.seed ?? 0, generation, tokenBudget: admitted.tokenBudget, signal });
         let text = '';
         for (let first = true; ; first = false) {
           const next = await answer.next();

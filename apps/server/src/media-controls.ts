@@ -4,7 +4,7 @@
  * `max_frames` uniformly spaced ones) and `max_visual_tokens` (the most visual tokens the answer may be given).
  * Resolved against the probed video into the sampling the session encodes with, and echoed in the response.
  */
-import type { PipelineConfig } from '@bvllm/pipeline';
+import { maxVisualTokens, type PipelineConfig } from '@bvllm/pipeline';
 import { sampleFrameIndices, samplingOptionsSchema, type SamplingOptions } from '@bvllm/vision-encoder';
 import { invalidRequest } from './api-error.js';
 
@@ -26,6 +26,8 @@ export interface SamplingEvidence {
   max_frames: number | null;
   /** The request's `max_visual_tokens`, if any. */
   max_visual_tokens: number | null;
+  /** The token budget θ this answer used in place of the model's, when `max_visual_tokens` lowered it. */
+  token_budget: number | null;
   /** T, the frames sampled. */
   frames: number;
 }
@@ -84,51 +86,35 @@ export function resolveSampling(
   return { sampling, evidence: evidenceOf(sampling, controls, frames) };
 }
 
-export function evidenceOf(sampling: SamplingOptions, controls: MediaControls, frames: number): SamplingEvidence {
+export function evidenceOf(sampling: SamplingOptions, controls: MediaControls, frames: number, tokenBudget?: number): SamplingEvidence {
   return {
     mode: sampling.mode,
     fps: sampling.mode === 'fps' ? sampling.samplesPerSec : null,
     num_frames: sampling.mode === 'uniform' ? sampling.numFrames : null,
     max_frames: controls.max_frames ?? null,
     max_visual_tokens: controls.max_visual_tokens ?? null,
+    token_budget: tokenBudget ?? null,
     frames,
   };
 }
 
 /**
- * The most visual tokens this model can give one question, from its config: K selection queries (or the uniform
- * selector's frames; every frame for `all`), each kept frame R spatial queries, cut by the token budget θ
- * (`budgetTokensPerFrame` of @bvllm/spatial-sample: N' = int(max(1, ⌊θ/R⌋ / K' · R))). Undefined for samplers
- * without a fixed count per frame.
+ * The token budget θ a request's `max_visual_tokens` asks for (issue #20 item 6): none when the model's own budget
+ * already gives at most that many, else θ = `max_visual_tokens`, which lowers the tokens each kept frame keeps (the
+ * budget merge runs after the spatial Q-Former, so any θ works). A θ below R still leaves one token per kept frame,
+ * so a bound under the frames the selection can keep is refused with a 400 naming the least this model can give.
  */
-export function maxVisualTokens(config: PipelineConfig, frames: number): number | undefined {
-  const select = config.frameSelect as { kind: string; numQueries?: number; numFrames?: number };
-  const sample = config.spatialSample as { kind: string; numQueries?: number; tokenBudget?: number | null };
-  if (sample.kind !== 'qformer') return undefined;
-  const k = select.kind === 'qformer-gumbel' ? (select.numQueries ?? 32) : select.kind === 'uniform' ? (select.numFrames ?? 32) : frames;
-  const r = sample.numQueries ?? 32;
-  const budget = sample.tokenBudget === undefined ? 576 : sample.tokenBudget;
-  let most = 0;
-  // K' (frames left after the temporal merge) is between 1 and K; the budget makes N' depend on it.
-  for (let kept = 1; kept <= k; kept++) {
-    const perFrame = budget === null ? r : Math.min(r, Math.trunc(Math.max(1, (Math.floor(budget / r) / kept) * r)));
-    most = Math.max(most, kept * perFrame);
-  }
-  return most;
-}
-
-/**
- * Refuses a `max_visual_tokens` below what the model may give: the budget θ is part of the exported spatial
- * module, so a request cannot lower it; it can only require that the answer sees at most that many.
- */
-export function checkVisualTokens(config: PipelineConfig, controls: MediaControls, frames: number): void {
+export function visualTokenBudget(config: PipelineConfig, controls: MediaControls, frames: number): number | undefined {
   const asked = controls.max_visual_tokens;
-  if (asked === undefined) return;
+  if (asked === undefined) return undefined;
   const most = maxVisualTokens(config, frames);
-  if (most !== undefined && most > asked)
+  if (most === undefined || most <= asked) return undefined;
+  const least = maxVisualTokens(config, frames, asked)!;
+  if (least > asked)
     throw invalidRequest(
-      `max_visual_tokens: this model gives up to ${most} visual tokens per question (its token budget); a lower per-request budget is not supported.`,
+      `max_visual_tokens: this model gives at least ${least} visual tokens to a question about ${frames} frame${frames === 1 ? '' : 's'} (one per frame it keeps); ask for ${least} or more.`,
       'visual_tokens_over_limit',
       'max_visual_tokens',
     );
+  return asked;
 }

@@ -138,7 +138,7 @@ describe('unsupported parameters', () => {
 });
 
 describe('per-request frame controls', () => {
-  type Sel = { bvllm: { selection: { frame_timestamps_sec: number[]; sampling: Record<string, unknown> } } };
+  type Sel = { bvllm: { selection: { frame_timestamps_sec: number[]; frames: unknown[]; visual_tokens: number; sampling: Record<string, unknown> } } };
   const selection = async (body: Record<string, unknown>) => {
     const r = await chat({ messages: video(), ...body });
     expect(r.status, JSON.stringify(await r.clone().json())).toBe(200);
@@ -158,7 +158,22 @@ describe('per-request frame controls', () => {
     const clamped = await selection({ media_io_kwargs: { video: { fps: 2 } }, max_frames: 2 });
     expect(clamped.sampling).toMatchObject({ mode: 'uniform', num_frames: 2, max_frames: 2, frames: 2 });
     const tokens = await selection({ max_visual_tokens: 100_000 });
-    expect(tokens.sampling).toMatchObject({ max_visual_tokens: 100_000 });
+    expect(tokens.sampling).toMatchObject({ max_visual_tokens: 100_000, token_budget: null });
+  });
+
+  it('max_visual_tokens under the model budget lowers the token budget θ (spec §1.1 (d)) and is echoed', async () => {
+    // The hand-computed table below holds for K = 4 selection queries and R = 4 spatial queries.
+    expect(session.config.frameSelect).toMatchObject({ kind: 'qformer-gumbel', numQueries: 4 });
+    expect(session.config.spatialSample).toMatchObject({ kind: 'qformer', numQueries: 4 });
+    const base = await selection({});
+    const kept = base.frames.length;
+    console.log(`max_visual_tokens 8: ${kept} kept frames, ${base.visual_tokens} visual tokens by the model's budget`);
+    expect(base.visual_tokens).toBe(kept * 4);
+    const lowered = await selection({ max_visual_tokens: 8 });
+    expect(lowered.frames).toHaveLength(kept);
+    expect(lowered.sampling).toMatchObject({ max_visual_tokens: 8, token_budget: 8 });
+    // θ = 8: ⌊θ/R⌋ = 2 frames' worth, N' = int(max(1, 2 / K' · 4)) ≤ R, so K' kept frames give K'·N' tokens.
+    expect(lowered.visual_tokens).toBe({ 1: 4, 2: 8, 3: 6, 4: 8 }[kept]);
   });
 
   for (const [name, body, code, param] of [
@@ -170,7 +185,7 @@ describe('per-request frame controls', () => {
     ['max_frames zero', { max_frames: 0 }, 'invalid_value', 'max_frames'],
     ['max_frames over the server limit', { max_frames: 100_000 }, 'too_many_frames', 'max_frames'],
     ['max_visual_tokens not an integer', { max_visual_tokens: 1.5 }, 'invalid_value', 'max_visual_tokens'],
-    ['max_visual_tokens below the model budget', { max_visual_tokens: 1 }, 'visual_tokens_over_limit', 'max_visual_tokens'],
+    ['max_visual_tokens under one token per frame the model keeps', { max_visual_tokens: 1 }, 'visual_tokens_over_limit', 'max_visual_tokens'],
   ] as const)
     it(`${name}: 400 ${code}`, async () => {
       const r = await chat({ messages: video(), ...body });

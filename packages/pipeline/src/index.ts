@@ -31,6 +31,7 @@ export { createPatchStore, FilePatches, DEFAULT_PATCH_MEMORY_BYTES, type PatchSt
 export { readSelection, framesToRead, DEFAULT_SELECTION_EPSILON, type SelectionRead } from './inference/selection-read.js';
 export { openFrameStream, type FrameStream, type FrameChunk } from './inference/frame-stream.js';
 export { ClipPool, sharedClipPool, PreprocessWorkerError } from './inference/clip-pool.js';
+export { maxVisualTokens } from './visual-tokens.js';
 export {
   exportModules,
   exportedModules,

@@ -50,6 +50,11 @@ export interface AskOptions {
   seed?: number;
   /** Overrides of the model's generation defaults (maxNewTokens, temperature, topP, …). */
   generation?: GenerationConfigInput;
+  /**
+   * The spatial token budget θ for this question in place of the model's (spec §1.1 (d)): fewer visual tokens per
+   * kept frame (`maxVisualTokens` bounds what a θ gives). `null`: R tokens per frame.
+   */
+  tokenBudget?: number | null;
   signal?: AbortSignal;
 }
 
@@ -336,7 +341,7 @@ export class InferenceSession {
    * The caller disposes the result (`disposeVisualPath`). `context.timings`, when given, receives each stage's
    * milliseconds.
    */
-  async visualPath(video: EncodedVideo, question: QuestionTokens, context: StageContext & { timings?: StageTimings }): Promise<VisualPath & { framesRead: number[] }> {
+  async visualPath(video: EncodedVideo, question: QuestionTokens, context: StageContext & { timings?: StageTimings; tokenBudget?: number | null }): Promise<VisualPath & { framesRead: number[] }> {
     this.checkOpen();
     let t0 = performance.now();
     const { selection, framesRead } = await this.select(video, question, context);
@@ -349,7 +354,7 @@ export class InferenceSession {
       owned.push(merged.merged);
       if (timings) timings.merge = performance.now() - t0;
       t0 = performance.now();
-      const { spatialTokens, visualEmbeds } = await this.parts.sample.sample(question, merged, context);
+      const { spatialTokens, visualEmbeds } = await this.parts.sample.sample(question, merged, context, context.tokenBudget);
       if (timings) timings.sample = performance.now() - t0;
       return { selection, merged, spatialTokens, visualEmbeds, framesRead };
     } catch (error) {
@@ -409,12 +414,12 @@ export class InferenceSession {
   }
 
   /** Runs the visual path for the last user turn and splices its embeddings into the chat prompt (plain values). */
-  async prompt(video: EncodedVideo, turns: readonly ChatTurn[], seed = 0): Promise<AnswerPrompt> {
+  async prompt(video: EncodedVideo, turns: readonly ChatTurn[], seed = 0, tokenBudget?: number | null): Promise<AnswerPrompt> {
     const question = turns[turns.length - 1];
     if (!question || question.role !== 'user') throw new Error('the last turn must be a user question');
     const tokens = this.tokenizeQuestion(question.content);
     const ids = tokenizeChat(this.assets.tokenizer, this.template, chatMessages(this.config.systemPrompt, turns), { addGenerationPrompt: true });
-    const context = { training: false, rng: Rng.fromSeed(seed).fork('frame-select') };
+    const context = { training: false, rng: Rng.fromSeed(seed).fork('frame-select'), tokenBudget };
     const path = await this.visualPath(video, tokens, context);
     try {
       const weights = (await path.selection.frameWeights.array()) as number[][];
@@ -445,7 +450,7 @@ export class InferenceSession {
 
   /** Streams the assistant's next turn after `turns` (the last one a user question) as text deltas. */
   async *stream(video: EncodedVideo, turns: readonly ChatTurn[], options: AskOptions = {}): AsyncGenerator<string, AskResult> {
-    const { prompt, selection } = await this.prompt(video, turns, options.seed ?? 0);
+    const { prompt, selection } = await this.prompt(video, turns, options.seed ?? 0, options.tokenBudget);
     const stream = streamText(this.decoder, this.assets.tokenizer, prompt, this.generation(options), { signal: options.signal });
     for (;;) {
       const next = await stream.next();

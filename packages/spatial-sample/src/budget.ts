@@ -7,3 +7,8 @@ export function budgetTokensPerFrame(tokenBudget: number, numQueries: number, nu
   const maxFrames = Math.floor(tokenBudget / numQueries);
   return Math.trunc(Math.max(1, (maxFrames / numFrames) * numQueries));
 }
+
+/** N' of K' frames under θ (`null`: no budget merge, R per frame), never above R. */
+export function tokensPerFrameUnder(tokenBudget: number | null, numQueries: number, numFrames: number): number {
+  return tokenBudget === null ? numQueries : Math.min(numQueries, budgetTokensPerFrame(tokenBudget, numQueries, numFrames));
+}

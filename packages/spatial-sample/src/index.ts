@@ -3,7 +3,7 @@ export type { QFormerSampleConfig, PoolSampleConfig, NoneSampleConfig, SpatialSa
 export type { SpatialSampleInput, SpatialSampleStage } from './types.js';
 export { QFormerSample } from './qformer-sample.js';
 export { PoolSample, NoneSample, adaptivePoolMatrix } from './pool-sample.js';
-export { budgetTokensPerFrame } from './budget.js';
+export { budgetTokensPerFrame, tokensPerFrameUnder } from './budget.js';
 export { spatialSampleRegistry } from './registry.js';
 export { bvllmSpatialKeys, instructBlipSpatialKeys } from './spatial-keys.js';
 export {

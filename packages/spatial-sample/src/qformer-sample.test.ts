@@ -88,6 +88,15 @@ describe('qformer spatial sampling (spec §1.1 (c), (d))', () => {
     off.dispose();
   });
 
+  it('a per-call θ (a request’s max_visual_tokens) gives what a stage configured with it gives: the fixture’s θ = 6 variant', () => {
+    expect(stage.tokensPerFrame(3, undefined, 6)).toBe(visualExpected.budget_variant.spatial_tokens_per_frame);
+    const { spatialTokens } = stage.apply({ merged, question, tokenBudget: 6 }, context);
+    expect(maxAbsDiff(spatialTokens, visualExpected.budget_variant.Z_after_budget)).toBeLessThan(1e-4);
+    const { spatialTokens: unmerged } = stage.apply({ merged, question, tokenBudget: null }, context);
+    expect(maxAbsDiff(unmerged, visualExpected.Z)).toBeLessThan(1e-4);
+    tf.dispose([spatialTokens, unmerged]);
+  });
+
   it('is differentiable into the spatial queries and the merged patches', () => {
     const queries = stage.variables().get('vlm_att_query_spatial')!;
     const x = tf.variable(merged.merged.clone());

@@ -6,7 +6,7 @@
  */
 import { ParameterStore, QFormer, StoreBackedStage, assertShape, tf, type SpatialTokens, type StageContext, type StageDependencies } from '@bvllm/core';
 import { multiLayerMerge } from '@bvllm/token-merge';
-import { budgetTokensPerFrame } from './budget.js';
+import { tokensPerFrameUnder } from './budget.js';
 import type { QFormerSampleConfig } from './config.js';
 import { checkMergedFrames, visionWidthOf } from './merged-frames.js';
 import type { SpatialSampleInput, SpatialSampleStage } from './types.js';
@@ -33,9 +33,9 @@ export class QFormerSample extends StoreBackedStage implements SpatialSampleStag
     this.qformer = new QFormer(this.store, 'vlm_att_encoder_spatial.', { ...config.qformer, encoderHiddenSize: this.visionWidth });
   }
 
-  tokensPerFrame(numFrames: number): number {
-    const r = this.config.numQueries;
-    return this.config.tokenBudget === null ? r : Math.min(r, budgetTokensPerFrame(this.config.tokenBudget, r, numFrames));
+  /** N' for K' = `numFrames` under θ (default the config's `tokenBudget`). */
+  tokensPerFrame(numFrames: number, _numPatches?: number, tokenBudget: number | null = this.config.tokenBudget): number {
+    return tokensPerFrameUnder(tokenBudget, this.config.numQueries, numFrames);
   }
 
   /** The spatial Q-Former's query outputs before any budget merge: `[K', R, Cq]`. */
@@ -56,7 +56,7 @@ export class QFormerSample extends StoreBackedStage implements SpatialSampleStag
 
   apply(input: SpatialSampleInput, _context: StageContext): SpatialTokens {
     const z = this.queryOutput(input);
-    const target = this.tokensPerFrame(z.shape[0]);
+    const target = this.tokensPerFrame(z.shape[0], undefined, input.tokenBudget === undefined ? this.config.tokenBudget : input.tokenBudget);
     if (target >= this.config.numQueries) return { spatialTokens: z };
     const spatialTokens = multiLayerMerge(z, target);
     z.dispose();

@@ -7,6 +7,11 @@ export interface SpatialSampleInput {
   merged: MergedFrames;
   /** The question, the same one frame selection saw (the baselines ignore it). int32 [1, Lt] */
   question: QuestionTokens;
+  /**
+   * The token budget θ for this call, in place of the config's `tokenBudget` (a caller's `max_visual_tokens`);
+   * `null` keeps R tokens per frame. Only the Q-Former sampler has a budget; the baselines ignore it.
+   */
+  tokenBudget?: number | null;
 }
 
 /**

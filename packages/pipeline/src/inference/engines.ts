@@ -161,12 +161,12 @@ export class OrtSample implements SampleModule {
     return new OrtSample(session, config, weights);
   }
 
-  async sample(question: QuestionTokens, merged: MergedFrames, context: StageContext) {
+  async sample(question: QuestionTokens, merged: MergedFrames, context: StageContext, tokenBudget?: number | null) {
     const frames = merged.merged.shape[0];
     const out = await this.ort.run(await questionIds(question), (await merged.merged.data()) as Float32Array, frames);
     const { numQueries: r, qformer } = this.ort.spec.config;
     const z = tf.tensor3d(out.spatialTokens, [frames, r, qformer.hiddenSize]);
-    const target = this.ort.tokensPerFrame(frames);
+    const target = this.ort.tokensPerFrame(frames, tokenBudget === undefined ? this.ort.spec.config.tokenBudget : tokenBudget);
     if (target >= r && out.visualEmbeds) return { spatialTokens: z, visualEmbeds: tf.tensor2d(out.visualEmbeds, [frames * r, out.visualEmbeds.length / (frames * r)]) };
     const spatialTokens = target < r ? (multiLayerMerge(z, target) as tf.Tensor3D) : z;
     if (spatialTokens !== z) z.dispose();
@@ -190,8 +190,8 @@ export class TfjsSample implements SampleModule {
     private readonly owned: boolean,
   ) {}
 
-  async sample(question: QuestionTokens, merged: MergedFrames, context: StageContext) {
-    const { spatialTokens } = this.stage.apply({ merged, question }, context);
+  async sample(question: QuestionTokens, merged: MergedFrames, context: StageContext, tokenBudget?: number | null) {
+    const { spatialTokens } = this.stage.apply({ merged, question, tokenBudget }, context);
     return { spatialTokens, visualEmbeds: this.projector.apply({ spatialTokens }, context) };
   }
 

@@ -40,7 +40,8 @@ export interface FrameMix {
 
 /** Spatial sampling and the projector (spec §1.1 (c)–(e)): merged frames → Z `[K', R', Cq]`, V `[K'·R', D]`. */
 export interface SampleModule {
-  sample(question: QuestionTokens, merged: MergedFrames, context: StageContext): Promise<{ spatialTokens: tf.Tensor3D; visualEmbeds: tf.Tensor2D }>;
+  /** `tokenBudget`: θ for this call in place of the config's (see `SpatialSampleInput.tokenBudget`). */
+  sample(question: QuestionTokens, merged: MergedFrames, context: StageContext, tokenBudget?: number | null): Promise<{ spatialTokens: tf.Tensor3D; visualEmbeds: tf.Tensor2D }>;
   release(): Promise<void>;
 }
 

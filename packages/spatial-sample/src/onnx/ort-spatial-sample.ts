@@ -6,7 +6,7 @@
 import { ShapeError, assertShape, tf, type SpatialTokens, type StageContext } from '@bvllm/core';
 import { createSession, ort, runSession, type ExecutionProvider, type OrtSession } from '@bvllm/onnx';
 import { multiLayerMerge } from '@bvllm/token-merge';
-import { budgetTokensPerFrame } from '../budget.js';
+import { tokensPerFrameUnder } from '../budget.js';
 import { checkMergedFrames } from '../merged-frames.js';
 import type { SpatialSampleInput } from '../types.js';
 import { SPATIAL_ONNX_NAMES, type SpatialSampleSpec } from './spatial-sample-onnx.js';
@@ -45,10 +45,12 @@ export class OrtSpatialSample {
     return this.spec.projector !== undefined;
   }
 
-  /** N', tokens each of K' frames keeps after the budget merge; R when no merge runs (spec §1.1 (d), D12). */
-  tokensPerFrame(numFrames: number): number {
-    const { numQueries: r, tokenBudget } = this.spec.config;
-    return tokenBudget === null ? r : Math.min(r, budgetTokensPerFrame(tokenBudget, r, numFrames));
+  /**
+   * N', tokens each of K' frames keeps after the budget merge; R when no merge runs (spec §1.1 (d), D12). θ is the
+   * config's `tokenBudget` unless given: the merge runs after the graph, so a call may lower it.
+   */
+  tokensPerFrame(numFrames: number, tokenBudget: number | null = this.spec.config.tokenBudget): number {
+    return tokensPerFrameUnder(tokenBudget, this.spec.config.numQueries, numFrames);
   }
 
   /**
@@ -81,7 +83,7 @@ export class OrtSpatialSample {
     const out = await this.run(question, (await input.merged.merged.data()) as Float32Array, numFrames);
     const { numQueries: r, qformer } = this.spec.config;
     const z = tf.tensor3d(out.spatialTokens, [numFrames, r, qformer.hiddenSize]);
-    const target = this.tokensPerFrame(numFrames);
+    const target = this.tokensPerFrame(numFrames, input.tokenBudget === undefined ? this.spec.config.tokenBudget : input.tokenBudget);
     if (target >= r) {
       if (!out.visualEmbeds) return { spatialTokens: z };
       const d = out.visualEmbeds.length / (numFrames * r);
