@@ -133,7 +133,7 @@ export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: F
   };
   const base = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: name, system_fingerprint: null };
   const events = body.stream ? new EventStream(reply) : undefined;
-  const file = await deps.media.open(media.url, media.param, signal);
+  const file = await deps.media.open(media.url, media.param, signal, media.bytes);
   try {
     const admitted = await admitMedium(deps, file.path, media.param, body, signal);
     const outcome = await deps.queue.run(async () => {

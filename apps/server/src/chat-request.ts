@@ -5,6 +5,7 @@
  */
 import type { ChatTurn } from '@bvllm/pipeline';
 import { invalidRequest } from './api-error.js';
+import { uploadedBytes } from './json-body.js';
 import { mediaControlsSchema, type MediaControls } from './media-controls.js';
 
 const mediaPart = (type: 'image_url' | 'video_url') => ({
@@ -92,7 +93,8 @@ export interface ChatRequest extends MediaControls {
 /** The conversation as the model takes it: user/assistant turns about one medium. */
 export interface Conversation {
   turns: ChatTurn[];
-  media: { url: string; param: string };
+  /** `bytes`: a data: URL's payload when the body parser decoded it already (the URL is then its header alone). */
+  media: { url: string; param: string; bytes?: Buffer };
 }
 
 /**
@@ -120,7 +122,8 @@ export function toConversation(request: ChatRequest, maxPromptChars: number): Co
       if (message.role !== 'user') throw invalidRequest(`${param}: media can only be sent in user messages.`, 'invalid_value', param);
       if (media) throw invalidRequest(`${param}: one image or video per conversation (the first is at ${media.param}).`, 'too_many_media', param);
       // Images and videos take the same path: the decoder tells them apart by content type (an image is one frame).
-      media = { url: part.type === 'image_url' ? part.image_url.url : part.video_url.url, param };
+      const holder = part.type === 'image_url' ? part.image_url : part.video_url;
+      media = { url: holder.url, param, bytes: uploadedBytes.get(holder) };
     });
     turns.push({ role: message.role, content: texts.join('\n') });
   });

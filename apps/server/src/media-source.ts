@@ -72,8 +72,8 @@ export class MediaSource {
   }
 
   /** Resolves `url` (from request field `param`) to a readable file of an allowed format, or throws an ApiError naming `param`. */
-  async open(url: string, param: string, signal?: AbortSignal): Promise<MediaFile> {
-    const file = await this.fetch(url, param, signal);
+  async open(url: string, param: string, signal?: AbortSignal, decoded?: Buffer): Promise<MediaFile> {
+    const file = await this.fetch(url, param, signal, decoded);
     try {
       detectMediaFormat(file.path);
     } catch (error) {
@@ -85,9 +85,9 @@ export class MediaSource {
     return file;
   }
 
-  private async fetch(url: string, param: string, signal?: AbortSignal): Promise<MediaFile> {
+  private async fetch(url: string, param: string, signal?: AbortSignal, decoded?: Buffer): Promise<MediaFile> {
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-    if (scheme === 'data') return this.fromDataUrl(url, param);
+    if (scheme === 'data') return this.fromDataUrl(url, param, decoded);
     if (scheme === 'file') return this.fromFileUrl(url, param);
     if (scheme === 'http' || scheme === 'https') {
       if (!this.options.allowRemoteMedia)
@@ -107,16 +107,16 @@ export class MediaSource {
     return join(this.options.tmpDir, `${randomUUID()}${ext}`);
   }
 
-  private async fromDataUrl(url: string, param: string): Promise<MediaFile> {
+  /** `decoded`: the payload, when the body parser decoded it off the event loop (`url` is then the header alone). */
+  private async fromDataUrl(url: string, param: string, decoded?: Buffer): Promise<MediaFile> {
     const comma = url.indexOf(',');
     const header = comma < 0 ? '' : url.slice(5, comma);
     const [mime, ...flags] = header.split(';');
     if (comma < 0 || !flags.includes('base64')) throw invalidRequest(`${param}: a data: URL must be base64 ("data:<type>;base64,<bytes>").`, 'invalid_url', param);
     const ext = this.extension(mime, param);
-    const base64Length = url.length - comma - 1;
-    const approxBytes = Math.floor((base64Length * 3) / 4);
+    const approxBytes = decoded?.length ?? Math.floor(((url.length - comma - 1) * 3) / 4);
     if (approxBytes > this.options.maxMediaBytes + 2) throw tooLarge(param, approxBytes, this.options.maxMediaBytes);
-    const bytes = Buffer.from(url.slice(comma + 1), 'base64');
+    const bytes = decoded ?? Buffer.from(url.slice(comma + 1), 'base64');
     if (bytes.length === 0) throw invalidRequest(`${param}: the data: URL holds no bytes.`, 'invalid_media', param);
     if (bytes.length > this.options.maxMediaBytes) throw tooLarge(param, bytes.length, this.options.maxMediaBytes);
     const path = this.tempPath(ext);
