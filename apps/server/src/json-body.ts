@@ -6,7 +6,7 @@
  * {@link uploadedBytes}, keyed by the object that holds the URL. Smaller bodies take Fastify's own parser. Both
  * refuse `__proto__` and `constructor.prototype` keys, as Fastify does by default.
  */
-import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from '@bvllm/core';
 import type { FastifyInstance } from 'fastify';
 
 /** Bodies up to this size are parsed on the event loop (well under a millisecond's work). */
@@ -25,48 +25,17 @@ interface Reply {
 }
 
 class ParseWorker {
-  private worker: Worker | undefined;
-  private readonly pending = new Map<number, (reply: Reply) => void>();
-  private next = 0;
+  private readonly channel = new WorkerChannel<{ bytes: Uint8Array }, Reply>(WORKER_URL, (reason) => new Error(`the body parser failed: ${reason}`));
 
   parse(bytes: Buffer): Promise<Reply> {
-    const worker = this.start();
-    const id = this.next++;
-    // The whole buffer moves when the body owns it (a large Buffer.concat does); else its bytes are copied.
+    // The whole buffer moves when the body owns it (a body read into one buffer does); else its bytes are copied.
     const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const view = own ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes);
-    return new Promise<Reply>((resolve) => {
-      this.pending.set(id, resolve);
-      worker.ref();
-      worker.postMessage({ id, bytes: view }, [view.buffer as ArrayBuffer]);
-    });
+    return this.channel.call({ bytes: view }, [view.buffer as ArrayBuffer]).catch((error: Error) => ({ id: -1, error: error.message }));
   }
 
-  async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    await worker?.terminate();
-  }
-
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_URL);
-    worker.unref();
-    worker.on('message', (reply: Reply) => {
-      const resolve = this.pending.get(reply.id);
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      resolve?.(reply);
-    });
-    const fail = (message: string) => {
-      if (this.worker === worker) this.worker = undefined;
-      for (const [id, resolve] of this.pending) resolve({ id, error: message });
-      this.pending.clear();
-    };
-    worker.on('error', (error) => fail(`the body parser failed: ${error.message}`));
-    worker.on('exit', (code) => fail(`the body parser thread exited (code ${code})`));
-    this.worker = worker;
-    return worker;
+  close(): Promise<void> {
+    return this.channel.close();
   }
 }
 

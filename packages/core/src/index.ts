@@ -33,3 +33,4 @@ export { storeSource } from './weight-source-store.js';
 export { finiteSource, checkFinite, type FiniteCheckOptions } from './weight-source-finite.js';
 export { findDuplicateKey } from './json-duplicates.js';
 export { irregularFile } from './regular-file.js';
+export { WorkerChannel } from './worker-channel.js';

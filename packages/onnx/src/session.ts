@@ -11,7 +11,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from '@bvllm/core';
 import * as ort from 'onnxruntime-node';
 import { OrtSessionError } from './errors.js';
 
@@ -67,57 +67,15 @@ const WORKER_PATH = createRequire(import.meta.url).resolve('@bvllm/onnx/workers/
 
 /**
  * The one thread that computes every worker session of the process (onnxruntime loads once; its runs were
- * serialised on the main thread before, and are serialised here). Unreferenced while no call is pending, so an idle
- * host never keeps the process alive.
+ * serialised on the main thread before, and are serialised here).
  */
 class SessionHost {
-  private worker: Worker | undefined;
-  private readonly pending = new Map<number, { resolve(reply: Reply): void; reject(error: Error): void }>();
-  private next = 0;
+  private readonly channel = new WorkerChannel<Record<string, unknown>, Reply>(WORKER_PATH, (reason) => new Error(`the onnxruntime worker thread failed: ${reason}`));
 
-  call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    const worker = this.start();
-    const id = this.next++;
-    return new Promise<Reply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.ref();
-      try {
-        worker.postMessage({ ...message, id }, transfer);
-      } catch (error) {
-        this.settle(id);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    }).then((reply) => {
-      if (reply.error) throw new Error(reply.error.message);
-      return reply;
-    });
-  }
-
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_PATH);
-    worker.unref();
-    worker.on('message', (reply: Reply) => {
-      const call = this.pending.get(reply.id);
-      if (!call) return;
-      this.settle(reply.id);
-      call.resolve(reply);
-    });
-    const fail = (error: Error) => {
-      // Sessions on a dead thread are gone; later calls start a new thread and fail as released.
-      if (this.worker === worker) this.worker = undefined;
-      for (const call of this.pending.values()) call.reject(error);
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the onnxruntime worker thread exited (code ${code})`)));
-    this.worker = worker;
-    return worker;
-  }
-
-  private settle(id: number): void {
-    this.pending.delete(id);
-    if (this.pending.size === 0) this.worker?.unref();
+  async call(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    const reply = await this.channel.call(message, transfer);
+    if (reply.error) throw new Error(reply.error.message);
+    return reply;
   }
 }
 

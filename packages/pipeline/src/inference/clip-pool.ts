@@ -10,8 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { BvllmError } from '@bvllm/core';
+import { BvllmError, WorkerChannel } from '@bvllm/core';
 import type { PreprocessOptions } from '@bvllm/vision-encoder';
 
 /** A preprocessing worker failed (it threw, or its thread died); names the cause. */
@@ -19,11 +18,6 @@ export class PreprocessWorkerError extends BvllmError {
   constructor(reason: string, options?: { cause?: unknown }) {
     super('VIDEO_ENCODE', `CLIP preprocessing failed: ${reason}`, options);
   }
-}
-
-interface Task {
-  resolve(pixels: Float32Array): void;
-  reject(error: Error): void;
 }
 
 interface Reply {
@@ -36,58 +30,28 @@ interface Reply {
 const WORKER_PATH = createRequire(import.meta.url).resolve('@bvllm/pipeline/workers/clip-preprocess.mjs');
 
 class Lane {
-  private worker: Worker | undefined;
-  private readonly tasks = new Map<number, Task>();
+  private readonly channel = new WorkerChannel<Record<string, unknown>, Reply>(WORKER_PATH, (reason, cause) => new PreprocessWorkerError(reason, { cause }));
 
   get pending(): number {
-    return this.tasks.size;
+    return this.channel.pending;
   }
 
-  run(id: number, rgb: Uint8Array, width: number, height: number, options: PreprocessOptions): Promise<Float32Array> {
-    const worker = this.start();
-    return new Promise<Float32Array>((resolve, reject) => {
-      this.tasks.set(id, { resolve, reject });
-      worker.ref();
-      // The frame's own buffer moves to the worker when it owns it whole; a view into a larger buffer is copied.
-      const whole = rgb.byteOffset === 0 && rgb.byteLength === rgb.buffer.byteLength;
-      const bytes = whole ? rgb : rgb.slice();
-      worker.postMessage({ id, rgb: bytes, width, height, options }, [bytes.buffer as ArrayBuffer]);
-    });
+  async run(rgb: Uint8Array, width: number, height: number, options: PreprocessOptions): Promise<Float32Array> {
+    // The frame's own buffer moves to the worker when it owns it whole; a view into a larger buffer is copied.
+    const whole = rgb.byteOffset === 0 && rgb.byteLength === rgb.buffer.byteLength;
+    const bytes = whole ? rgb : rgb.slice();
+    const reply = await this.channel.call({ rgb: bytes, width, height, options }, [bytes.buffer as ArrayBuffer]);
+    if (!reply.pixels) throw new PreprocessWorkerError(reply.error?.message ?? 'no result');
+    return reply.pixels;
   }
 
-  async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = undefined;
-    await worker?.terminate();
-  }
-
-  private start(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_PATH);
-    worker.unref();
-    worker.on('message', (reply: Reply) => {
-      const task = this.tasks.get(reply.id);
-      if (!task) return;
-      this.tasks.delete(reply.id);
-      if (this.tasks.size === 0) worker.unref();
-      if (reply.pixels) task.resolve(reply.pixels);
-      else task.reject(new PreprocessWorkerError(reply.error?.message ?? 'no result'));
-    });
-    const fail = (error: Error) => {
-      if (this.worker === worker) this.worker = undefined;
-      for (const task of this.tasks.values()) task.reject(error);
-      this.tasks.clear();
-    };
-    worker.on('error', (error) => fail(new PreprocessWorkerError(error.message, { cause: error })));
-    worker.on('exit', (code) => fail(new PreprocessWorkerError(`the worker thread exited (code ${code})`)));
-    this.worker = worker;
-    return worker;
+  close(): Promise<void> {
+    return this.channel.close();
   }
 }
 
 export class ClipPool {
   private readonly lanes: Lane[];
-  private next = 0;
 
   /** `size` worker threads (default: half the cores, at least one, at most 4: the tower needs the rest). */
   constructor(size = Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2)))) {
@@ -104,7 +68,7 @@ export class ClipPool {
    */
   preprocess(rgb: Uint8Array, width: number, height: number, options: PreprocessOptions): Promise<Float32Array> {
     const lane = this.lanes.reduce((best, l) => (l.pending < best.pending ? l : best), this.lanes[0]);
-    return lane.run(this.next++, rgb, width, height, options);
+    return lane.run(rgb, width, height, options);
   }
 
   /** Frames of one chunk → their pixels concatenated, `[B, S, S, 3]`. */
