@@ -190,6 +190,7 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
         await app.close();
       } finally {
         clearTimeout(deadline);
+        metrics.close();
         rmSync(work, { recursive: true, force: true });
       }
     },

@@ -2,6 +2,7 @@
  * Prometheus text exposition (format 0.0.4) for `/metrics`, written by hand: a dozen series do not justify a
  * client library. Counters only grow; gauges are read when scraped.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tf } from '@bvllm/core';
 
 type Labels = Record<string, string>;
@@ -51,7 +52,17 @@ export class Metrics {
   readonly timeToFirstToken = new Timing('bvllm_time_to_first_token_seconds', 'From request arrival to the first answer text.');
   readonly generation = new Timing('bvllm_generation_seconds', 'From request arrival to the last answer text.');
 
-  constructor(private readonly gauges: () => Record<string, { help: string; value: number }>) {}
+  /** How late the event loop ran its timers, in nanoseconds: the figure that says whether anything blocks it. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor(private readonly gauges: () => Record<string, { help: string; value: number }>) {
+    this.loopDelay.enable();
+  }
+
+  /** Stops the event-loop sampling (the server's close). */
+  close(): void {
+    this.loopDelay.disable();
+  }
 
   render(): string {
     const lines: string[] = [];
@@ -68,7 +79,11 @@ export class Metrics {
       bvllm_tensors: { help: 'Live tfjs tensors (constant between requests unless something leaks).', value: tf.memory().numTensors },
       process_resident_memory_bytes: { help: 'Resident set size in bytes.', value: memory.rss },
       nodejs_heap_used_bytes: { help: 'V8 heap in use, bytes.', value: memory.heapUsed },
+      // Since the previous scrape (the histogram is reset below), as prom-client reports it.
+      nodejs_eventloop_lag_p99_seconds: { help: 'Event-loop delay since the last scrape, 99th percentile, seconds.', value: this.loopDelay.percentile(99) / 1e9 },
+      nodejs_eventloop_lag_max_seconds: { help: 'Event-loop delay since the last scrape, maximum, seconds.', value: this.loopDelay.max / 1e9 },
     };
+    this.loopDelay.reset();
     for (const [name, g] of Object.entries(gauges)) lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.value}`);
     return `${lines.join('\n')}\n`;
   }
