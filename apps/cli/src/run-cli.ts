@@ -1,4 +1,5 @@
 import { BvllmError } from '@bvllm/core';
+import { setSessionThread } from '@bvllm/pipeline';
 import { Command, CommanderError } from 'commander';
 import { version } from '../package.json';
 import { commands } from './commands/index.js';
@@ -8,6 +9,9 @@ export interface CliOutput {
   out(text: string): void;
   err(text: string): void;
 }
+
+/** Commands whose event loop must stay free while a model runs. */
+const SERVING = new Set(['serve', 'watch']);
 
 const processOutput: CliOutput = {
   out: (text) => process.stdout.write(text),
@@ -25,6 +29,9 @@ export async function runCli(argv: readonly string[], output: CliOutput = proces
     .exitOverride()
     .configureOutput({ writeOut: output.out, writeErr: output.err });
   for (const register of commands) register(program, output);
+  // Commands that serve keep onnxruntime off the event loop; batch commands run it on the calling thread, which
+  // saves a thread hop per call (many per answer with a small model).
+  program.hook('preAction', (_program, action) => setSessionThread(SERVING.has(action.name()) ? 'worker' : 'main'));
   try {
     await program.parseAsync(argv);
     return 0;

@@ -82,7 +82,7 @@ export {
   type QuantizePassOptions,
   type QuantizePassResult,
 } from './quantize-pass.js';
-export { createSession, runSession, OrtSessionCache, WorkerSession, ort, type OrtSession, type SessionOptions, type SessionThread, type ExecutionProvider } from './session.js';
+export { createSession, runSession, setSessionThread, OrtSessionCache, WorkerSession, ort, type OrtSession, type SessionOptions, type SessionThread, type ExecutionProvider } from './session.js';
 export { exportKey, exportCached } from './export-cache.js';
 export { hfActivation, multiHeadAttention } from './transformer-blocks.js';
 export { qformerGraph, type QFormerGraphInput, type QFormerGraphOptions, type WeightLookup } from './qformer-graph.js';

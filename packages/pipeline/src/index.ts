@@ -48,6 +48,7 @@ export {
   type ModuleName,
 } from './inference/export-modules.js';
 export { providersFromEnv, exportCacheDir, type OrtOptions } from './inference/ort-options.js';
+export { setSessionThread, type SessionThread } from '@bvllm/onnx';
 export { ortReport, ffmpegReport, type OrtReport, type FfmpegReport } from './runtime-report.js';
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
