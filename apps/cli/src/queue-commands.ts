@@ -4,7 +4,7 @@
  * failed, by code. `bvllm jobs status` prints a run the same way.
  */
 import { InvalidArgumentError } from '@bvllm/core';
-import { defaultModelDir } from '@bvllm/pipeline';
+import { defaultModelDir } from '@bvllm/bvllm-tiny';
 import { QueueClient, type RunResult, type RunStatus } from '@bvllm/queue';
 import { listVideos } from '@bvllm/vision-encoder';
 import { generationOf, samplingOf } from './answer-flags.js';

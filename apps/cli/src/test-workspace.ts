@@ -5,14 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@bvllm/core';
-import { BvllmModel, buildTinyAssets, loadAssets, saveModel, tinyPipelineConfig } from '@bvllm/pipeline';
+import { buildTinyAssets, tinyPipelineConfig } from '@bvllm/bvllm-tiny';
+import { BvllmModel, loadAssets, saveModel } from '@bvllm/pipeline';
 import { generateBenchmark } from '@bvllm/synth';
 
 /** The built bin, run as users run it (the package's test script builds it first). */
 const bin = fileURLToPath(new URL('../dist/bvllm.js', import.meta.url));
 
-export function bvllm(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+export function bvllm(args: string[], timeoutMs = 120_000): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: timeoutMs });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

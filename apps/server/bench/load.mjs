@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { initBackend } from '@bvllm/core';
-import { BvllmModel, buildTinyAssets, loadAssets, saveModel, tinyPipelineConfig } from '@bvllm/pipeline';
+import { buildTinyAssets, tinyPipelineConfig } from '@bvllm/bvllm-tiny';
+import { BvllmModel, loadAssets, saveModel } from '@bvllm/pipeline';
 import { generateBenchmark } from '@bvllm/synth';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 

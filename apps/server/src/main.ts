@@ -4,7 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { BvllmError, initBackend } from '@bvllm/core';
-import { InferenceSession, defaultModelDir } from '@bvllm/pipeline';
+import { defaultModelDir } from '@bvllm/bvllm-tiny';
+import { InferenceSession } from '@bvllm/pipeline';
 import { createServer } from './build-server.js';
 import type { ServerConfigInput } from './server-config.js';
 

@@ -7,7 +7,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
-import { BvllmModel, buildTinyAssets, loadAssets, saveModel, tinyPipelineConfig } from '@bvllm/pipeline';
+import { buildTinyAssets, tinyPipelineConfig } from '@bvllm/bvllm-tiny';
+import { BvllmModel, loadAssets, saveModel } from '@bvllm/pipeline';
 import { generateBenchmark } from '@bvllm/synth';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import type { TestProject } from 'vitest/node';

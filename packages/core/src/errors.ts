@@ -24,7 +24,8 @@ export type BvllmErrorCode =
   | 'REDIS_UNAVAILABLE'
   | 'JOB_NOT_FOUND'
   | 'MODEL_MISMATCH'
-  | 'JOB_FAILED';
+  | 'JOB_FAILED'
+  | 'VOCABULARY_MISMATCH';
 
 const marker = Symbol.for('bvllm.error');
 

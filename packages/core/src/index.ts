@@ -34,3 +34,4 @@ export { finiteSource, checkFinite, type FiniteCheckOptions } from './weight-sou
 export { findDuplicateKey } from './json-duplicates.js';
 export { irregularFile } from './regular-file.js';
 export { WorkerChannel } from './worker-channel.js';
+export { buildWordPieceVocab, basicTokens } from './wordpiece-vocab.js';

@@ -54,3 +54,4 @@ export { OrtDecoder, ORT_EMBED_FILE, ORT_DECODER_FILE, type OrtDecoderOptions } 
 export { generateBatch, type BatchGenerationRuntime, type BatchGenerationResult } from './generate-batch.js';
 export { exportQwen2Onnx, buildQwen2DecoderGraph, buildQwen2EmbedGraph, qwen2HfConfig, qwen2Weights, QWEN2_ONNX_EXPORTER_VERSION, type Qwen2OnnxExportOptions, type Qwen2OnnxExport } from './onnx-export/qwen2-onnx.js';
 export { qwen2ParameterShapes, loraParameterShapes, projectorParameterShapes } from './parameter-shapes.js';
+export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode, QWEN2_CHAT_SPECIAL_TOKENS, type ByteBpeOptions } from './byte-bpe.js';

@@ -10,7 +10,7 @@ import { tokenizeChat, tokenizeMultimodal } from './multimodal-tokens.js';
 import { qwenTokenizer } from './test-tokenizer.js';
 import { Qwen2Tokenizer } from './tokenizer.js';
 
-const shippedDir = fileURLToPath(new URL('../../pipeline/models/bvllm-tiny/', import.meta.url));
+const shippedDir = fileURLToPath(new URL('../../bvllm-tiny/models/bvllm-tiny/', import.meta.url));
 const tokenizers: [string, () => Qwen2Tokenizer][] = [
   ['the Qwen test vocabulary', qwenTokenizer],
   ['the shipped bvllm-tiny tokenizer', () => Qwen2Tokenizer.fromDir(shippedDir)],

@@ -10,7 +10,8 @@ import { qformerParameterShapes, writeSafetensorsStreamed } from '@bvllm/core';
 import { qwen2ParameterShapes } from '@bvllm/llm-bridge';
 import { vitParameterShapes } from '@bvllm/vision-encoder';
 
-const TINY = new URL('../models/bvllm-tiny/', import.meta.url).pathname;
+// The shipped default model's tokenizers (a file path, not a dependency: @bvllm/bvllm-tiny depends on this package).
+const TINY = new URL('../../bvllm-tiny/models/bvllm-tiny/', import.meta.url).pathname;
 
 /** BERT-base, as InstructBLIP's Q-Former (spec §1.0): 12 layers, 768 wide, cross-attention every 2nd layer. */
 export const BERT_BASE_QFORMER = { hiddenSize: 768, numLayers: 12, numHeads: 12, intermediateSize: 3072, vocabSize: 30523, maxPositions: 512, crossAttentionFrequency: 2, layerNormEps: 1e-12, hiddenAct: 'gelu' };

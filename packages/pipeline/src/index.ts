@@ -53,13 +53,7 @@ export { ortReport, ffmpegReport, type OrtReport, type FfmpegReport } from './ru
 export { VideoChat } from './video-chat.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
-export { trainTinyModel, warmUpLabelReading, buildTinyAssets, tinyPipelineConfig, tinyAblation, TINY_SPECIAL_TOKENS, type TinyRecipeOptions } from './recipes/tiny-recipe.js';
-export { pretrainVision, type VisionPretrainOptions } from './recipes/vision-pretrain.js';
-export { mixedBatches, poolBatches, renderedBatches, disposeBatch, type FrameLabelTensors, type PretrainBatch, type PretrainBatchSource } from './recipes/pretrain-batches.js';
-export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode } from './recipes/byte-bpe.js';
-export { buildWordPieceVocab, basicTokens } from './recipes/wordpiece-vocab.js';
 export { evaluateSplit, readEvalSplit, scoreEvalAnswers, type EvaluateOptions, type EvaluateResult, type EvalQuestion, type EvalVideo, type EvalAnswer } from './evaluate.js';
-export { defaultModelDir } from './default-model.js';
 export { modelFromHuggingFace, type HuggingFaceSources } from './from-huggingface.js';
 export {
   planConversion,
@@ -84,8 +78,3 @@ export {
   type WrongDtypeWeight,
   type ModuleConfigs,
 } from './convert/index.js';
-export { CaptionInContextDataset, ConcatDataset } from './recipes/reading-warmup.js';
-export { frameLabels, cellPairLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './recipes/frame-labels.js';
-export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './recipes/label-tokens.js';
-export { alignVisualTokens, type TokenAlignmentOptions } from './recipes/token-alignment.js';
-export { frameVisualTokens, normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './recipes/sampler-pretrain.js';

@@ -7,12 +7,11 @@ import { Rng, initBackend, readSafetensors, tf, type FrameFeatures } from '@bvll
 import { OrtVisionEncoder, ffmpegPath } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BvllmModel, disposeVisualPath } from './bvllm-model.js';
-import { defaultModelDir } from './default-model.js';
 import { EncodedVideo } from './inference/encoded-video.js';
 import { OrtSelect, OrtVision } from './inference/engines.js';
 import { InferenceSession } from './inference-session.js';
 import { loadModel } from './model-dir.js';
-import { testAssets, testConfig, tfjsAnswer } from './test-model.js';
+import { testAssets, testConfig, tfjsAnswer, shippedModelDir } from './test-model.js';
 import { disposeFeatures, videoFeatures } from './video-features.js';
 
 // issue #18 item 3: one inference path; its answers equal the training (tfjs) path's (spec §1.1 (a)–(e), §1.2, §3).
@@ -109,13 +108,13 @@ describe('InferenceSession', () => {
 
   it('the shipped default model: open() runs the ONNX tower, and answers equal the tfjs path for two seeds', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'bvllm-session-cache-'));
-    const session = await InferenceSession.open(defaultModelDir(), { cacheDir });
+    const session = await InferenceSession.open(shippedModelDir(), { cacheDir });
     // Every module is an onnxruntime session on the export; no tfjs model was built for it.
     expect(session.vision).toBeInstanceOf(OrtVision);
     expect((session.vision as OrtVision).encoder).toBeInstanceOf(OrtVisionEncoder);
     expect(session.decoder.runtime).toBe('onnx');
     expect(readdirSync(session.exportDir!).sort()).toEqual(expect.arrayContaining(['frame-mix.onnx', 'frame-select.onnx', 'llm', 'manifest.json', 'spatial-sample.onnx', 'vision.onnx']));
-    const model = loadModel(defaultModelDir());
+    const model = loadModel(shippedModelDir());
     const features = await videoFeatures(model, video);
     const encoded = await session.encode(video);
     const back = encoded.toFeatures();
@@ -131,7 +130,7 @@ describe('InferenceSession', () => {
       expect(b.text.length).toBeGreaterThan(0);
     }
     // A second open finds the export (same fingerprint) instead of writing another.
-    const again = await InferenceSession.open(defaultModelDir(), { cacheDir });
+    const again = await InferenceSession.open(shippedModelDir(), { cacheDir });
     expect(again.exportDir).toBe(session.exportDir);
     expect(readdirSync(cacheDir).filter((f) => f.startsWith('modules-'))).toHaveLength(1);
     await again.close();

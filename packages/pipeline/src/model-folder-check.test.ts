@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BvllmError, NonFiniteWeightsError, initBackend } from '@bvllm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelDir } from './default-model.js';
 import { InferenceSession } from './inference-session.js';
 import { loadModel } from './model-dir.js';
 import { checkModelFolder } from './model-folder-check.js';
+import { shippedModelDir } from './test-model.js';
 
 let root: string;
 
@@ -26,7 +26,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 /** A copy of the default model, changed by `edit`. */
 function folder(name: string, edit: (dir: string) => void): string {
   const dir = join(root, name);
-  cpSync(defaultModelDir(), dir, { recursive: true });
+  cpSync(shippedModelDir(), dir, { recursive: true });
   edit(dir);
   return dir;
 }
@@ -134,7 +134,7 @@ describe('hostile model folders fail fast with a stable code', () => {
   });
 
   it('the shipped model passes, and a session skips nothing it needs', () => {
-    const { unexpected, config } = checkModelFolder(defaultModelDir());
+    const { unexpected, config } = checkModelFolder(shippedModelDir());
     expect(unexpected).toEqual([]);
     expect(config.name).toBe('bvllm-tiny');
   });

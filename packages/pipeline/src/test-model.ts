@@ -1,22 +1,35 @@
 /** Tiny tokenizers and configs for this package's tests (not exported from the package). */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QuestionTokenizer, Rng, tf, type FrameFeatures } from '@bvllm/core';
-import { Qwen2Tokenizer, QWEN2_DEFAULT_CHAT_TEMPLATE, generateText, spliceVisual, tokenizeChat } from '@bvllm/llm-bridge';
+import { fileURLToPath } from 'node:url';
+import { QuestionTokenizer, Rng, buildWordPieceVocab, tf, type FrameFeatures } from '@bvllm/core';
+import {
+  QWEN2_CHAT_SPECIAL_TOKENS,
+  Qwen2Tokenizer,
+  QWEN2_DEFAULT_CHAT_TEMPLATE,
+  byteBpeTokenizerJson,
+  generateText,
+  spliceVisual,
+  tokenizeChat,
+  trainByteBpe,
+} from '@bvllm/llm-bridge';
 import { disposeVisualPath, type BvllmAssets, type BvllmModel } from './bvllm-model.js';
 import { QUESTION_TOKENIZER_DIR } from './model-dir.js';
 import type { PipelineConfigInput } from './pipeline-config.js';
-import { byteBpeTokenizerJson, trainByteBpe } from './recipes/byte-bpe.js';
-import { buildWordPieceVocab } from './recipes/wordpiece-vocab.js';
-import { TINY_SPECIAL_TOKENS } from './recipes/tiny-recipe.js';
+
+/**
+ * The shipped default model's folder, a trained model for the tests that need one. By path: @bvllm/bvllm-tiny holds
+ * it and depends on this package, so this package cannot depend on it.
+ */
+export const shippedModelDir = (): string => fileURLToPath(new URL('../../bvllm-tiny/models/bvllm-tiny', import.meta.url));
 
 const corpus = ['What colour is the square?', 'red', 'blue', 'What shape flashed briefly?', 'circle', 'system\nYou are a helpful assistant.', 'user\n', 'assistant\n'];
 
 const tokenizerConfig = { eos_token: '<|im_end|>', pad_token: '<|endoftext|>', chat_template: QWEN2_DEFAULT_CHAT_TEMPLATE };
 
 function tokenizerJson(): Record<string, unknown> {
-  const { vocab, merges } = trainByteBpe(corpus, { merges: 40, specialTokens: TINY_SPECIAL_TOKENS });
-  return byteBpeTokenizerJson(vocab, merges, TINY_SPECIAL_TOKENS);
+  const { vocab, merges } = trainByteBpe(corpus, { merges: 40, specialTokens: QWEN2_CHAT_SPECIAL_TOKENS });
+  return byteBpeTokenizerJson(vocab, merges, QWEN2_CHAT_SPECIAL_TOKENS);
 }
 
 export function testAssets(): BvllmAssets {

@@ -14,7 +14,11 @@ export interface TrainBvllmOptions {
   /** A feature cache folder, so a second run (or the other stage) never re-decodes the videos. */
   featureCacheDir?: string;
   progress?: ProgressSink;
+  /** Names the run on its progress bar (a recipe running several). */
+  label?: string;
   signal?: AbortSignal;
+  /** Ends the run after this update, with a checkpoint there, as an interrupted job would. */
+  stopAtStep?: number;
   onFeatures?: (done: number, total: number) => void;
 }
 
@@ -106,7 +110,9 @@ export async function trainBvllm(model: BvllmModel, config: TrainingConfig, opti
       outDir: options.outDir,
       resume: options.resume,
       progress: options.progress,
+      label: options.label,
       signal: options.signal,
+      stopAtStep: options.stopAtStep,
     });
   } finally {
     if (model.lora) model.lora.training = false;

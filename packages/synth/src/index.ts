@@ -1,7 +1,8 @@
 export { synthConfigSchema, TASKS, FORMS, LONG_DURATIONS_SEC, type SynthConfig, type SynthConfigInput, type TaskName, type QuestionForm } from './config.js';
 export { SHAPES, COLOURS, PALETTE, DIRECTIONS, COUNTS, OPTION_LETTERS, type ShapeName, type ColourName, type Direction } from './vocabulary.js';
 export { centreAt, isVisible, frameTimeSec, oneFpsFrameIndices, uniformFrameIds, BOUNDING_RADIUS_FACTOR, type Scene, type SceneObject, type Point } from './scene.js';
-export { renderFrame, renderVideoFrames, shapeContains } from './render.js';
+export { renderFrame, renderVideoFrames, shapeContains, forEachObjectPixel } from './render.js';
+export { frameLabels, cellPairLabels, PAIR_CLASSES, CELL_GRID, type FrameLabels } from './frame-labels.js';
 export { placeObjects, type ObjectRequest, type Canvas } from './placement.js';
 export { QUESTION_FAMILIES, generateQuestion, type GeneratedQuestion } from './questions/generate-question.js';
 export type { FamilyContext, FamilyDraw, QuestionFamily } from './questions/family.js';

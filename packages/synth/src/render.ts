@@ -2,7 +2,7 @@
  * Rasterising a scene into RGB frames: one sample per pixel centre, no anti-aliasing, so every pixel is exactly the
  * background or exactly one palette colour and tests can compare bytes.
  */
-import { BOUNDING_RADIUS_FACTOR, centreAt, frameTimeSec, isVisible, type Scene } from './scene.js';
+import { BOUNDING_RADIUS_FACTOR, centreAt, frameTimeSec, isVisible, type Scene, type SceneObject } from './scene.js';
 import { PALETTE, type ShapeName } from './vocabulary.js';
 
 /**
@@ -28,6 +28,23 @@ export function shapeContains(shape: ShapeName, dx: number, dy: number, r: numbe
   }
 }
 
+/**
+ * Calls `visit(x, y)` for each pixel the object covers at `timeSec` (nothing when it is not visible): the one
+ * rasterisation of a shape, which {@link renderFrame} paints and the frame labels count, so the two cannot disagree.
+ */
+export function forEachObjectPixel(scene: Pick<Scene, 'size'>, object: SceneObject, timeSec: number, visit: (x: number, y: number) => void): void {
+  if (!isVisible(object, timeSec)) return;
+  const { size } = scene;
+  const c = centreAt(object, timeSec);
+  const reach = Math.ceil(BOUNDING_RADIUS_FACTOR * object.radiusPx) + 1;
+  const x0 = Math.max(0, Math.floor(c.x - reach));
+  const x1 = Math.min(size - 1, Math.ceil(c.x + reach));
+  const y0 = Math.max(0, Math.floor(c.y - reach));
+  const y1 = Math.min(size - 1, Math.ceil(c.y + reach));
+  for (let y = y0; y <= y1; y++)
+    for (let x = x0; x <= x1; x++) if (shapeContains(object.shape, x + 0.5 - c.x, y + 0.5 - c.y, object.radiusPx)) visit(x, y);
+}
+
 /** Frame `frameIndex` of the scene as packed RGB bytes, row-major. [size, size, 3] uint8 */
 export function renderFrame(scene: Scene, frameIndex: number): Uint8Array {
   const { size } = scene;
@@ -40,23 +57,13 @@ export function renderFrame(scene: Scene, frameIndex: number): Uint8Array {
   }
   const t = frameTimeSec(scene, frameIndex);
   for (const object of scene.objects) {
-    if (!isVisible(object, t)) continue;
-    const c = centreAt(object, t);
     const [r, g, b] = PALETTE[object.colour];
-    const reach = Math.ceil(BOUNDING_RADIUS_FACTOR * object.radiusPx) + 1;
-    const x0 = Math.max(0, Math.floor(c.x - reach));
-    const x1 = Math.min(size - 1, Math.ceil(c.x + reach));
-    const y0 = Math.max(0, Math.floor(c.y - reach));
-    const y1 = Math.min(size - 1, Math.ceil(c.y + reach));
-    for (let y = y0; y <= y1; y++) {
-      for (let x = x0; x <= x1; x++) {
-        if (!shapeContains(object.shape, x + 0.5 - c.x, y + 0.5 - c.y, object.radiusPx)) continue;
-        const p = (y * size + x) * 3;
-        out[p] = r;
-        out[p + 1] = g;
-        out[p + 2] = b;
-      }
-    }
+    forEachObjectPixel(scene, object, t, (x, y) => {
+      const p = (y * size + x) * 3;
+      out[p] = r;
+      out[p + 1] = g;
+      out[p + 2] = b;
+    });
   }
   return out;
 }

@@ -54,6 +54,7 @@ export {
   type Turn,
   type TokenizedSample,
 } from './preprocess.js';
+export { CaptionInContextDataset, ConcatDataset } from './reading-warmup.js';
 export { InstructDataset, annotationEntry, type AnnotationEntry, type InstructSample, type InstructDatasetOptions } from './instruct-dataset.js';
 export { collateInstruct, type InstructBatch } from './collate.js';
 export { mcqaPrompt, extractMcqaAnswer, optionLetter, MCQA_BENCHMARKS, type McqaBenchmark, type McqaQuestion, type McqaExtraction, type ExtractionVia } from './mcqa.js';

@@ -21,4 +21,10 @@ describe('progress', () => {
     for (let step = 1; step <= 10; step++) reporter.update({ ...figures, step });
     expect(plain.map((l) => l.split(' ')[1])).toEqual(['2/10', '4/10', '6/10', '8/10', '10/10']);
   });
+
+  it('names the run at the start of each line when given a label', () => {
+    const lines: string[] = [];
+    new ProgressReporter({ isTTY: false, write: (t) => lines.push(t) }, 1, 'stage 1').update(figures);
+    expect(lines).toEqual([`stage 1 ${formatProgress(figures)}\n`]);
+  });
 });

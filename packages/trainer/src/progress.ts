@@ -37,13 +37,15 @@ export interface ProgressSink {
 }
 
 export class ProgressReporter {
+  /** @param label names the run at the start of each bar (`vision pre-training [###---] …`) */
   constructor(
     private readonly sink: ProgressSink = process.stderr,
     private readonly logEvery = 1,
+    private readonly label?: string,
   ) {}
 
   update(figures: ProgressFigures): void {
-    const line = formatProgress(figures);
+    const line = this.label ? `${this.label} ${formatProgress(figures)}` : formatProgress(figures);
     if (this.sink.isTTY) this.sink.write(`\r${line}${figures.step === figures.totalSteps ? '\n' : ''}`);
     else if (figures.step % this.logEvery === 0 || figures.step === figures.totalSteps) this.sink.write(`${line}\n`);
   }

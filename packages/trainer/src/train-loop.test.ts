@@ -159,6 +159,23 @@ describe('train', () => {
     model.store.dispose();
   });
 
+  it("tells collate each micro-batch's cursor, the same numbers after a resume as in one run", async () => {
+    const seen = (cursors: number[]) => (batch: Sample[], at: { cursor: number }) => {
+      cursors.push(at.cursor);
+      return collate(batch);
+    };
+    const straight: number[] = [];
+    const model = new TinyClassifier(1);
+    await train({ model, dataset: dataset(samples), collate: seen(straight), config, outDir: tempDir(), progress: quiet().sink });
+    const outDir = tempDir();
+    const resumed: number[] = [];
+    await train({ model, dataset: dataset(samples), collate: seen(resumed), config, outDir, stopAtStep: 2, progress: quiet().sink });
+    await train({ model, dataset: dataset(samples), collate: seen(resumed), config, outDir, resume: 'latest', progress: quiet().sink });
+    expect(straight).toEqual([...straight.keys()]);
+    expect(resumed).toEqual(straight);
+    model.store.dispose();
+  });
+
   it('a run stopped and resumed reaches the same losses and weights as an uninterrupted one', async () => {
     const straight = new TinyClassifier(1);
     const a = await train({ model: straight, dataset: dataset(samples), collate, config, outDir: tempDir(), progress: quiet().sink });

@@ -40,9 +40,10 @@ export interface TrainOptions<Sample, Batch> {
   dataset: TrainDataset<Sample>;
   /**
    * Builds one micro-batch from its samples (padding, masks, decoded frames). A DatasetError or VIDEO_DECODE error
-   * skips the samples that cause it, not the run.
+   * skips the samples that cause it, not the run. `at.cursor` is the micro-batch's place in the run's stream of
+   * micro-batches: a collate that draws at random forks its generator from it, so a resumed run draws the same.
    */
-  collate: (samples: Sample[]) => Batch;
+  collate: (samples: Sample[], at: { cursor: number }) => Batch;
   /**
    * Frees a batch after its step. Default: `tf.dispose(batch)`, every tensor in it; pass your own when the batch
    * holds tensors that outlive it (cached frame features).
@@ -62,6 +63,8 @@ export interface TrainOptions<Sample, Batch> {
   signal?: AbortSignal;
   /** Progress output; defaults to process.stderr. */
   progress?: ProgressSink;
+  /** Names the run on its progress bar (`stage 1 [####--] 4/10 …`), for a recipe that runs several. */
+  label?: string;
   /** Exempts keys from weight decay (HF exempts biases and norms); default all decayed. */
   decay?: (key: string) => boolean;
 }
@@ -128,7 +131,7 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
   const disposeBatch = options.disposeBatch ?? ((batch: Batch) => tf.dispose(batch as unknown as tf.TensorContainer));
   if (dataset.length === 0) throw new InvalidArgumentError('dataset', 'a training run needs at least one sample');
   mkdirSync(outDir, { recursive: true });
-  const reporter = new ProgressReporter(options.progress ?? process.stderr, config.logEvery);
+  const reporter = new ProgressReporter(options.progress ?? process.stderr, config.logEvery, options.label);
   // Folders of saves a killed run never finished; the checkpoint a save had moved aside comes back first.
   const cleaned = cleanStaleCheckpoints(outDir);
   for (const name of cleaned.restored) reporter.note(`restored ${name}, which an interrupted save had moved aside`);
@@ -231,6 +234,7 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
       let epoch = 0;
       for (let micro = 0; micro < config.gradientAccumulationSteps; micro++) {
         const slot = order.microBatch(state.cursor);
+        const at = { cursor: state.cursor };
         epoch = slot.epoch;
         state.cursor += 1;
         const skip = (index: number, error: unknown) => {
@@ -251,13 +255,13 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
         }
         let batch: Batch | undefined;
         try {
-          if (loaded.length) batch = collate(loaded.map((l) => l.sample));
+          if (loaded.length) batch = collate(loaded.map((l) => l.sample), at);
         } catch (error) {
           if (!isSampleError(error)) throw error;
           // A collate that decodes media fails for the whole micro-batch; find the culprit(s) one sample at a time.
           loaded = loaded.filter(({ index, sample }) => {
             try {
-              disposeBatch(collate([sample]));
+              disposeBatch(collate([sample], at));
               return true;
             } catch (single) {
               if (!isSampleError(single)) throw single;
@@ -265,7 +269,7 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
               return false;
             }
           });
-          if (loaded.length) batch = collate(loaded.map((l) => l.sample));
+          if (loaded.length) batch = collate(loaded.map((l) => l.sample), at);
         }
         if (batch === undefined) continue;
         try {

@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultModelDir } from '@bvllm/pipeline';
+import { defaultModelDir } from '@bvllm/bvllm-tiny';
 import { describe, expect, it } from 'vitest';
 import { bvllm } from '../test-workspace.js';
 

@@ -1,5 +1,6 @@
 import { initBackend } from '@bvllm/core';
-import { InferenceSession, defaultModelDir, loadModel, type BvllmModel, type InferenceSessionOptions } from '@bvllm/pipeline';
+import { defaultModelDir } from '@bvllm/bvllm-tiny';
+import { InferenceSession, loadModel, type BvllmModel, type InferenceSessionOptions } from '@bvllm/pipeline';
 
 /** Loads `--model DIR`, or the shipped default model, as a tfjs model (training and feature extraction). */
 export async function loadModelOption(dir: string | undefined): Promise<BvllmModel> {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bvllm, testWorkspace, type TestWorkspace } from '../test-workspace.js';
@@ -60,4 +60,44 @@ describe('bvllm train and eval on a dataset in the official JSON format', () => 
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/^bvllm: error CONFIG_INVALID: .*lr/);
   });
+});
+
+describe('bvllm train-tiny', () => {
+  /** The last progress line of a phase: its updates done and in all. */
+  const bar = (stderr: string, label: string) => {
+    const lines = stderr.split('\n').filter((l) => l.startsWith(`${label} [`));
+    const [, done, total] = /\] (\d+)\/(\d+) /.exec(lines.at(-1) ?? '') ?? [];
+    return { done: Number(done), total: Number(total), eta: lines.every((l) => / ETA \d\d:\d\d:\d\d$/.test(l)) };
+  };
+
+  it('takes every phase budget from its flag and draws a progress bar with ETA for each phase; --base refuses data with words its vocabulary lacks', () => {
+    const work = join(ws.dir, 'tiny-work');
+    const flags = ['--vision-steps', '3', '--pretrain-videos', '1', '--sampler-steps', '2', '--align-steps', '4', '--lm-epochs', '1', '--label-epochs', '2', '--stage1-epochs', '1', '--stage2-epochs', '2'];
+    const run = bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags], 600_000);
+    expect(run.stderr).not.toMatch(/bvllm: error/);
+    expect(run.code).toBe(0);
+    expect(bar(run.stderr, 'vision pre-training')).toEqual({ done: 3, total: 3, eta: true });
+    expect(bar(run.stderr, 'spatial Q-Former pre-training')).toEqual({ done: 2, total: 2, eta: true });
+    expect(bar(run.stderr, 'alignment with the label tokens')).toEqual({ done: 4, total: 4, eta: true });
+    // One epoch of the warm-up reading captions, two reading label tokens, over the same samples (8 per update).
+    const samples = (JSON.parse(readFileSync(join(ws.data, 'train.json'), 'utf8')) as unknown[]).length + 2;
+    const captions = bar(run.stderr, 'LLM warm-up, captions');
+    expect(captions).toEqual({ done: captions.total, total: Math.ceil((samples + 2) / 8), eta: true });
+    expect(bar(run.stderr, 'LLM warm-up, label tokens')).toEqual({ done: 2 * captions.total, total: 2 * captions.total, eta: true });
+    expect(bar(run.stderr, 'stage 1')).toEqual({ done: 1, total: 1, eta: true });
+    expect(bar(run.stderr, 'stage 2')).toEqual({ done: 2 * Math.ceil(samples / 8), total: 2 * Math.ceil(samples / 8), eta: true });
+    expect(existsSync(join(ws.dir, 'tiny', 'model.safetensors'))).toBe(true);
+    // Starting over a work folder that holds a run needs --resume; resuming a finished run only reloads it.
+    expect(bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags]).stderr).toMatch(/^bvllm: error INVALID_ARGUMENT: .*--resume/m);
+
+    const data = join(ws.dir, 'new-words');
+    mkdirSync(data);
+    for (const file of ['val.json', 'test.json', 'scenes.json', 'meta.json']) cpSync(join(ws.data, file), join(data, file));
+    const train = JSON.parse(readFileSync(join(ws.data, 'train.json'), 'utf8')) as { conversations: { value: string }[] }[];
+    train[0].conversations[0].value = '<video>\nWhich zebra crossed?';
+    writeFileSync(join(data, 'train.json'), JSON.stringify(train));
+    const refused = bvllm(['train-tiny', '--data', data, '--out', join(ws.dir, 'refused'), '--work', join(ws.dir, 'refused-work'), '--base', join(work, 'base')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^bvllm: error VOCABULARY_MISMATCH: .*"zebra", "crossed"/m);
+  }, 600_000);
 });

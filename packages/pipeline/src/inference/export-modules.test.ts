@@ -6,10 +6,9 @@ import { ConfigError, Rng, TensorSource, initBackend, storeSource, tf, type Fram
 import { OrtDecoder, Qwen2Model } from '@bvllm/llm-bridge';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BvllmModel } from '../bvllm-model.js';
-import { defaultModelDir } from '../default-model.js';
 import { InferenceSession } from '../inference-session.js';
 import { parsePipelineConfig } from '../pipeline-config.js';
-import { testAssets, testConfig } from '../test-model.js';
+import { testAssets, testConfig, shippedModelDir } from '../test-model.js';
 import { disposeFeatures } from '../video-features.js';
 import { EncodedVideo } from './encoded-video.js';
 import { MODULES_DIR, MODULES_MANIFEST, exportModules, exportedModules, folderFingerprint, modulesKey, readModulesManifest, storeFingerprint } from './export-modules.js';
@@ -75,7 +74,7 @@ describe('exportModules', () => {
 
   it('a folder fingerprint reads headers only and changes with the file; open() prefers <dir>/onnx when its key matches', async () => {
     const folder = join(dir, 'model');
-    cpSync(defaultModelDir(), folder, { recursive: true });
+    cpSync(shippedModelDir(), folder, { recursive: true });
     const before = folderFingerprint(folder);
     expect(folderFingerprint(folder)).toBe(before);
     utimesSync(join(folder, 'model.safetensors'), new Date(), new Date(Date.now() + 5000));

@@ -1,0 +1,10 @@
+export { defaultModelDir } from './default-model.js';
+export { trainTinyModel, TINY_PHASES, type TinyPhase, type TinyRecipeOptions } from './tiny-recipe.js';
+export { tinyPipelineConfig, tinyAblation } from './tiny-config.js';
+export { buildTinyAssets, checkDataFits, trainingCaptions, VocabularyMismatchError } from './tiny-assets.js';
+export { runSteps, type PhaseRun, type StepLoop } from './step-loop.js';
+export { pretrainVision, pairLoss, type VisionPretrainOptions } from './vision-pretrain.js';
+export { mixedBatches, poolBatches, renderedBatches, disposeBatch, type FrameLabelTensors, type PretrainBatch, type PretrainBatchSource } from './pretrain-batches.js';
+export { CELLS, pairEmbeddings, labelTokens, videoCellLabels, pickFrames, collateLabelTokens, labelTokenLoss, type LabelTokenSample, type VideoCellLabels } from './label-tokens.js';
+export { alignVisualTokens, type TokenAlignmentOptions } from './token-alignment.js';
+export { frameVisualTokens, normaliseVisualTokens, pretrainSpatialSampler, type SamplerPretrainOptions } from './sampler-pretrain.js';
