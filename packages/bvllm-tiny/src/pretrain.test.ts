@@ -12,10 +12,10 @@ beforeAll(async () => {
 });
 
 describe('spatial Q-Former pre-training and visual scale', () => {
-  it('lowers the reconstruction loss, then centres visual tokens and scales them to the token-embedding RMS', () => {
+  it('lowers the reconstruction loss, then centres visual tokens and scales them to the token-embedding RMS', async () => {
     const model = BvllmModel.create(testConfig({ spatialSample: { kind: 'qformer', numQueries: 6, tokenBudget: null, qformer: testConfig().spatialSample.qformer } }), testAssets(), 2);
     const pixels = tf.tidy(() => Rng.fromSeed(3).normal([8, 32, 32, 3]) as tf.Tensor4D);
-    const losses = pretrainSpatialSampler(model, poolBatches(pixels), { steps: 30, batchSize: 4, lr: 3e-3, seed: 0 });
+    const losses = await pretrainSpatialSampler(model, poolBatches(pixels), { steps: 30, batchSize: 4, lr: 3e-3, seed: 0 });
     expect(losses.at(-1)!).toBeLessThan(losses[0]);
     normaliseVisualTokens(model, pixels);
     const rms = (t: tf.Tensor) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(t))).dataSync()[0]);
@@ -50,7 +50,7 @@ describe('pairLoss', () => {
 });
 
 describe('vision pre-training with frame labels', () => {
-  it('fits the pixel and label targets together: the loss falls, and the labelled loss exceeds the pixel-only loss', () => {
+  it('fits the pixel and label targets together: the loss falls, and the labelled loss exceeds the pixel-only loss', async () => {
     const rng = Rng.fromSeed(5);
     const pixels = tf.tidy(() => rng.normal([8, 32, 32, 3]) as tf.Tensor4D);
     // Two patches per frame (2 × 2 grid at 32 px, patch 16), labels drawn at random but fixed.
@@ -60,14 +60,14 @@ describe('vision pre-training with frame labels', () => {
       present: tf.tensor2d(Array.from({ length: 8 * PAIR_CLASSES }, () => rng.int(2)), [8, PAIR_CLASSES]),
       cellPairs: tf.zeros([8, 4 * PAIR_CLASSES]) as tf.Tensor2D,
     };
-    const losses = (withLabels: boolean) => {
+    const losses = async (withLabels: boolean) => {
       const model = BvllmModel.create(testConfig(), testAssets(), 4);
-      const out = pretrainVision(model.vision, poolBatches(pixels, withLabels ? labels : undefined), { steps: 40, batchSize: 8, lr: 3e-3, seed: 0 });
+      const out = await pretrainVision(model.vision, poolBatches(pixels, withLabels ? labels : undefined), { steps: 40, batchSize: 8, lr: 3e-3, seed: 0 });
       model.dispose();
       return out;
     };
-    const labelled = losses(true);
-    const plain = losses(false);
+    const labelled = await losses(true);
+    const plain = await losses(false);
     expect(labelled.at(-1)!).toBeLessThan(0.8 * labelled[0]);
     // Cross-entropy over 7 + 6 classes plus binary cross-entropy summed over the pairs (pairLoss) starts near
     // ln 7 + ln 6 + PAIR_CLASSES · ln 2 above the pixel loss; averaged over the pairs it would be ln 2 instead.

@@ -57,7 +57,7 @@ export function frameVisualTokens(model: BvllmModel, pixels: tf.Tensor4D, traini
  * encodes each; the pair loss applies when a batch carries labels) and returns the loss of each step (those before a
  * resume included).
  */
-export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatchSource, options: SamplerPretrainOptions): number[] {
+export async function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatchSource, options: SamplerPretrainOptions): Promise<number[]> {
   const rng = Rng.fromSeed(options.seed).fork('sampler-pretrain');
   const question = model.tokenizeQuestion('');
   const sample = (patches: tf.Tensor3D, training: boolean, noise: Rng) => frameSpatialTokens(model, patches, question, training, noise);
@@ -75,7 +75,7 @@ export function pretrainSpatialSampler(model: BvllmModel, batches: PretrainBatch
   const size = options.batchSize;
   const loop = { steps: options.steps, batchSize: size, params, optimizer, batches, rng, lrAt: (step: number) => cosineLr(options.lr, step, options.steps) };
   try {
-    return runSteps(loop, options.run ?? {}, (step, rng) => {
+    return await runSteps(loop, options.run ?? {}, (step, rng) => {
       const batch = batches.draw(size, rng);
       // The tower is frozen (no trainable variables), so encoding outside the gradient tape costs no gradient.
       const patches = tf.tidy(() => model.vision.encode(batch.pixels).patches);

@@ -24,12 +24,12 @@ afterAll(() => {
 });
 
 /** The tower's pre-training on decoded and freshly rendered frames (the rendered source has a position to restore). */
-function pretrain(run: Parameters<typeof pretrainVision>[2]['run']): { losses: number[]; weights: Float32Array[] } {
+async function pretrain(run: Parameters<typeof pretrainVision>[2]['run']): Promise<{ losses: number[]; weights: Float32Array[] }> {
   const model = BvllmModel.create(testConfig(), testAssets(), 1);
   const settings = parseSynthConfig({ outDir: '/nonexistent', seed: 3, size: 32, counts: { train: 4, val: 0, test: 0 } });
   const batches = mixedBatches([poolBatches(pixels), renderedBatches(settings, 32, 2, 4)]);
   try {
-    const losses = pretrainVision(model.vision, batches, { steps: 5, batchSize: 4, lr: 3e-3, seed: 0, run });
+    const losses = await pretrainVision(model.vision, batches, { steps: 5, batchSize: 4, lr: 3e-3, seed: 0, run });
     return { losses, weights: [...model.vision.variables().values()].map((v) => v.dataSync() as Float32Array) };
   } finally {
     model.dispose();
@@ -37,31 +37,31 @@ function pretrain(run: Parameters<typeof pretrainVision>[2]['run']): { losses: n
 }
 
 describe('runSteps (the pre-training phases)', () => {
-  it('stopped at a step and resumed in a fresh model, ends with the losses and weights of one straight run, bit for bit', () => {
-    const straight = pretrain({});
+  it('stopped at a step and resumed in a fresh model, ends with the losses and weights of one straight run, bit for bit', async () => {
+    const straight = await pretrain({});
     const dir = join(root, 'vision');
-    expect(() => pretrain({ dir, checkpointEvery: 2, stopAtStep: 3 })).toThrow(AbortedError);
+    await expect(pretrain({ dir, checkpointEvery: 2, stopAtStep: 3 })).rejects.toThrow(AbortedError);
     // The checkpoint of the stop, and only the newest one.
     expect(readdirSync(dir)).toEqual(['step-00000003']);
-    const resumed = pretrain({ dir, checkpointEvery: 2, resume: true });
+    const resumed = await pretrain({ dir, checkpointEvery: 2, resume: true });
     expect(resumed.losses).toEqual(straight.losses);
     resumed.weights.forEach((w, i) => expect(Buffer.from(w.buffer).equals(Buffer.from(straight.weights[i].buffer))).toBe(true));
     // A finished phase resumed again only reloads its weights.
-    const again = pretrain({ dir, checkpointEvery: 2, resume: true });
+    const again = await pretrain({ dir, checkpointEvery: 2, resume: true });
     expect(again.losses).toEqual(straight.losses);
   });
 
-  it('draws a progress bar with the phase name, its step count and an ETA', () => {
+  it('draws a progress bar with the phase name, its step count and an ETA', async () => {
     const lines: string[] = [];
-    pretrain({ progress: { write: (t) => lines.push(t) }, label: 'vision pre-training' });
+    await pretrain({ progress: { write: (t) => lines.push(t) }, label: 'vision pre-training' });
     expect(lines.at(-1)).toMatch(/^vision pre-training \[#{20}\] 5\/5 loss [\d.]+ lr [\d.e-]+ [\d.]+ samples\/s ETA 00:00:00\n$/);
   });
 
-  it('saves a checkpoint and throws AbortedError when its signal is aborted', () => {
+  it('saves a checkpoint and throws AbortedError when its signal is aborted', async () => {
     const dir = join(root, 'aborted');
     const controller = new AbortController();
     controller.abort();
-    expect(() => pretrain({ dir, signal: controller.signal })).toThrow(AbortedError);
+    await expect(pretrain({ dir, signal: controller.signal })).rejects.toThrow(AbortedError);
     expect(readdirSync(dir)).toEqual(['step-00000000']);
   });
 });

@@ -108,7 +108,7 @@ function restore(path: string, loop: StepLoop): { rng: Rng; losses: number[] } {
  * Runs `update(step, rng)` (one AdamW update; returns its loss) for steps `0 … loop.steps - 1`, from the newest
  * checkpoint when resuming. Returns the loss of every step, those before a resume included.
  */
-export function runSteps(loop: StepLoop, run: PhaseRun, update: (step: number, rng: Rng) => number): number[] {
+export async function runSteps(loop: StepLoop, run: PhaseRun, update: (step: number, rng: Rng) => number): Promise<number[]> {
   let rng = loop.rng;
   let losses: number[] = [];
   const found = run.resume && run.dir ? newestCheckpoint(run.dir) : undefined;
@@ -120,6 +120,8 @@ export function runSteps(loop: StepLoop, run: PhaseRun, update: (step: number, r
   const checkpoint = () => run.dir && save(run.dir, loop, rng, losses);
   while (losses.length < loop.steps) {
     const step = losses.length;
+    // A turn of the event loop between steps, so a signal handler (Ctrl-C) can abort the run between two of them.
+    if (run.signal) await new Promise((resolve) => setImmediate(resolve));
     if (run.signal?.aborted || step === run.stopAtStep) {
       checkpoint();
       throw new AbortedError(`${run.label ?? 'pre-training'} at step ${step}`, { cause: run.signal?.reason });

@@ -256,8 +256,8 @@ class TinyRun {
 }
 
 /** Phase 1: the vision tower, from scratch (no pretrained tower is downloadable). */
-function pretrainTower(run: TinyRun, frames: PretrainFrames): void {
-  const losses = pretrainVision(run.model.vision, run.pretrainBatches(frames), { steps: run.options.visionSteps ?? 12000, batchSize: 16, lr: 2e-3, seed: run.options.seed, run: run.phaseRun('vision') });
+async function pretrainTower(run: TinyRun, frames: PretrainFrames): Promise<void> {
+  const losses = await pretrainVision(run.model.vision, run.pretrainBatches(frames), { steps: run.options.visionSteps ?? 12000, batchSize: 16, lr: 2e-3, seed: run.options.seed, run: run.phaseRun('vision') });
   run.logLosses('vision', losses);
 }
 
@@ -353,17 +353,17 @@ async function runPhases(options: TinyRecipeOptions, model: BvllmModel, assetsDi
       tf.dispose([...tensors.values()]);
       run.log(`vision tower and LLM from ${options.base}`);
     } else {
-      pretrainTower(run, frames);
+      await pretrainTower(run, frames);
       await warmUpLlm(run, captions);
       await warmUpLabelReading(run);
       saveModel(model, join(options.workDir, 'base'), assetsDir);
     }
     if (model.spatialSample.kind === 'qformer') {
-      const losses = pretrainSpatialSampler(model, run.pretrainBatches(frames), { steps: options.samplerSteps ?? 4000, batchSize: 16, lr: 2e-3, seed: options.seed, run: run.phaseRun('sampler') });
+      const losses = await pretrainSpatialSampler(model, run.pretrainBatches(frames), { steps: options.samplerSteps ?? 4000, batchSize: 16, lr: 2e-3, seed: options.seed, run: run.phaseRun('sampler') });
       run.logLosses('sampler', losses);
     }
     run.log(`visual tokens centred and rescaled by ${normaliseVisualTokens(model, frames.pixels).toFixed(3)} to the token-embedding scale`);
-    const aligned = alignVisualTokens(model, run.pretrainBatches(frames), { steps: options.alignSteps ?? 3000, batchSize: 16, lr: 1e-3, seed: options.seed, run: run.phaseRun('align') });
+    const aligned = await alignVisualTokens(model, run.pretrainBatches(frames), { steps: options.alignSteps ?? 3000, batchSize: 16, lr: 1e-3, seed: options.seed, run: run.phaseRun('align') });
     run.logLosses('align', aligned);
   } finally {
     tf.dispose([frames.pixels, ...Object.values(frames.labels)]);

@@ -32,11 +32,11 @@ function labelledPool(rng: Rng) {
 describe('alignVisualTokens (the visual path learns to say what the label tokens say)', () => {
   const config = testConfig({ spatialSample: { kind: 'qformer', numQueries: CELLS, tokenBudget: null, qformer: { hiddenSize: 32, numLayers: 2, numHeads: 2, intermediateSize: 64, vocabSize: 100, maxPositions: 64, crossAttentionFrequency: 1 } } });
 
-  it('fits the label tokens of labelled frames, training only the spatial sampler and the projector', () => {
+  it('fits the label tokens of labelled frames, training only the spatial sampler and the projector', async () => {
     const model = BvllmModel.create(config, testAssets(), 3);
     const { pixels, labels } = labelledPool(Rng.fromSeed(4));
     const before = new Map([...model.store.entries()].map(([k, v]) => [k, v.clone()]));
-    const losses = alignVisualTokens(model, poolBatches(pixels, labels), { steps: 60, batchSize: 8, lr: 3e-3, seed: 0 });
+    const losses = await alignVisualTokens(model, poolBatches(pixels, labels), { steps: 60, batchSize: 8, lr: 3e-3, seed: 0 });
     expect(losses.at(-1)!).toBeLessThan(0.5 * losses[0]);
     // The loss is the error relative to the targets' mean square: recompute the last one by hand.
     const target = labelTokens(model, tf.reshape(labels.cellPairs, [-1, PAIR_CLASSES]) as tf.Tensor2D);
@@ -54,13 +54,13 @@ describe('alignVisualTokens (the visual path learns to say what the label tokens
     model.dispose();
   });
 
-  it('refuses a sampler whose tokens per frame are not the label tokens per frame, and unlabelled frames, with a typed error', () => {
+  it('refuses a sampler whose tokens per frame are not the label tokens per frame, and unlabelled frames, with a typed error', async () => {
     const model = BvllmModel.create(testConfig(), testAssets(), 3);
     const { pixels, labels } = labelledPool(Rng.fromSeed(4));
-    expect(() => alignVisualTokens(model, poolBatches(pixels, labels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).toThrow(InvalidArgumentError);
-    expect(() => alignVisualTokens(model, poolBatches(pixels, labels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).toThrow(/3 visual tokens per frame; the label tokens are 4/);
+    await expect(alignVisualTokens(model, poolBatches(pixels, labels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).rejects.toThrow(InvalidArgumentError);
+    await expect(alignVisualTokens(model, poolBatches(pixels, labels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).rejects.toThrow(/3 visual tokens per frame; the label tokens are 4/);
     // Frames without labels have nothing to align to.
-    expect(() => alignVisualTokens(model, poolBatches(pixels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).toThrow(/labelled frames/);
+    await expect(alignVisualTokens(model, poolBatches(pixels), { steps: 1, batchSize: 8, lr: 1e-3, seed: 0 })).rejects.toThrow(/labelled frames/);
     tf.dispose([pixels, ...Object.values(labels)]);
     model.dispose();
   });

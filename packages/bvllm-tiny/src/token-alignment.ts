@@ -36,7 +36,7 @@ function alignedKeys(model: BvllmModel): (key: string) => boolean {
  * squared error relative to the targets' mean square, so 1 is "predicts nothing") and returns each step's loss.
  * Batches must carry labels; R must equal the label tokens per frame.
  */
-export function alignVisualTokens(model: BvllmModel, batches: PretrainBatchSource, options: TokenAlignmentOptions): number[] {
+export async function alignVisualTokens(model: BvllmModel, batches: PretrainBatchSource, options: TokenAlignmentOptions): Promise<number[]> {
   const rng = Rng.fromSeed(options.seed).fork('token-alignment');
   const isAligned = alignedKeys(model);
   const params = new Map([...model.store.entries()].filter(([key]) => isAligned(key)));
@@ -45,7 +45,7 @@ export function alignVisualTokens(model: BvllmModel, batches: PretrainBatchSourc
   const pairs = pairEmbeddings(model);
   const loop = { steps: options.steps, batchSize: options.batchSize, params, optimizer, batches, rng, lrAt: (step: number) => cosineLr(options.lr, step, options.steps) };
   try {
-    return runSteps(loop, options.run ?? {}, (step, rng) => {
+    return await runSteps(loop, options.run ?? {}, (step, rng) => {
       const batch = batches.draw(options.batchSize, rng);
       if (!batch.labels) {
         disposeBatch(batch);

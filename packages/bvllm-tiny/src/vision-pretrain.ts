@@ -48,7 +48,7 @@ export function poolTo(pixels: tf.Tensor4D, grid: number): tf.Tensor4D {
  * Trains every parameter of `encoder` in place on batches drawn from `batches` (see pretrain-batches.ts; the label
  * losses apply when a batch carries labels) and returns the loss of each step (those before a resume included).
  */
-export function pretrainVision(encoder: VisionEncoder, batches: PretrainBatchSource, options: VisionPretrainOptions): number[] {
+export async function pretrainVision(encoder: VisionEncoder, batches: PretrainBatchSource, options: VisionPretrainOptions): Promise<number[]> {
   const grid = Math.sqrt(encoder.numPatches);
   const patch = encoder.imageSize / grid;
   const cv = encoder.hiddenSize;
@@ -66,7 +66,7 @@ export function pretrainVision(encoder: VisionEncoder, batches: PretrainBatchSou
   const size = options.batchSize;
   const loop = { steps: options.steps, batchSize: size, params, optimizer, batches, rng, lrAt: (step: number) => cosineLr(options.lr, step, options.steps) };
   try {
-    return runSteps(loop, options.run ?? {}, (step, rng) => {
+    return await runSteps(loop, options.run ?? {}, (step, rng) => {
       const { pixels, labels } = batches.draw(size, rng);
       const { value, grads } = tf.variableGrads(() =>
         tf.tidy(() => {

@@ -223,6 +223,8 @@ export async function train<Sample, Batch>(options: TrainOptions<Sample, Batch>)
 
   try {
     while (state.step < lastStep) {
+      // A turn of the event loop between updates, so a signal handler (Ctrl-C) can abort the run between two of them.
+      if (options.signal) await new Promise((resolve) => setImmediate(resolve));
       if (options.signal?.aborted) {
         save();
         throw new AbortedError(`training at update ${state.step}`, { cause: options.signal.reason });

@@ -1,5 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bvllm, testWorkspace, type TestWorkspace } from '../test-workspace.js';
 
@@ -70,13 +72,13 @@ describe('bvllm train-tiny', () => {
     return { done: Number(done), total: Number(total), eta: lines.every((l) => / ETA \d\d:\d\d:\d\d$/.test(l)) };
   };
 
-  it('takes every phase budget from its flag and draws a progress bar with ETA for each phase; --base refuses data with words its vocabulary lacks', () => {
+  it('takes every phase budget from its flag, draws a progress bar with ETA for each phase, checkpoints on Ctrl-C and resumes bit for bit; --base refuses data with words its vocabulary lacks', async () => {
     const work = join(ws.dir, 'tiny-work');
-    const flags = ['--vision-steps', '3', '--pretrain-videos', '1', '--sampler-steps', '2', '--align-steps', '4', '--lm-epochs', '1', '--label-epochs', '2', '--stage1-epochs', '1', '--stage2-epochs', '2'];
+    const flags = ['--vision-steps', '40', '--pretrain-videos', '1', '--sampler-steps', '2', '--align-steps', '4', '--lm-epochs', '1', '--label-epochs', '2', '--stage1-epochs', '1', '--stage2-epochs', '2'];
     const run = bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags], 600_000);
     expect(run.stderr).not.toMatch(/bvllm: error/);
     expect(run.code).toBe(0);
-    expect(bar(run.stderr, 'vision pre-training')).toEqual({ done: 3, total: 3, eta: true });
+    expect(bar(run.stderr, 'vision pre-training')).toEqual({ done: 40, total: 40, eta: true });
     expect(bar(run.stderr, 'spatial Q-Former pre-training')).toEqual({ done: 2, total: 2, eta: true });
     expect(bar(run.stderr, 'alignment with the label tokens')).toEqual({ done: 4, total: 4, eta: true });
     // One epoch of the warm-up reading captions, two reading label tokens, over the same samples (8 per update).
@@ -87,8 +89,30 @@ describe('bvllm train-tiny', () => {
     expect(bar(run.stderr, 'stage 1')).toEqual({ done: 1, total: 1, eta: true });
     expect(bar(run.stderr, 'stage 2')).toEqual({ done: 2 * Math.ceil(samples / 8), total: 2 * Math.ceil(samples / 8), eta: true });
     expect(existsSync(join(ws.dir, 'tiny', 'model.safetensors'))).toBe(true);
-    // Starting over a work folder that holds a run needs --resume; resuming a finished run only reloads it.
+    // Starting over a work folder that holds a run needs --resume.
     expect(bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags]).stderr).toMatch(/^bvllm: error INVALID_ARGUMENT: .*--resume/m);
+
+    // Ctrl-C in the middle of the tower's pre-training checkpoints it; --resume then ends with the same weights.
+    const interruptedWork = join(ws.dir, 'tiny-interrupted');
+    const args = ['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny-resumed'), '--work', interruptedWork, ...flags];
+    const stopped = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [fileURLToPath(new URL('../../dist/bvllm.js', import.meta.url)), ...args]);
+      let stderr = '';
+      // One Ctrl-C: a second one kills the process at once, as a user pressing it twice means.
+      let sent = false;
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (!sent && /vision pre-training \[[#-]+\] 5\/40 /.test(stderr)) sent = child.kill('SIGINT');
+      });
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toMatch(/^bvllm: error ABORTED: /m);
+    expect(stopped.stderr).toContain(`stopped with checkpoints in ${interruptedWork}; run the same command with --resume to continue`);
+    expect(stopped.stderr).not.toContain('vision pre-training [####################] 40/40');
+    const resumed = bvllm([...args, '--resume'], 600_000);
+    expect(resumed.code).toBe(0);
+    expect(readFileSync(join(ws.dir, 'tiny-resumed', 'model.safetensors')).equals(readFileSync(join(ws.dir, 'tiny', 'model.safetensors')))).toBe(true);
 
     const data = join(ws.dir, 'new-words');
     mkdirSync(data);
