@@ -7,7 +7,7 @@ const report = JSON.parse(execFileSync(bin, ['doctor', '--json', '--size', '64',
 assert.equal(report.backend.choice, 'wasm');
 assert.equal(report.matmul.size, 64);
 assert.ok(report.matmul.gflops > 0);
-// The default model ships inside @bvllm/pipeline's tarball: `bvllm ask` works with no --model.
+// The default model ships inside @bvllm/bvllm-tiny's tarball: `bvllm ask` works with no --model.
 const asked = JSON.parse(execFileSync(bin, ['ask', process.env.BVLLM_SAMPLE_VIDEO, 'What shape flashed briefly?', '--json'], { encoding: 'utf8' }));
 assert.equal(typeof asked.answer, 'string');
 assert.ok(asked.answer.length > 0);
