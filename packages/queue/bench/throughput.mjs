@@ -7,7 +7,7 @@ import { readFileSync, mkdtempSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultModelDir } from '@bvllm/pipeline';
+import { defaultModelDir } from '@bvllm/bvllm-tiny';
 import { generateBenchmark } from '@bvllm/synth';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
