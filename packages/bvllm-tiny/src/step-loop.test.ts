@@ -1,7 +1,7 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortedError, Rng, initBackend, tf } from '@bvllm/core';
+import { AbortedError, CheckpointFormatError, Rng, initBackend, tf } from '@bvllm/core';
 import { BvllmModel } from '@bvllm/pipeline';
 import { parseSynthConfig } from '@bvllm/synth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,5 +63,14 @@ describe('runSteps (the pre-training phases)', () => {
     controller.abort();
     await expect(pretrain({ dir, signal: controller.signal })).rejects.toThrow(AbortedError);
     expect(readdirSync(dir)).toEqual(['step-00000000']);
+  });
+
+  it('refuses a damaged checkpoint with a CheckpointFormatError naming its file', async () => {
+    const dir = join(root, 'damaged');
+    await expect(pretrain({ dir, stopAtStep: 2 })).rejects.toThrow(AbortedError);
+    writeFileSync(join(dir, 'step-00000002', 'state.json'), '{"step": 2');
+    await expect(pretrain({ dir, resume: true })).rejects.toThrow(CheckpointFormatError);
+    writeFileSync(join(dir, 'step-00000002', 'state.json'), JSON.stringify({ step: 2, steps: 5, optimizerStep: 2, rng: { seed: 1, stream: 0, counter: 0 }, position: [], losses: [1] }));
+    await expect(pretrain({ dir, resume: true })).rejects.toThrow(/step-00000002\/state.json.*not a pre-training phase checkpoint/);
   });
 });

@@ -83,9 +83,33 @@ function save(dir: string, loop: StepLoop, rng: Rng, losses: number[]): void {
   for (const name of readdirSync(dir)) if (/^step-\d{8}$/.test(name) && name !== stepName(step)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 
+/** `state.json`, checked field by field: a checkpoint is a file users copy and truncate. */
+function readState(path: string): StepState {
+  const file = join(path, STATE);
+  let state: StepState;
+  try {
+    state = JSON.parse(readFileSync(file, 'utf8')) as StepState;
+  } catch (cause) {
+    throw new CheckpointFormatError(file, 'unreadable JSON', { cause });
+  }
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const valid =
+    count(state?.step) &&
+    count(state.steps) &&
+    count(state.optimizerStep) &&
+    Array.isArray(state.losses) &&
+    state.losses.length === state.step &&
+    state.step <= state.steps &&
+    Array.isArray(state.position) &&
+    state.position.every(count) &&
+    [state.rng?.seed, state.rng?.stream, state.rng?.counter].every(count);
+  if (!valid) throw new CheckpointFormatError(file, 'not a pre-training phase checkpoint (step, steps, optimizerStep, rng, position, losses)');
+  return state;
+}
+
 /** Loads a checkpoint into the loop's parameters and optimizer; returns the generator and losses it saved. */
 function restore(path: string, loop: StepLoop): { rng: Rng; losses: number[] } {
-  const state = JSON.parse(readFileSync(join(path, STATE), 'utf8')) as StepState;
+  const state = readState(path);
   if (state.steps !== loop.steps) throw new CheckpointFormatError(path, `a phase of ${state.steps} steps, resumed as one of ${loop.steps}; a resume must be the same run`);
   const tensors = readSafetensors(join(path, WEIGHTS));
   try {
