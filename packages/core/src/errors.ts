@@ -25,7 +25,12 @@ export type BvllmErrorCode =
   | 'JOB_NOT_FOUND'
   | 'MODEL_MISMATCH'
   | 'JOB_FAILED'
-  | 'VOCABULARY_MISMATCH';
+  | 'VOCABULARY_MISMATCH'
+  | 'STREAM_OPEN'
+  | 'STREAM_NO_VIDEO'
+  | 'STREAM_STALLED'
+  | 'STREAM_CLOSED'
+  | 'STREAM_SNAPSHOT_EXPIRED';
 
 const marker = Symbol.for('bvllm.error');
 

@@ -31,3 +31,5 @@ export { splitTokens, encodeFrameBatches, type FrameEncoder } from './vision-enc
 export { buildVisionGraph, vitWeights, vitWeightsFrom, exportVisionEncoderOnnx, VISION_ONNX_NAMES, VISION_EXPORTER_VERSION, type VisionQuantize, type VisionExportOptions, type VitWeightSource } from './onnx/vision-onnx.js';
 export { OrtVisionEncoder, VISION_ONNX_FILE, type OrtVisionOptions, type OrtVisionSpec, type EncodedBatch, type EncodeBatchesOptions } from './onnx/ort-vision-encoder.js';
 export { vitParameterShapes } from './parameter-shapes.js';
+export { LiveSource, openLiveSource, LIVE_MAX_PIXELS, type LiveFrame, type LiveSourceOptions, type LiveSourceStatus, type LiveSourceState, type LiveSourceEvent, type StreamGap } from './live-source.js';
+export { StreamOpenError, StreamNoVideoError, StreamStalledError, StreamClosedError } from './live-errors.js';
