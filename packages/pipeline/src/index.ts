@@ -51,6 +51,8 @@ export { providersFromEnv, exportCacheDir, type OrtOptions } from './inference/o
 export { setSessionThread, type SessionThread } from '@bvllm/onnx';
 export { ortReport, ffmpegReport, type OrtReport, type FfmpegReport } from './runtime-report.js';
 export { VideoChat } from './video-chat.js';
+export { LiveStream, type LiveStreamOptions, type LiveStreamStatus, type LiveAskOptions, type LiveAskResult } from './live-stream.js';
+export { LiveWindow, WindowSnapshotExpiredError, type LiveWindowOptions, type LiveWindowStatus, type WindowFrame } from './inference/live-window.js';
 export { videoFeatures, disposeFeatures, type VideoFeatureOptions } from './video-features.js';
 export { trainBvllm, precomputeFeatures, collateBvllm, stageDataset, type TrainBvllmOptions } from './train-bvllm.js';
 export { evaluateSplit, readEvalSplit, scoreEvalAnswers, type EvaluateOptions, type EvaluateResult, type EvalQuestion, type EvalVideo, type EvalAnswer } from './evaluate.js';

@@ -228,6 +228,8 @@ export class LiveWindow {
   private readonly window: Entry[] = [];
   private readonly longTerm: Entry[] = [];
   private readonly windowLimit: number;
+  /** Float16 scratch for one frame's patches (the ring copies it). */
+  private readonly half: Uint16Array;
   private closed = false;
 
   constructor(readonly options: LiveWindowOptions) {
@@ -239,6 +241,7 @@ export class LiveWindow {
     const reserve = options.reserveFrames ?? Math.max(16, Math.ceil(30 * fps));
     const memory = options.patchMemoryBytes ?? DEFAULT_PATCH_MEMORY_BYTES;
     const separate = options.selectionFeature !== 'cls';
+    this.half = new Uint16Array(n * c);
     this.ring = new FrameRing(this.windowLimit + reserve, n, c, separate, memory);
     const lt = options.longTerm;
     if (lt) {
@@ -257,7 +260,7 @@ export class LiveWindow {
     // Evicted before the write: the slot the write takes is never one still in the window.
     while (this.window.length && (this.window[0].timestampSec <= frame.timestampSec - windowSec || this.window.length >= this.windowLimit)) this.retire(this.window.shift()!);
     const feature = this.options.selectionFeature === 'cls' ? frame.cls : pool(frame.patches, n, c, this.options.selectionFeature);
-    const half = new Uint16Array(n * c);
+    const half = this.half;
     for (let i = 0; i < half.length; i++) half[i] = f32ToF16(frame.patches[i]);
     const index = this.ring.push(frame.cls, feature, half);
     this.window.push({ ring: this.ring, index, timestampSec: frame.timestampSec, sequence: frame.sequence });
