@@ -117,7 +117,7 @@ class FrameRing {
 
   constructor(
     readonly capacity: number,
-    private readonly n: number,
+    n: number,
     private readonly c: number,
     separateFeature: boolean,
     memoryBytes: number,
