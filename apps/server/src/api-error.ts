@@ -84,6 +84,16 @@ export function toApiError(error: unknown): ApiError {
       // body; nginx's 499 keeps it out of the 5xx counts.
       case 'ABORTED':
         return new ApiError(499, 'invalid_request_error', 'The client closed the request.', 'client_closed_request');
+      // Live streams (issue #22): the reason alone, the message may quote ffmpeg.
+      case 'STREAM_OPEN':
+      case 'STREAM_NO_VIDEO':
+        return invalidRequest(`The stream is unavailable: ${reasonOf(error)}.`, 'stream_unavailable');
+      case 'STREAM_STALLED':
+        return new ApiError(503, 'server_error', `The stream stalled: ${reasonOf(error)}; retry once it is back.`, 'stream_stalled');
+      case 'STREAM_CLOSED':
+        return invalidRequest('The stream is closed or ended before the question could run.', 'stream_closed');
+      case 'STREAM_SNAPSHOT_EXPIRED':
+        return new ApiError(503, 'server_error', "The question took longer than the stream's window reserve; retry.", 'stream_busy');
       case 'INVALID_ARGUMENT':
       case 'CONFIG_INVALID':
         return invalidRequest(error.message, 'invalid_value');

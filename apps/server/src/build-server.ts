@@ -21,6 +21,8 @@ import { MediaSource } from './media-source.js';
 import { Metrics } from './metrics.js';
 import { RequestGuard } from './request-guard.js';
 import { serverConfigSchema, type ServerConfig, type ServerConfigInput } from './server-config.js';
+import { asksAboutStream, streamChatCompletion } from './stream-chat.js';
+import { StreamRegistry, registerStreamRoutes } from './streams.js';
 
 export interface BvllmServer {
   app: FastifyInstance;
@@ -63,6 +65,7 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
   const guard = new RequestGuard({ bindHost: config.host, allowedHosts: config.allowedHosts, apiKey: config.apiKey });
   const samplesPerSec = (session.config.vision.sampling as { samplesPerSec?: number } | undefined)?.samplesPerSec ?? 1;
   const featureCacheDir = config.cacheDir ?? join(work, 'features');
+  const streams = new StreamRegistry(session, config, config.mediaRoot === undefined ? undefined : realpathSync(config.mediaRoot));
   let closing = false;
   const inflight = new Set<AbortController>();
   const metrics = new Metrics(() => ({
@@ -151,6 +154,8 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
   app.get('/metrics', (_request, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
   app.get('/v1/models', () => ({ object: 'list', data: [{ id: session.config.name, object: 'model', created: 0, owned_by: 'bvllm' }] }));
 
+  registerStreamRoutes(app, streams);
+
   app.post<{ Body: ChatRequest }>('/v1/chat/completions', { schema: { body: chatRequestSchema(config.maxTokens) } }, async (request, reply) => {
     const receivedAt = performance.now();
     const controller = new AbortController();
@@ -164,7 +169,7 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
       if (!reply.raw.writableFinished) controller.abort(new AbortedError('the request (client disconnected)'));
     });
     try {
-      await chatCompletion(deps, request.body, reply, controller.signal, receivedAt);
+      await (asksAboutStream(request.body) ? streamChatCompletion(deps, streams, request.body, reply, controller.signal, receivedAt) : chatCompletion(deps, request.body, reply, controller.signal, receivedAt));
     } finally {
       clearTimeout(timer);
       inflight.delete(controller);
@@ -187,7 +192,9 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
         setTimeout(() => app.server.closeAllConnections(), 1000).unref();
       }, config.shutdownGraceMs);
       try {
+        streams.endEvents();
         await app.close();
+        await streams.closeAll();
       } finally {
         clearTimeout(deadline);
         metrics.close();

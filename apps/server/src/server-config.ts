@@ -74,6 +74,21 @@ export const serverConfigSchema = z
      * default, 128 Ki, is about Qwen2's 32 k-token context at 4 characters per token. Default 131072.
      */
     maxPromptChars: z.number().int().positive().default(128 * 1024),
+    /** Live streams open at once (`POST /v1/streams`); past it 429 `too_many_streams`. Default 4. */
+    maxStreams: z.number().int().nonnegative().default(4),
+    /** Longest rolling window a stream may ask for, in seconds. Default 3600. */
+    maxStreamWindowSec: z.number().positive().default(3600),
+    /** Highest sampling rate a stream may ask for, frames per second. Default 4. */
+    maxStreamFps: z.number().positive().max(60).default(4),
+    /**
+     * Share of the wall clock each stream may spend encoding, in (0, 1]; a stream that needs more drops frames
+     * (counted in its status) instead of starving the answers. Default 0.5.
+     */
+    streamCpuShare: z.number().positive().max(1).default(0.5),
+    /** A stream source that gives no frame this long, three times over, fails (`STREAM_OPEN`). Default 10 s. */
+    streamOpenTimeoutMs: z.number().int().positive().default(10_000),
+    /** No frame this long on a running stream: stalled, waiting questions get 503 `stream_stalled`. Default 10 s. */
+    streamStallTimeoutMs: z.number().int().positive().default(10_000),
     /** Width in pixels of the frame thumbnails the web page shows. Default 160. */
     thumbnailWidth: z.number().int().min(16).max(1024).default(160),
   })

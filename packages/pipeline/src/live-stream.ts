@@ -46,6 +46,8 @@ export interface LiveStreamStatus {
   window: LiveWindowStatus;
   /** Mean tower + preprocessing milliseconds per frame (0 before the first batch). */
   encodeMsPerFrame: number;
+  /** Why the stream failed (state `failed`): the source's or the encoder's error. */
+  error?: Error;
 }
 
 export interface LiveAskOptions extends AskOptions {
@@ -118,7 +120,7 @@ export class LiveStream {
     const s = this.source.status();
     return {
       source: this.url,
-      state: this.closed ? 'closed' : s.state,
+      state: this.closed ? 'closed' : this.fatal ? 'failed' : s.state,
       framesSeen: s.framesSeen,
       framesEncoded: this.framesEncoded,
       framesDropped: s.framesDropped,
@@ -126,6 +128,7 @@ export class LiveStream {
       gaps: s.gaps,
       window: this.window.status(),
       encodeMsPerFrame: this.framesEncoded ? this.encodeMs / this.framesEncoded : 0,
+      ...(this.fatal && { error: this.fatal }),
     };
   }
 
@@ -246,6 +249,8 @@ export class LiveStream {
     } catch (error) {
       this.fatal = error as Error;
       this.rejectWaiters(this.fatal);
+      // An encoder failure leaves the source running for nothing.
+      await this.source.close();
     }
   }
 }
