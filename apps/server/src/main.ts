@@ -32,6 +32,10 @@ const usage = `usage: node dist/main.js [--model DIR] [--media-root DIR] [--host
   --allow-remote-media    fetch http(s) media URLs (off by default: SSRF)
   --remote-media-allow L  comma-separated private IPs or CIDR blocks remote media may come from (default none)
   --max-prompt-chars N    most characters of text per request, checked before tokenizing (default 131072)
+  --max-streams N         live streams open at once, POST /v1/streams (default 4)
+  --max-stream-window-sec N  longest rolling window a stream may keep (default 3600)
+  --max-stream-fps N      highest sampling rate a stream may ask for (default 4)
+  --stream-cpu-share F    share of the wall clock each stream may spend encoding, 0-1 (default 0.5)
   --log                   JSON request logs on stdout`;
 
 const MiB = 1024 * 1024;
@@ -59,6 +63,10 @@ function config(values: Record<string, string | boolean | undefined>): ServerCon
     ['allowRemoteMedia', values['allow-remote-media']],
     ['remoteMediaAllowedAddresses', (values['remote-media-allow'] as string | undefined)?.split(',').map((a) => a.trim()).filter(Boolean)],
     ['maxPromptChars', num('max-prompt-chars')],
+    ['maxStreams', num('max-streams')],
+    ['maxStreamWindowSec', num('max-stream-window-sec')],
+    ['maxStreamFps', num('max-stream-fps')],
+    ['streamCpuShare', values['stream-cpu-share'] === undefined ? undefined : Number(values['stream-cpu-share'])],
     ['maxPixels', num('max-pixels')],
     ['maxConnections', num('max-connections')],
     ['maxInflightBodyBytes', num('max-inflight-mb', MiB)],
@@ -89,6 +97,10 @@ async function main(): Promise<void> {
       'allow-remote-media': { type: 'boolean' },
       'remote-media-allow': { type: 'string' },
       'max-prompt-chars': { type: 'string' },
+      'max-streams': { type: 'string' },
+      'max-stream-window-sec': { type: 'string' },
+      'max-stream-fps': { type: 'string' },
+      'stream-cpu-share': { type: 'string' },
       'max-pixels': { type: 'string' },
       'max-connections': { type: 'string' },
       'max-inflight-mb': { type: 'string' },

@@ -49,6 +49,8 @@ function selectionPayload(result: LiveAskResult, id: string) {
     selection: {
       frames: result.selection.frames.map((f) => ({ frame_index: f.frameIndex, timestamp_sec: f.timestampSec, weight: f.weight, merged_queries: f.mergedQueries })),
       frame_weights: result.selection.frameWeights,
+      /** Stream time of each of the window's T frames (what `frame_index` indexes), for drawing the timeline. */
+      frame_timestamps_sec: result.window.timestampsSec,
       visual_tokens: result.selection.visualTokens,
     },
     stream: { id, window: { frames: result.window.frames, from_sec: result.window.fromSec, to_sec: result.window.toSec }, cited_sec: result.citedSec },

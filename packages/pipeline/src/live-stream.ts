@@ -56,8 +56,8 @@ export interface LiveAskOptions extends AskOptions {
 }
 
 export interface LiveAskResult extends AskResult {
-  /** The window the question saw: its frame count and stream-time span. */
-  window: { frames: number; fromSec: number; toSec: number };
+  /** The window the question saw: its frame count, stream-time span and every frame's stream time. */
+  window: { frames: number; fromSec: number; toSec: number; timestampsSec: number[] };
   /** Stream time of each frame the answer used, in the order the LLM saw them. */
   citedSec: number[];
 }
@@ -177,7 +177,7 @@ export class LiveStream {
     await this.ready(options.minFrames ?? 1, options.signal);
     const video = this.snapshot();
     try {
-      const window = { frames: video.numFrames, fromSec: video.timestampsSec[0], toSec: video.timestampsSec[video.numFrames - 1] };
+      const window = { frames: video.numFrames, fromSec: video.timestampsSec[0], toSec: video.timestampsSec[video.numFrames - 1], timestampsSec: [...video.timestampsSec] };
       const answer = this.session.stream(video, turns, options);
       for (;;) {
         const next = await answer.next();

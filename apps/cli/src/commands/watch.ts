@@ -79,7 +79,7 @@ export function registerWatch(program: Command, output: CliOutput): void {
           const next = await answer.next();
           if (next.done) {
             const result = next.value;
-            if (flags.json) output.out(`${JSON.stringify({ question, answer: text, finishReason: result.finishReason, window: result.window, citedSec: result.citedSec })}\n`);
+            if (flags.json) output.out(`${JSON.stringify({ question, answer: text, finishReason: result.finishReason, window: { frames: result.window.frames, fromSec: result.window.fromSec, toSec: result.window.toSec }, citedSec: result.citedSec })}\n`);
             else output.out(`\n${citation(result)}`);
             const note = tokenLimitNote(result.finishReason, maxNewTokens);
             if (note) output.err(note);
