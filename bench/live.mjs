@@ -1,0 +1,127 @@
+// Live streams (issue #22): frames/s a watcher sustains, question latency at stream ages of 1, 10 and 60 minutes
+// (simulated: the stream is pushed through stdin as fast as it encodes), and RSS over a simulated hour. Prints
+// figures and ratios; asserts nothing.
+//
+//   node bench/live.mjs [--model DIR]... [--window-sec 600] [--questions 5] [--size 320x240]
+//
+// Default model: the shipped bvllm-tiny. #18's small config (ViT-B/16 + Qwen2-0.5B) is a folder made by
+// `node packages/pipeline/bench/real-scale.mjs --configs small --keep --work DIR`; pass it with --model.
+// Build first (`pnpm build`): this imports the packages' dist.
+import { spawn } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { initBackend } from '../packages/core/dist/index.js';
+import { InferenceSession, LiveStream, defaultModelDir } from '../packages/pipeline/dist/index.js';
+import { LiveSource, ffmpegPath } from '../packages/vision-encoder/dist/index.js';
+
+const args = process.argv.slice(2);
+const flag = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const models = args.flatMap((a, i) => (a === '--model' ? [args[i + 1]] : []));
+if (models.length === 0) models.push(defaultModelDir());
+const windowSec = Number(flag('window-sec', '600'));
+const questions = Number(flag('questions', '5'));
+const size = flag('size', '320x240');
+
+const mb = (bytes) => (bytes / 1e6).toFixed(0);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** `seconds` of a 1 fps test pattern as MPEG-TS on a pipe: one source frame per stream second, so ffmpeg's own work is small. */
+function feed(seconds) {
+  const stdin = new PassThrough();
+  const child = spawn(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc=s=${size}:r=1`, '-t', String(seconds), '-q:v', '4', '-f', 'mpegts', 'pipe:1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  child.stdout.pipe(stdin);
+  return { stdin, child };
+}
+
+const until = async (check) => {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+};
+
+/** Runs a stream of `seconds` to its end; `onProgress(status)` is called as it goes. */
+async function simulate(session, seconds, onProgress = () => undefined) {
+  const { stdin, child } = feed(seconds);
+  const stream = LiveStream.open(session, '-', { stdin, overflow: 'wait', windowSec });
+  const t0 = performance.now();
+  await until(() => {
+    const s = stream.status();
+    onProgress(s);
+    return s.state === 'ended' && s.framesEncoded === s.framesSeen;
+  });
+  const wall = (performance.now() - t0) / 1000;
+  child.kill('SIGKILL');
+  return { stream, wall };
+}
+
+/** The source alone (decode and sampling, no tower): the ceiling the watcher's rate is compared with. */
+async function sourceRate(seconds) {
+  const { stdin, child } = feed(seconds);
+  const source = new LiveSource('-', { stdin, overflow: 'wait' });
+  const t0 = performance.now();
+  let frames = 0;
+  for (let got; (got = await source.next()).length; ) frames += got.length;
+  child.kill('SIGKILL');
+  await source.close();
+  return frames / ((performance.now() - t0) / 1000);
+}
+
+const info = await initBackend();
+console.log(`backend ${info.choice}; window ${windowSec} s at 1 fps; frames ${size}; ${questions} questions per age`);
+const decodeFps = await sourceRate(600);
+console.log(`source alone (ffmpeg decode + sampling, no tower): ${decodeFps.toFixed(0)} frames/s`);
+
+for (const dir of models) {
+  const session = await InferenceSession.open(dir);
+  console.log(`\nmodel ${session.config.name} (${dir})`);
+
+  // 1. Sustained rate: a 10-minute stream pushed as fast as the watcher takes it (ffmpeg waits, nothing dropped).
+  const sustained = await simulate(session, 600);
+  const s = sustained.stream.status();
+  const fps = s.framesEncoded / sustained.wall;
+  console.log(`sustained: ${fps.toFixed(1)} frames/s (${(fps / decodeFps).toFixed(2)}x the source alone), ${s.encodeMsPerFrame.toFixed(2)} ms/frame preprocess + tower, ${s.framesDropped} dropped`);
+  console.log(`  a live source drops no frame up to ${fps.toFixed(1)} frames/s of sampling (x the server's --stream-cpu-share)`);
+  await sustained.stream.close();
+
+  // 2. Question latency by stream age; 3. RSS over the hour (the 60-minute run).
+  const rows = [];
+  let rss = [];
+  for (const minutes of [1, 10, 60]) {
+    let nextMark = 0;
+    const run = await simulate(session, minutes * 60, (st) => {
+      if (minutes === 60 && st.framesEncoded >= nextMark) {
+        rss.push({ minute: Math.round(st.framesEncoded / 60), rss: process.memoryUsage().rss });
+        nextMark += 600;
+      }
+    });
+    const latencies = [];
+    const visual = [];
+    const tokens = [];
+    let window;
+    for (let q = 0; q < questions; q++) {
+      // The visual path alone (snapshot, selection, merge, sampling, prompt): what the window's size decides.
+      let t0 = performance.now();
+      const video = run.stream.snapshot();
+      await session.prompt(video, [{ role: 'user', content: 'What shape flashed briefly?' }], q);
+      video.close();
+      visual.push(performance.now() - t0);
+      t0 = performance.now();
+      const answer = await run.stream.answer('What shape flashed briefly?', { seed: q });
+      latencies.push(performance.now() - t0);
+      tokens.push(session.assets.tokenizer.encode(answer.text).length);
+      window = answer.window;
+    }
+    rows.push({ minutes, frames: window.frames, span: window.toSec - window.fromSec, p50: median(latencies), visual: median(visual), tokens: median(tokens), bytes: run.stream.status().window.bytes });
+    await run.stream.close();
+  }
+  console.log('age     window frames  span s  visual path p50 ms  (ratio to 10 min)  answer p50 ms  (ratio)  answer tokens p50  window bytes');
+  const ref = rows.find((r) => r.minutes === 10);
+  for (const r of rows)
+    console.log(
+      `${String(r.minutes).padStart(3)} min  ${String(r.frames).padStart(13)}  ${String(r.span).padStart(6)}  ${r.visual.toFixed(1).padStart(18)}  ${(r.visual / ref.visual).toFixed(2).padStart(17)}  ${r.p50.toFixed(1).padStart(13)}  ${(r.p50 / ref.p50).toFixed(2).padStart(7)}  ${String(r.tokens).padStart(17)}  ${r.bytes}`,
+    );
+  const first = rss.find((r) => r.minute >= windowSec / 60) ?? rss[0];
+  console.log(`RSS over the simulated hour (MB): ${rss.map((r) => `${r.minute} min ${mb(r.rss)}`).join(', ')}`);
+  console.log(`  peak after the first window / at the first window: ${(Math.max(...rss.filter((r) => r.minute >= first.minute).map((r) => r.rss)) / first.rss).toFixed(3)}`);
+  await session.close();
+}
