@@ -56,7 +56,7 @@ export interface LiveAskOptions extends AskOptions {
 }
 
 export interface LiveAskResult extends AskResult {
-  /** The window the question saw: its frame count, stream-time span and every frame's stream time. */
+  /** The frames the question saw (long-term memory, then the window): count, stream-time span, each frame's time. */
   window: { frames: number; fromSec: number; toSec: number; timestampsSec: number[] };
   /** Stream time of each frame the answer used, in the order the LLM saw them. */
   citedSec: number[];
