@@ -143,6 +143,30 @@ describe('LiveStream', () => {
     await expect(stream.answer('Still there?')).rejects.toMatchObject({ code: 'STREAM_CLOSED' });
   }, 60_000);
 
+  it('a CPU share caps the time spent encoding; a source faster than that loses frames, counted', async () => {
+    const run = async (overflow: 'wait' | 'drop', seconds: number) => {
+      const stdin = new PassThrough();
+      // One source frame per second: ffmpeg gives the sampled frames as fast as it can write them.
+      sender(['-f', 'lavfi', '-i', 'testsrc=s=64x64:r=1', '-t', String(seconds), '-f', 'mpegts', 'pipe:1']).stdout!.pipe(stdin);
+      const events: LiveSourceEvent[] = [];
+      const stream = LiveStream.open(session, '-', { stdin, overflow, windowSec: 60, batchSize: 1, cpuShare: 0.2, onEvent: (e) => events.push(e) });
+      const t0 = performance.now();
+      await until(() => events.some((e) => e.type === 'ended') && stream.status().framesEncoded + stream.status().framesDropped === stream.status().framesSeen, 40_000);
+      const wall = performance.now() - t0;
+      const status = stream.status();
+      await stream.close();
+      return { wall, status };
+    };
+    const paced = await run('wait', 60);
+    expect(paced.status.framesEncoded).toBe(60);
+    // After each frame's t ms of encoding it rests 4t: at least 5× the encoding time passes.
+    expect(paced.wall).toBeGreaterThanOrEqual(0.95 * 5 * paced.status.encodeMsPerFrame * 60);
+    const live = await run('drop', 600);
+    expect(live.status.framesSeen).toBe(600);
+    expect(live.status.framesDropped).toBeGreaterThan(0);
+    expect(live.status.framesEncoded + live.status.framesDropped).toBe(600);
+  }, 60_000);
+
   it('a question waiting on a stalled source gets a StreamStalledError', async () => {
     const port = await freeUdpPort();
     const stream = LiveStream.open(session, `udp://127.0.0.1:${port}`, { windowSec: 30, openTimeoutMs: 8000, stallTimeoutMs: 1000, backoffMs: 100 });
