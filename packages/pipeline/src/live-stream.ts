@@ -225,14 +225,17 @@ export class LiveStream {
     const s = pre.cropSize;
     const c = vision.hiddenSize;
     const batch = this.options.batchSize ?? this.session.config.vision.batchSize;
+    let pixels: Float32Array | undefined;
     try {
       while (!this.closed) {
         const frames = await this.source.next(batch);
         if (frames.length === 0 || this.closed) break;
         const t0 = performance.now();
-        const pixels = new Float32Array(frames.length * s * s * 3);
-        frames.forEach((f, i) => pixels.set(preprocessClip(f.rgb, f.width, f.height, pre), i * s * s * 3));
-        const out = await vision.encode(pixels, frames.length);
+        // One pixel buffer per batch size, reused: a long stream should not churn a batch of floats per batch.
+        if (pixels?.length !== frames.length * s * s * 3) pixels = new Float32Array(frames.length * s * s * 3);
+        const batchPixels = pixels;
+        frames.forEach((f, i) => batchPixels.set(preprocessClip(f.rgb, f.width, f.height, pre), i * s * s * 3));
+        const out = await vision.encode(batchPixels, frames.length);
         if (this.closed) break;
         const per = out.numPatches * c;
         frames.forEach((f, i) =>
