@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -199,6 +199,20 @@ describe('/v1/streams', () => {
     expect(unknown.status).toBe(404);
     expect((await json(unknown)).error.code).toBe('stream_not_found');
   });
+
+  it('a playlist under the media root is read as MPEG-TS, so it opens none of the files it names', async () => {
+    const playlist = join(inject('mediaRoot'), `list-${process.pid}.m3u8`);
+    writeFileSync(playlist, `#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n${pathToFileURL(join(inject('mediaRoot'), 'clip.mp4')).href}\n#EXT-X-ENDLIST\n`);
+    try {
+      const base = await serve({ mediaRoot: inject('mediaRoot'), streamOpenTimeoutMs: 2000 });
+      const stream = await json(await post(base, '/v1/streams', { source: pathToFileURL(playlist).href }));
+      const answer = await ask(base, stream.id);
+      expect((await json(answer)).error.code).toBe('stream_unavailable');
+      expect((await json(await fetch(`${base}/v1/streams/${stream.id}`))).status).toMatchObject({ state: 'failed', frames_seen: 0 });
+    } finally {
+      rmSync(playlist, { force: true });
+    }
+  }, 30_000);
 
   it('a stream that never opens fails typed: its status says why and a question about it gets 400', async () => {
     const base = await serve({ streamOpenTimeoutMs: 300 });

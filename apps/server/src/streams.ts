@@ -9,7 +9,8 @@
  * `allowRemoteMedia`, and a loopback, link-local or private host is refused unless allow-listed — checked before
  * every (re)connect, for IP literals and for every address a name resolves to. ffmpeg then resolves the name
  * again itself, and an HLS playlist names segment URLs ffmpeg fetches unchecked: enable remote streams only for
- * sources you trust. `file://` must be a named pipe or file under the media root; stdin and devices are refused.
+ * sources you trust. `file://` must be a named pipe or file under the media root, read as MPEG-TS over the file
+ * protocol alone (a playlist there opens nothing); stdin and devices are refused.
  */
 import { randomUUID } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
@@ -107,7 +108,7 @@ export class StreamRegistry {
       throw invalidRequest(`window_sec: ${windowSec} is over this server's limit of ${config.maxStreamWindowSec} s.`, 'window_too_large', 'window_sec');
     const fps = request.fps ?? 1;
     if (fps > config.maxStreamFps) throw invalidRequest(`fps: ${fps} is over this server's limit of ${config.maxStreamFps}.`, 'fps_too_high', 'fps');
-    const source = await this.checkSource(request.source);
+    const { source, file } = await this.checkSource(request.source);
     const id = `stream-${randomUUID()}`;
     const stream = Live.open(this.session, source, {
       windowSec,
@@ -117,6 +118,9 @@ export class StreamRegistry {
       openTimeoutMs: config.streamOpenTimeoutMs,
       stallTimeoutMs: config.streamStallTimeoutMs,
       checkSource: (url) => this.checkHost(url),
+      // A pipe or file under the media root is MPEG-TS, read as such: a playlist there must not make ffmpeg open
+      // the files it names.
+      ...(file && { format: 'mpegts', protocols: ['file'] }),
     });
     const entry = { id, stream, created: Math.floor(Date.now() / 1000), windowSec, fps };
     this.streams.set(id, entry);
@@ -140,11 +144,11 @@ export class StreamRegistry {
     await Promise.all(all.map((e) => e.stream.close()));
   }
 
-  /** The source as ffmpeg will open it, or an ApiError on `source`. */
-  private async checkSource(source: string): Promise<string> {
+  /** The source as ffmpeg will open it (and whether it is a media-root file), or an ApiError on `source`. */
+  private async checkSource(source: string): Promise<{ source: string; file?: boolean }> {
     const param = 'source';
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(source)?.[1]?.toLowerCase();
-    if (scheme && LISTENING.has(scheme)) return source;
+    if (scheme && LISTENING.has(scheme)) return { source };
     if (scheme && CONNECTING.has(scheme)) {
       if (!this.config.allowRemoteMedia)
         throw new ApiError(403, 'permission_error', `${param}: remote stream sources are disabled on this server (--allow-remote-media).`, 'remote_media_disabled', param);
@@ -155,7 +159,7 @@ export class StreamRegistry {
         throw invalidRequest(`${param}: not a valid URL.`, 'invalid_url', param);
       }
       await this.checkHost(url);
-      return source;
+      return { source };
     }
     if (scheme === 'file') {
       const root = this.mediaRoot;
@@ -172,7 +176,7 @@ export class StreamRegistry {
       if (!isInside(root, real)) throw new ApiError(403, 'permission_error', `${param}: the path is outside the media root.`, 'media_outside_root', param);
       const info = await stat(real);
       if (!info.isFIFO() && !info.isFile()) throw invalidRequest(`${param}: not a named pipe or a regular file.`, 'invalid_media', param);
-      return real;
+      return { source: real, file: true };
     }
     throw invalidRequest(`${param}: a stream source is udp://, rtp://, rtsp(s)://, http(s)://, srt://, tcp:// or a file:// named pipe under the media root.`, 'invalid_url', param);
   }

@@ -79,6 +79,14 @@ export interface LiveSourceOptions {
   stdin?: Readable;
   /** Read a file input at its native rate (ffmpeg `-re`), as a live source would deliver it. */
   realtime?: boolean;
+  /** The demuxer (`-f`), when it must not be guessed from the bytes (a server's named pipe: `mpegts`). */
+  format?: string;
+  /**
+   * The protocols ffmpeg may open (`-protocol_whitelist`), so a playlist cannot reach beyond them. Default: the
+   * source scheme's own family for network sources (`http(s)` → http, https, tcp, tls, crypto; `rtsp` → rtsp, rtp,
+   * udp, tcp, tls, srtp; …), unrestricted for files, pipes and devices.
+   */
+  protocols?: readonly string[];
   /** Runs before every (re)connect; throwing refuses the source (e.g. the server's remote-address guard). */
   checkSource?: (url: URL) => Promise<void>;
   onEvent?: (event: LiveSourceEvent) => void;
@@ -97,8 +105,30 @@ export interface LiveSourceStatus {
 
 type InputKind = 'stdin' | 'v4l2' | 'network' | 'file';
 
+/** Each network scheme's protocol family: what its streams (and an HLS playlist's segments) may be read over. */
+const PROTOCOLS: Record<string, string[]> = {
+  http: ['http', 'https', 'tcp', 'tls', 'crypto'],
+  https: ['http', 'https', 'tcp', 'tls', 'crypto'],
+  rtsp: ['rtsp', 'rtsps', 'rtp', 'udp', 'tcp', 'tls', 'srtp'],
+  rtsps: ['rtsp', 'rtsps', 'rtp', 'udp', 'tcp', 'tls', 'srtp'],
+  udp: ['udp', 'rtp'],
+  rtp: ['rtp', 'udp'],
+  srt: ['srt'],
+  tcp: ['tcp'],
+};
+
 /** How ffmpeg opens `source`, and whether it is a URL the caller's guard should see. */
-function inputArgs(source: string, realtime: boolean): { kind: InputKind; args: string[]; url?: URL } {
+function inputArgs(source: string, realtime: boolean, format?: string, protocols?: readonly string[]): { kind: InputKind; args: string[]; url?: URL } {
+  const opened = inputKind(source, realtime);
+  const scheme = opened.url?.protocol.replace(/:$/, '');
+  const allowed = protocols ?? (scheme ? PROTOCOLS[scheme] : undefined);
+  const pre = [...(format ? ['-f', format] : []), ...(allowed ? ['-protocol_whitelist', allowed.join(',')] : [])];
+  // The options go right before `-i`, after `-re` / `-rtsp_transport`.
+  const at = opened.args.lastIndexOf('-i');
+  return { ...opened, args: [...opened.args.slice(0, at), ...pre, ...opened.args.slice(at)] };
+}
+
+function inputKind(source: string, realtime: boolean): { kind: InputKind; args: string[]; url?: URL } {
   if (source === '-' || source === 'pipe:0') return { kind: 'stdin', args: ['-i', 'pipe:0'] };
   const v4l2 = /^v4l2:\/\/(.+)$/.exec(source)?.[1] ?? (/^\/dev\/video\d+$/.test(source) ? source : undefined);
   if (v4l2) return { kind: 'v4l2', args: ['-f', 'v4l2', '-i', v4l2] };
@@ -150,7 +180,7 @@ type Outcome = 'exit' | 'stall' | 'open-timeout' | 'no-video' | 'spawn-error' | 
 /** A live source; frames come by {@link next}. `close()` kills ffmpeg and frees the queue. */
 export class LiveSource {
   private readonly fps: number;
-  private readonly opts: Required<Omit<LiveSourceOptions, 'stdin' | 'checkSource' | 'onEvent' | 'fps'>>;
+  private readonly opts: Required<Omit<LiveSourceOptions, 'stdin' | 'checkSource' | 'onEvent' | 'fps' | 'format' | 'protocols'>>;
   private readonly input: { kind: InputKind; args: string[]; url?: URL };
   private state: LiveSourceState = 'opening';
   private queue: LiveFrame[] = [];
@@ -175,7 +205,7 @@ export class LiveSource {
   ) {
     this.fps = options.fps ?? 1;
     if (!(this.fps > 0 && this.fps <= 60)) throw new InvalidArgumentError('fps', `must be in (0, 60], got ${this.fps}`);
-    this.input = inputArgs(source, options.realtime ?? false);
+    this.input = inputArgs(source, options.realtime ?? false, options.format, options.protocols);
     // Regular files and stdin end at EOF; a named pipe reopens for its next writer.
     const ends = this.input.kind === 'stdin' || (this.input.kind === 'file' && isRegularFile(source));
     this.opts = {
