@@ -3,7 +3,7 @@
 // figures and ratios; asserts nothing.
 //
 //   node bench/live.mjs [--model DIR]... [--window-sec 600] [--questions 5] [--size 320x240] [--ages 1,10,60]
-//                       [--sustained-sec 600]
+//                       [--sustained-sec 600] [--max-new-tokens 16]
 //
 // A 60-minute age is also the RSS run; a slow tower (a few frames/s) needs --ages 1,10 to finish in minutes.
 // Default model: the shipped bvllm-tiny. #18's small config (ViT-B/16 + Qwen2-0.5B) is a folder made by
@@ -27,6 +27,8 @@ const questions = Number(flag('questions', '5'));
 const size = flag('size', '320x240');
 const ages = flag('ages', '1,10,60').split(',').map(Number);
 const sustainedSec = Number(flag('sustained-sec', '600'));
+// Answers of at most 16 tokens: a random-weight model (#18's small config) never stops by itself.
+const generation = { maxNewTokens: Number(flag('max-new-tokens', '16')) };
 
 const mb = (bytes) => (bytes / 1e6).toFixed(0);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -110,7 +112,7 @@ for (const dir of models) {
       video.close();
       visual.push(performance.now() - t0);
       t0 = performance.now();
-      const answer = await run.stream.answer('What shape flashed briefly?', { seed: q });
+      const answer = await run.stream.answer('What shape flashed briefly?', { seed: q, generation });
       latencies.push(performance.now() - t0);
       tokens.push(session.assets.tokenizer.encode(answer.text).length);
       window = answer.window;

@@ -5,13 +5,14 @@
  * decoder on it (frame selection → merge → sampling → LLM, seeded as `InferenceSession.stream` seeds it), so a
  * question costs what a question about a W-second video costs, whatever the stream's age, and never re-encodes.
  *
- *   source ─► frames (rgb, stream time) ─► CLIP preprocessing ─► tower ─► window ring (cls, feature, f16 patches)
+ *   source ─► frames (rgb, stream time) ─► CLIP preprocessing (worker threads) ─► tower ─► window ring (cls, feature, f16 patches)
  *   question ─► snapshot [T ≤ W·fps + long-term] ─► session.stream ─► answer citing the frames' stream times
  */
 import { AbortedError, InvalidArgumentError } from '@bvllm/core';
-import { StreamClosedError, StreamStalledError, openLiveSource, preprocessClip, type LiveSource, type LiveSourceEvent, type LiveSourceOptions, type LiveSourceState, type StreamGap } from '@bvllm/vision-encoder';
+import { StreamClosedError, StreamStalledError, openLiveSource, type LiveSource, type LiveSourceEvent, type LiveSourceOptions, type LiveSourceState, type StreamGap } from '@bvllm/vision-encoder';
 import type { AskOptions, AskResult, ChatTurn, InferenceSession } from './inference-session.js';
 import { LiveWindow, type LiveWindowStatus } from './inference/live-window.js';
+import { sharedClipPool, type ClipPool } from './inference/clip-pool.js';
 import type { EncodedVideo } from './inference/encoded-video.js';
 
 export interface LiveStreamOptions extends Omit<LiveSourceOptions, 'onEvent'> {
@@ -31,6 +32,8 @@ export interface LiveStreamOptions extends Omit<LiveSourceOptions, 'onEvent'> {
    */
   cpuShare?: number;
   onEvent?: (event: LiveSourceEvent) => void;
+  /** Where frames are CLIP-preprocessed, off the event loop (default: the process's shared pool). */
+  clipPool?: ClipPool;
 }
 
 export interface LiveStreamStatus {
@@ -226,6 +229,7 @@ export class LiveStream {
     const c = vision.hiddenSize;
     const batch = this.options.batchSize ?? this.session.config.vision.batchSize;
     let pixels: Float32Array | undefined;
+    const clipPool = this.options.clipPool ?? sharedClipPool();
     try {
       while (!this.closed) {
         const frames = await this.source.next(batch);
@@ -234,7 +238,10 @@ export class LiveStream {
         // One pixel buffer per batch size, reused: a long stream should not churn a batch of floats per batch.
         if (pixels?.length !== frames.length * s * s * 3) pixels = new Float32Array(frames.length * s * s * 3);
         const batchPixels = pixels;
-        frames.forEach((f, i) => batchPixels.set(preprocessClip(f.rgb, f.width, f.height, pre), i * s * s * 3));
+        // Off the event loop (a 1080p camera frame is 50–200 ms of resize), each frame at its own size: a live
+        // source may change resolution mid-stream. The frames' bytes are handed to the workers.
+        const done = await Promise.all(frames.map((f) => clipPool.preprocess(f.rgb, f.width, f.height, pre)));
+        done.forEach((p, i) => batchPixels.set(p, i * s * s * 3));
         const out = await vision.encode(batchPixels, frames.length);
         if (this.closed) break;
         const per = out.numPatches * c;
