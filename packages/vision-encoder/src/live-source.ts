@@ -361,7 +361,7 @@ export class LiveSource {
           firstPts = meta.ts;
           // A reconnect: stream time resumes after the wall-clock time the source was away.
           if (this.lastTs !== undefined) {
-            base = this.lastTs + Math.max(1 / this.fps, (performance.now() - this.lastFrameAt) / 1000);
+            base = Math.round((this.lastTs + Math.max(1 / this.fps, (performance.now() - this.lastFrameAt) / 1000)) * 1e6) / 1e6;
             const gap = { fromSec: this.lastTs, toSec: base };
             this.gaps.push(gap);
             this.emit({ type: 'gap', gap });
@@ -369,7 +369,8 @@ export class LiveSource {
           this.connections++;
           this.emit({ type: 'open', connection: this.connections });
         }
-        let ts = base + (meta.ts - firstPts);
+        // Rounded to the microsecond: pts differences carry float noise (2.9999999999999996 for 3 s).
+        let ts = Math.round((base + (meta.ts - firstPts)) * 1e6) / 1e6;
         // A timestamp reset inside one connection (an MPEG-TS discontinuity): re-anchor just after the last frame.
         if (this.lastTs !== undefined && ts <= this.lastTs) {
           base += this.lastTs + 1 / this.fps - ts;
