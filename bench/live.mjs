@@ -120,8 +120,8 @@ for (const dir of models) {
     rows.push({ minutes, frames: window.frames, span: window.toSec - window.fromSec, p50: median(latencies), visual: median(visual), tokens: median(tokens), bytes: run.stream.status().window.bytes });
     await run.stream.close();
   }
-  console.log('age     window frames  span s  visual path p50 ms  (ratio to 10 min)  answer p50 ms  (ratio)  answer tokens p50  window bytes');
   const ref = rows.find((r) => r.minutes === 10) ?? rows.at(-1);
+  console.log(`age     window frames  span s  visual path p50 ms  (ratio to ${ref.minutes} min)  answer p50 ms  (ratio)  answer tokens p50  window bytes`);
   for (const r of rows)
     console.log(
       `${String(r.minutes).padStart(3)} min  ${String(r.frames).padStart(13)}  ${String(r.span).padStart(6)}  ${r.visual.toFixed(1).padStart(18)}  ${(r.visual / ref.visual).toFixed(2).padStart(17)}  ${r.p50.toFixed(1).padStart(13)}  ${(r.p50 / ref.p50).toFixed(2).padStart(7)}  ${String(r.tokens).padStart(17)}  ${r.bytes}`,
