@@ -12,7 +12,8 @@
 import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { initBackend } from '../packages/core/dist/index.js';
-import { InferenceSession, LiveStream, defaultModelDir } from '../packages/pipeline/dist/index.js';
+import { defaultModelDir } from '../packages/bvllm-tiny/dist/index.js';
+import { InferenceSession, LiveStream } from '../packages/pipeline/dist/index.js';
 import { LiveSource, ffmpegPath } from '../packages/vision-encoder/dist/index.js';
 
 const args = process.argv.slice(2);

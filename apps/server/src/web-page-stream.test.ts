@@ -5,7 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { initBackend } from '@bvllm/core';
-import { InferenceSession, defaultModelDir } from '@bvllm/pipeline';
+import { defaultModelDir } from '@bvllm/bvllm-tiny';
+import { InferenceSession } from '@bvllm/pipeline';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';

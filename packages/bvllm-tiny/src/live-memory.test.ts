@@ -3,11 +3,10 @@ import { PassThrough } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { initBackend } from '@bvllm/core';
+import { InferenceSession, LiveStream } from '@bvllm/pipeline';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { defaultModelDir } from './default-model.js';
-import { InferenceSession } from './inference-session.js';
-import { LiveStream } from './live-stream.js';
 
 // issue #22 item 2: an hour of stream at an accelerated rate (frames pushed through stdin without -re) holds RSS
 // within 10% of its value after the first window; the window's own bytes never change.

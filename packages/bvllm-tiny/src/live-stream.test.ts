@@ -1,16 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { initBackend } from '@bvllm/core';
+import { InferenceSession, LiveStream } from '@bvllm/pipeline';
 import { ffmpegPath, type LiveSourceEvent } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelDir } from './default-model.js';
-import { InferenceSession } from './inference-session.js';
-import { LiveStream } from './live-stream.js';
 
 // issue #22 items 2–3: a live stream's window on the shipped default model, asked at any moment.
 const COLOURS = ['red', 'lime', 'blue', 'yellow'];
