@@ -4,13 +4,12 @@
  * or as server-sent events. Headers are sent only once the first token exists, so every failure before it
  * (bad medium, prompt too long, queue full, timeout) still gets its proper HTTP status.
  */
-import { randomUUID } from 'node:crypto';
-import { BvllmError } from '@bvllm/core';
 import type { EncodedVideo, InferenceSession, SelectionSummary } from '@bvllm/pipeline';
 import { contentHash, probeImage, probeVideo, type SamplingOptions } from '@bvllm/vision-encoder';
 import type { FastifyReply } from 'fastify';
-import { ApiError, invalidRequest, toApiError } from './api-error.js';
+import { invalidRequest } from './api-error.js';
 import { toConversation, type ChatRequest } from './chat-request.js';
+import { CompletionResponse, checkModelName, generationOf } from './completion-response.js';
 import type { GenerationQueue } from './generation-queue.js';
 import type { MediaSource } from './media-source.js';
 import type { FeatureCacheLru } from './feature-cache-lru.js';
@@ -50,8 +49,6 @@ export interface SelectionPayload {
 
 const IMAGE = /\.(png|jpe?g|webp|bmp)$/i;
 
-/** OpenAI has no 'eos' or 'context': both end the turn, and running out of context is a length stop. */
-const finishReason = (reason: string) => (reason === 'length' || reason === 'context' ? 'length' : 'stop');
 
 /**
  * Every limit that the header or a probe can decide, before any frame is decoded: pixels (images from their
@@ -91,105 +88,33 @@ async function encode(deps: ChatDeps, path: string, sampling: SamplingOptions | 
   return video;
 }
 
-/** Server-sent events on the raw response; opened lazily at the first chunk. */
-class EventStream {
-  private opened = false;
-  constructor(private readonly reply: FastifyReply) {}
-
-  get started(): boolean {
-    return this.opened;
-  }
-
-  send(payload: unknown): void {
-    if (!this.opened) {
-      this.reply.hijack();
-      this.reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      this.opened = true;
-    }
-    if (!this.reply.raw.destroyed) this.reply.raw.write(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
-  }
-
-  end(): void {
-    if (!this.reply.raw.destroyed) this.reply.raw.end();
-  }
-}
-
 /** Handles the request; throws ApiError (or anything) before the first byte, handles errors itself after it. */
 export async function chatCompletion(deps: ChatDeps, body: ChatRequest, reply: FastifyReply, signal: AbortSignal, receivedAt: number): Promise<void> {
   const { session, config, metrics } = deps;
-  const name = session.config.name;
-  if (body.model !== name) throw new ApiError(404, 'not_found_error', `The model "${body.model}" does not exist; this server serves "${name}".`, 'model_not_found', 'model');
+  checkModelName(body, session.config.name);
   rejectUnsupported(body as unknown as Record<string, unknown>);
   checkControls(body, deps.maxFrames);
   const { turns, media } = toConversation(body, config.maxPromptChars);
-  const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  const generation = {
-    maxNewTokens: body.max_completion_tokens ?? body.max_tokens ?? config.maxTokens,
-    stopStrings: stop,
-    // OpenAI's temperature 0 is greedy decoding; any other value samples. Absent, the model's default applies
-    // (greedy, as the reference evaluates, spec §3).
-    ...(body.temperature != null && (body.temperature === 0 ? { doSample: false } : { doSample: true, temperature: body.temperature })),
-    ...(body.top_p != null && { topP: body.top_p }),
-  };
-  const base = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: name, system_fingerprint: null };
-  const events = body.stream ? new EventStream(reply) : undefined;
+  const generation = generationOf(body, config);
+  const response = new CompletionResponse(reply, body, session, metrics, receivedAt);
   const file = await deps.media.open(media.url, media.param, signal, media.bytes);
   try {
     const admitted = await admitMedium(deps, file.path, media.param, body, signal);
     const outcome = await deps.queue.run(async () => {
       const video = await encode(deps, file.path, admitted.sampling, signal);
       try {
-        const answer = session.stream(video, turns, { seed: body.seed ?? 0, generation, tokenBudget: admitted.tokenBudget, signal });
-        let text = '';
-        for (let first = true; ; first = false) {
-          const next = await answer.next();
-          if (first) {
-            metrics.timeToFirstToken.observe((performance.now() - receivedAt) / 1000);
-            events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
-          }
-          if (next.done) return { text, ...next.value, hit: video.cacheHit, timestampsSec: [...video.timestampsSec] };
-          text += next.value;
-          events?.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: next.value }, logprobs: null, finish_reason: null }] });
-        }
+        const { text, result } = await response.relay(session.stream(video, turns, { seed: body.seed ?? 0, generation, tokenBudget: admitted.tokenBudget, signal }));
+        return { text, ...result, hit: video.cacheHit, timestampsSec: [...video.timestampsSec] };
       } finally {
         video.close();
       }
     }, signal);
-    metrics.generation.observe((performance.now() - receivedAt) / 1000);
-    // The pipeline streams text, not ids, so the answer is re-tokenized; a broken UTF-8 sequence re-encodes to
-    // more ids than were generated, hence the cap.
-    const completionTokens = Math.min(session.assets.tokenizer.encode(outcome.text).length, generation.maxNewTokens);
-    const usage = { prompt_tokens: outcome.selection.promptTokens, completion_tokens: completionTokens, total_tokens: 0 };
-    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-    metrics.completions.add(1, { finish_reason: finishReason(outcome.finishReason) });
-    metrics.promptTokens.add(usage.prompt_tokens);
-    metrics.completionTokens.add(usage.completion_tokens);
     const selection = await selectionPayload(outcome.selection, outcome.timestampsSec, outcome.hit, admitted.evidence, body.bvllm?.thumbnails ? { path: file.path, width: config.thumbnailWidth, signal } : undefined);
-    const finish = finishReason(outcome.finishReason);
     // Deleted before the last byte goes out, so a client that has its answer never sees the upload still on disk.
     await file.release();
-    if (!events) {
-      await reply.send({
-        ...base,
-        object: 'chat.completion',
-        choices: [{ index: 0, message: { role: 'assistant', content: outcome.text, refusal: null }, logprobs: null, finish_reason: finish }],
-        usage,
-        bvllm: { selection },
-      });
-      return;
-    }
-    events.send({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }], bvllm: { selection } });
-    if (body.stream_options?.include_usage) events.send({ ...base, object: 'chat.completion.chunk', choices: [], usage });
-    events.send('[DONE]');
-    events.end();
+    await response.finish({ text: outcome.text, finishReason: outcome.finishReason, promptTokens: outcome.selection.promptTokens, maxNewTokens: generation.maxNewTokens }, { selection });
   } catch (error) {
-    if (BvllmError.isInstance(error) && error.code === 'ABORTED') metrics.aborted.add(1);
-    // Aborted by the server (timeout, shutdown): the signal's reason says what the client should see.
-    const shown = signal.aborted && signal.reason instanceof ApiError ? signal.reason : error;
-    if (!events?.started) throw shown;
-    // Mid-stream the status is already 200: OpenAI's clients raise an APIError for an `error` event.
-    events.send(toApiError(shown).body());
-    events.end();
+    response.fail(error, signal);
   } finally {
     await file.release();
   }
