@@ -3,7 +3,6 @@
  * input, on loopback sources only: UDP MPEG-TS from ffmpeg, HTTP chunked MPEG-TS served by the test, a named pipe.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { defaultModelDir } from '@bvllm/bvllm-tiny';
 import { InferenceSession } from '@bvllm/pipeline';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freeUdpPort } from '../../../test/live/loopback.js';
 import { createServer, type BvllmServer } from './build-server.js';
 import type { ServerConfigInput } from './server-config.js';
 
@@ -35,14 +35,6 @@ async function serve(config: ServerConfigInput = {}): Promise<string> {
   const server = createServer(session, { port: 0, ...config });
   servers.push(server);
   return server.listen();
-}
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
 }
 
 function udpSender(port: number, seconds = 40): void {

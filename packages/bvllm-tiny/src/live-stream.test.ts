@@ -1,5 +1,4 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { initBackend } from '@bvllm/core';
 import { InferenceSession, LiveStream } from '@bvllm/pipeline';
 import { ffmpegPath, type LiveSourceEvent } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeUdpPort } from '../../../test/live/loopback.js';
 import { defaultModelDir } from './default-model.js';
 
 // issue #22 items 2–3: a live stream's window on the shipped default model, asked at any moment.
@@ -38,14 +38,6 @@ afterAll(async () => {
   await session?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 const sender = (args: string[]): ChildProcess => spawn(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
 

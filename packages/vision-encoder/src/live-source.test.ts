@@ -1,22 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freeUdpPort } from '../../../test/live/loopback.js';
 import { ffmpegPath } from './ffmpeg.js';
 import { openLiveSource, type LiveFrame, type LiveSource, type LiveSourceEvent } from './live-source.js';
 
 /** A free UDP port on loopback (bound, read, released). */
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
 /**
  * Grey frames whose level is 20 × the sender's clock (mod 250): a received frame's content says when it was sent,
  * so its timestamp can be checked against the source.

@@ -1,21 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freeUdpPort } from '../../../../test/live/loopback.js';
 import { bvllm } from '../test-workspace.js';
 
 // issue #22 item 4: `bvllm watch` on a loopback stream, with the shipped default model.
 const bin = fileURLToPath(new URL('../../dist/bvllm.js', import.meta.url));
 const SOURCE = ['-f', 'lavfi', '-i', 'testsrc=s=64x64:r=10'];
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 interface Answer {
   question: string;
