@@ -3,3 +3,4 @@ export { serverConfigSchema, type ServerConfig, type ServerConfigInput } from '.
 export { ApiError, type ApiErrorType } from './api-error.js';
 export type { ChatRequest } from './chat-request.js';
 export type { SelectionPayload } from './chat-completion.js';
+export { parseServerFlags, SERVER_FLAGS_HELP, type ServerFlags } from './server-flags.js';

@@ -1,41 +1,28 @@
-import { createServer } from '@bvllm/server';
+import { SERVER_FLAGS_HELP, createServer, parseServerFlags } from '@bvllm/server';
 import type { Command } from 'commander';
 import type { CliOutput } from '../run-cli.js';
-import { RUNTIME_FLAG_HELP, nonNegativeInt, runtimeName } from '../flags.js';
+import { RUNTIME_FLAG_HELP, runtimeName } from '../flags.js';
 import { openSessionOption } from './model-option.js';
-
-interface ServeFlags {
-  model?: string;
-  host?: string;
-  port: number;
-  mediaRoot?: string;
-  cacheDir?: string;
-  runtime?: 'tfjs' | 'onnx';
-}
 
 /**
  * `bvllm serve`: the OpenAI-compatible server (`@bvllm/server`) over one inference session, until SIGINT/SIGTERM
- * (in-flight requests are drained first). The server package's own start command has every limit as a flag.
+ * (in-flight requests are drained first). It takes the server's own start command's flags (`parseServerFlags`,
+ * every limit), plus `--runtime`.
  */
 export function registerServe(program: Command, output: CliOutput): void {
   program
     .command('serve')
-    .description('serve the model over an OpenAI-compatible HTTP API (chat completions about videos and images) and a web page')
-    .option('--model <dir>', 'a B-VLLM model folder (default: the shipped bvllm-tiny)')
-    .option('--host <h>', 'interface to bind', '127.0.0.1')
-    .option('--port <n>', 'TCP port, 0 for any free one', nonNegativeInt, 8000)
-    .option('--media-root <dir>', 'folder file:// media URLs may point into (default: data: URLs only)')
-    .option('--cache-dir <dir>', 'feature cache folder (default: a temp folder)')
+    .description('serve the model over an OpenAI-compatible HTTP API (chat completions about videos, images and live streams) and a web page')
     .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName)
-    .action(async (flags: ServeFlags) => {
-      const session = await openSessionOption(flags.model, { runtime: flags.runtime });
-      const server = createServer(session, {
-        host: flags.host,
-        port: flags.port,
-        ...(flags.mediaRoot !== undefined && { mediaRoot: flags.mediaRoot }),
-        ...(flags.cacheDir !== undefined && { cacheDir: flags.cacheDir }),
-      });
-      const url = await server.listen();
+    // The server's flags are parsed by the server's own table, so both start commands take the same ones.
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .addHelpText('after', `\nServer options (as node apps/server/dist/main.js takes them):\n${SERVER_FLAGS_HELP}`)
+    .action(async (flags: { runtime?: 'tfjs' | 'onnx' }, command: Command) => {
+      const server = parseServerFlags(command.args);
+      const session = await openSessionOption(server.model, { runtime: flags.runtime });
+      const app = createServer(session, server.config, { logger: server.log });
+      const url = await app.listen();
       output.err(`bvllm serve: ${session.config.name} at ${url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
@@ -45,7 +32,7 @@ export function registerServe(program: Command, output: CliOutput): void {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
-      await server.close();
+      await app.close();
       await session.close();
     });
 }
