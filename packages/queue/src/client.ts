@@ -58,14 +58,16 @@ export class QueueClient {
   async status(runId: string): Promise<RunStatus> {
     const info = await readRunInfo(this.connection, runId);
     const counts = await readRunCounts(this.connection, runId);
-    const job = await Job.fromId<unknown, RunResult>(this.reports, info.reportJobId);
-    const state = job ? await job.getState() : 'unknown';
+    // The state first, then the job: read the other way round, a report that completes in between shows as
+    // completed with the returnvalue of the earlier read (null). Completion sets both at once.
+    const state = await this.reports.getJobState(info.reportJobId);
+    const job = state === 'completed' || state === 'failed' ? await Job.fromId<unknown, RunResult>(this.reports, info.reportJobId) : undefined;
     const left = info.total - counts.done - counts.failed;
     const status: RunStatus = {
       runId,
       ...info,
       ...counts,
-      state: state === 'completed' ? 'completed' : state === 'failed' ? 'failed' : 'running',
+      state: job && state === 'completed' ? 'completed' : job && state === 'failed' ? 'failed' : 'running',
       etaMs: counts.done > 0 ? ((Date.now() - info.createdAt) / counts.done) * left : undefined,
     };
     if (status.state === 'completed') status.result = job!.returnvalue;
