@@ -8,8 +8,9 @@ import { initBackend } from '@bvllm/core';
 import { defaultModelDir } from '@bvllm/bvllm-tiny';
 import { InferenceSession } from '@bvllm/pipeline';
 import { ffmpegPath } from '@bvllm/vision-encoder';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { launchChromium } from '../test/browser.js';
 import { createServer, type BvllmServer } from './build-server.js';
 
 let session: InferenceSession;
@@ -23,10 +24,7 @@ beforeAll(async () => {
   session = await InferenceSession.open(defaultModelDir());
   server = createServer(session, { port: 0 });
   url = await server.listen();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

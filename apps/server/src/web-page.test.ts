@@ -6,8 +6,9 @@
 import { join } from 'node:path';
 import { initBackend } from '@bvllm/core';
 import { InferenceSession } from '@bvllm/pipeline';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { launchChromium } from '../test/browser.js';
 import { dataUrl } from '../test/helpers.js';
 import { createServer, type BvllmServer } from './build-server.js';
 import type { SelectionPayload } from './chat-completion.js';
@@ -22,10 +23,7 @@ beforeAll(async () => {
   session = await InferenceSession.open(inject('modelDir'));
   server = createServer(session, { port: 0 });
   url = await server.listen();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
