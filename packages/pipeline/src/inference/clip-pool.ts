@@ -58,10 +58,6 @@ export class ClipPool {
     this.lanes = Array.from({ length: size }, () => new Lane());
   }
 
-  get size(): number {
-    return this.lanes.length;
-  }
-
   /**
    * One RGB frame (`height × width × 3` bytes, interleaved) → float32 NHWC `[S, S, 3]`, exactly `preprocessClip`'s.
    * The frame's buffer is transferred when the frame owns it: do not read `rgb` afterwards.
