@@ -64,14 +64,29 @@ function formatDuration(ms: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-/** Follows a run on stderr: rewritten in place on a terminal, one line at the end otherwise. */
+/** ` (Redis at URL unreachable for 12s; waiting for it)`: what a progress line adds during an outage. */
+export function outageNote(url: string, waitedMs: number): string {
+  return ` (Redis at ${url} unreachable for ${formatDuration(waitedMs)}; waiting for it)`;
+}
+
+/**
+ * Follows a run on stderr: rewritten in place on a terminal, one line at the end otherwise. During a Redis outage
+ * the line says so (a terminal) or one line says it once (a log), instead of the progress silently stopping.
+ */
 async function followRun(client: QueueClient, runId: string, output: CliOutput): Promise<RunResult> {
   const tty = process.stderr.isTTY;
   let last = '';
+  let inOutage = false;
   const result = await client.wait(runId, {
     onStatus: (status) => {
       last = statusLine(status);
+      inOutage = false;
       if (tty) output.err(`\r${last}\x1b[K`);
+    },
+    onUnreachable: (waitedMs) => {
+      if (tty) output.err(`\r${last}${outageNote(client.connection.url, waitedMs)}\x1b[K`);
+      else if (!inOutage) output.err(`bvllm: ${last}${outageNote(client.connection.url, waitedMs)}\n`);
+      inOutage = true;
     },
   });
   output.err(tty ? '\n' : `${last}\n`);

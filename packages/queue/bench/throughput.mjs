@@ -1,7 +1,7 @@
 // Queue throughput (issue #23): videos/s for extract and questions/s for eval with 1 and 2 worker processes (each
 // one onnxruntime thread, so two workers use two cores), the queue's overhead per job against the job's own time,
 // and a projection to N machines from the measured per-job costs and Redis round trips. Prints; asserts nothing.
-// Usage: pnpm --filter @bvllm/queue bench   or   node bench/throughput.mjs [videos=16] [modelDir]   (built dist)
+// Usage: pnpm --filter @bvllm/queue bench   or   node bench/throughput.mjs [videos=128] [modelDir]   (built dist)
 import { spawn } from 'node:child_process';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUE_NAMES, QueueClient, startLocalRedis } from '../dist/index.js';
 
-const VIDEOS = Number(process.argv[2] ?? 16);
+const VIDEOS = Number(process.argv[2] ?? 128);
 const modelDir = process.argv[3] ?? defaultModelDir();
 const TARGET_SPEEDUP = 1.7;
 const TARGET_OVERHEAD_MS = 5;

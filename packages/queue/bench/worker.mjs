@@ -1,6 +1,10 @@
 // One benchmark worker process: `node bench/worker.mjs URL PREFIX THREADS MODEL_DIR`. Opens the model before it
 // prints `ready`, and prints one JSON line per finished job with the processor's own time: {queue, id, ms}.
+import { setSessionThread } from '@bvllm/pipeline';
 import { startWorker } from '../dist/index.js';
+
+// As `bvllm worker` runs it: a batch process computes on the calling thread (no worker-thread hop per call).
+setSessionThread('main');
 
 const [url, prefix, threads, modelDir] = process.argv.slice(2);
 const worker = await startWorker(url, {

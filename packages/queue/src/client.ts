@@ -25,6 +25,11 @@ export interface WaitOptions {
   intervalMs?: number;
   /** Every poll's status, for a progress line. */
   onStatus?: (status: RunStatus) => void;
+  /**
+   * While Redis is unreachable (a poll waits on a connection that is not ready): every `intervalMs`, how long this
+   * poll has waited. Without it a follower's progress line would just stop moving during an outage.
+   */
+  onUnreachable?: (waitedMs: number) => void;
   signal?: AbortSignal;
 }
 
@@ -81,15 +86,34 @@ export class QueueClient {
    * disappears meanwhile (a Redis restarted without its data) throws `RUN_LOST`, an unknown id `JOB_NOT_FOUND`.
    */
   async wait(runId: string, options: WaitOptions = {}): Promise<RunResult> {
+    const intervalMs = options.intervalMs ?? 500;
     for (let seen = false; ; seen = true) {
-      const status = await this.status(runId).catch((error: unknown) => {
-        throw seen && error instanceof JobNotFoundError ? new RunLostError(runId) : error;
-      });
+      const status = await this.whileUnreachable(
+        this.status(runId).catch((error: unknown) => {
+          throw seen && error instanceof JobNotFoundError ? new RunLostError(runId) : error;
+        }),
+        intervalMs,
+        options.onUnreachable,
+      );
       options.onStatus?.(status);
       if (status.state === 'completed') return status.result!;
       if (status.state === 'failed') throw new JobFailedError(runId, status.failedReason ?? 'unknown');
       if (options.signal?.aborted) throw options.signal.reason;
-      await new Promise((r) => setTimeout(r, options.intervalMs ?? 500));
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+
+  /** `poll`, reporting every `intervalMs` it waits while the connection is down. */
+  private async whileUnreachable<T>(poll: Promise<T>, intervalMs: number, report?: (waitedMs: number) => void): Promise<T> {
+    if (!report) return poll;
+    const started = performance.now();
+    const ticker = setInterval(() => {
+      if (this.connection.redis.status !== 'ready') report(performance.now() - started);
+    }, intervalMs);
+    try {
+      return await poll;
+    } finally {
+      clearInterval(ticker);
     }
   }
 

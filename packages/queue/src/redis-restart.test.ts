@@ -49,30 +49,35 @@ async function waitFor(id: string, until: (s: RunStatus) => boolean): Promise<Ru
 }
 
 /** Two workers and an eval run following, until some questions are done and some are not: then Redis is SIGKILLed. */
-async function killMidRun(options: LocalRedisOptions): Promise<{ id: string; result: Promise<unknown>; atKill: RunStatus }> {
+async function killMidRun(options: LocalRedisOptions): Promise<{ id: string; result: Promise<unknown>; atKill: RunStatus; outage: number[] }> {
   redis = await startLocalRedis(options);
   client = await QueueClient.connect(redis.url);
   // A short lock: a job whose lock lapsed while Redis was down is found stalled soon after, and runs again.
   running.push(...(await Promise.all([spawnWorker(redis.url, 'bvllm', 2000), spawnWorker(redis.url, 'bvllm', 2000)])));
   const id = await client.enqueueEval({ annotationsPath: data.split, modelDir, cacheDir: scratch('cache') });
   // The client is already waiting when Redis goes, as `bvllm eval --redis` would be.
-  const result = client.wait(id, { intervalMs: 50 }).then(
+  const outage: number[] = [];
+  const result = client.wait(id, { intervalMs: 50, onUnreachable: (ms) => outage.push(ms) }).then(
     (value) => value,
     (error: unknown) => error,
   );
   const atKill = await waitFor(id, (s) => s.done >= 2 && s.running > 0);
   await redis.stop('SIGKILL');
-  return { id, result, atKill };
+  return { id, result, atKill, outage };
 }
 
 describe('Redis lost mid-run', () => {
   it('restarted with its data: workers and client reconnect, every result arrives, the report is unchanged', async () => {
     const dir = scratch('redis');
-    const { id, result, atKill } = await killMidRun({ dir });
+    const { id, result, atKill, outage } = await killMidRun({ dir });
     expect(atKill.state).toBe('running');
     expect(atKill.done).toBeLessThan(atKill.total);
     // Down for longer than a job's lock, so locks lapse and stall detection has to run after the restart.
     await new Promise((r) => setTimeout(r, 2500));
+    // The follower heard of the outage while it lasted, with how long its poll had waited (not a frozen line).
+    const heard = outage.length;
+    expect(heard).toBeGreaterThan(10);
+    expect(outage.at(-1)!).toBeGreaterThan(1500);
     redis = await startLocalRedis({ port: redis!.port, dir });
     const finished = await result;
     expect(finished).toMatchObject({ kind: 'eval', failures: [] });
