@@ -65,7 +65,9 @@ export function createServer(session: InferenceSession, configInput: ServerConfi
   const guard = new RequestGuard({ bindHost: config.host, allowedHosts: config.allowedHosts, apiKey: config.apiKey });
   const samplesPerSec = (session.config.vision.sampling as { samplesPerSec?: number } | undefined)?.samplesPerSec ?? 1;
   const featureCacheDir = config.cacheDir ?? join(work, 'features');
-  const streams = new StreamRegistry(session, config, config.mediaRoot === undefined ? undefined : realpathSync(config.mediaRoot));
+  const streams = new StreamRegistry(session, config, config.mediaRoot === undefined ? undefined : realpathSync(config.mediaRoot), (host) =>
+    app.log.warn({ host }, 'a live stream request was refused: its host is a loopback, link-local or private address'),
+  );
   let closing = false;
   const inflight = new Set<AbortController>();
   const metrics = new Metrics(() => ({

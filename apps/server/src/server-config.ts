@@ -89,6 +89,11 @@ export const serverConfigSchema = z
     streamOpenTimeoutMs: z.number().int().positive().default(10_000),
     /** No frame this long on a running stream: stalled, waiting questions get 503 `stream_stalled`. Default 10 s. */
     streamStallTimeoutMs: z.number().int().positive().default(10_000),
+    /**
+     * A stream that has failed or ended stays listed this long, so a client can read why, then is removed. It no
+     * longer counts against `maxStreams` meanwhile. Default 300 s.
+     */
+    streamRetainEndedMs: z.number().int().nonnegative().default(300_000),
     /** Width in pixels of the frame thumbnails the web page shows. Default 160. */
     thumbnailWidth: z.number().int().min(16).max(1024).default(160),
   })

@@ -3,8 +3,9 @@
  * input, on loopback sources only: UDP MPEG-TS from ffmpeg, HTTP chunked MPEG-TS served by the test, a named pipe.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { initBackend } from '@bvllm/core';
@@ -150,6 +151,48 @@ describe('/v1/streams', () => {
     }
   }, 60_000);
 
+  it('reads a live HLS playlist through the address-checking proxy; a segment on a refused host is never fetched', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bvllm-hls-'));
+    const fetched: string[] = [];
+    const files = (host: string): Server =>
+      createHttpServer((request, response) => {
+        fetched.push(`${host}${request.url}`);
+        let body: Buffer;
+        try {
+          body = readFileSync(join(dir, new URL(request.url!, 'http://x').pathname.slice(1)));
+        } catch {
+          return void response.writeHead(404).end();
+        }
+        response.writeHead(200).end(body);
+      });
+    const allowed = files('127.0.0.1');
+    const refused = files('127.0.0.2');
+    await new Promise<void>((resolve) => allowed.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => refused.listen(0, '127.0.0.2', resolve));
+    const port = (server: Server) => (server.address() as { port: number }).port;
+    try {
+      // A live playlist as a camera's HLS packager writes it: 1 s segments (a keyframe each second), the last 6 listed.
+      children.push(spawn(ffmpegPath(), ['-loglevel', 'error', '-re', ...SOURCE, '-t', '40', '-g', '10', '-f', 'hls', '-hls_time', '1', '-hls_list_size', '6', join(dir, 'live.m3u8')], { stdio: 'ignore' }));
+      for (const deadline = Date.now() + 15_000; !existsSync(join(dir, 'live.m3u8')) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+      // A hostile playlist on the allowed host: its segment names a host the server must not reach.
+      writeFileSync(join(dir, 'evil.m3u8'), `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://127.0.0.2:${port(refused)}/live0.ts\n#EXTINF:1,\nhttp://127.0.0.2:${port(refused)}/live1.ts\n`);
+      const base = await serve({ allowRemoteMedia: true, remoteMediaAllowedAddresses: ['127.0.0.1'], streamOpenTimeoutMs: 3000 });
+      const good = await json(await post(base, '/v1/streams', { source: `http://127.0.0.1:${port(allowed)}/live.m3u8`, window_sec: 5 }));
+      const evil = await json(await post(base, '/v1/streams', { source: `http://127.0.0.1:${port(allowed)}/evil.m3u8`, window_sec: 5 }));
+      expect((await waitFrames(base, good.id, 2)).status).toMatchObject({ state: 'live' });
+      expect(fetched.some((f) => /^127\.0\.0\.1\/live\d+\.ts$/.test(f))).toBe(true);
+      const status = (await json(await fetch(`${base}/v1/streams/${evil.id}`))).status;
+      expect(status.frames_seen).toBe(0);
+      expect(fetched.filter((f) => f.startsWith('127.0.0.2'))).toEqual([]);
+    } finally {
+      for (const server of [allowed, refused]) {
+        server.closeAllConnections();
+        server.close();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('enforces the limits: streams, window, fps; OpenAI-shaped refusals', async () => {
     const base = await serve({ maxStreams: 1, maxStreamWindowSec: 60, maxStreamFps: 2 });
     const port = await freeUdpPort();
@@ -207,8 +250,8 @@ describe('/v1/streams', () => {
     }
   }, 30_000);
 
-  it('a stream that never opens fails typed: its status says why and a question about it gets 400', async () => {
-    const base = await serve({ streamOpenTimeoutMs: 300 });
+  it('a stream that never opens fails typed: its status says why, a question about it gets 400, and it gives up its slot', async () => {
+    const base = await serve({ streamOpenTimeoutMs: 300, maxStreams: 1, streamRetainEndedMs: 2000 });
     const port = await freeUdpPort();
     const stream = await json(await post(base, '/v1/streams', { source: `udp://127.0.0.1:${port}` }));
     const answer = await ask(base, stream.id);
@@ -216,5 +259,15 @@ describe('/v1/streams', () => {
     expect((await json(answer)).error).toMatchObject({ code: 'stream_unavailable' });
     const status = (await json(await fetch(`${base}/v1/streams/${stream.id}`))).status;
     expect(status).toMatchObject({ state: 'failed', error: { code: 'STREAM_OPEN' } });
+    // The failed stream no longer counts against --max-streams 1: a new one opens beside it.
+    const next = await post(base, '/v1/streams', { source: `udp://127.0.0.1:${await freeUdpPort()}` });
+    expect(next.status).toBe(201);
+    const nextId = (await json(next)).id;
+    const listed = async () => (await json(await fetch(`${base}/v1/streams`))).data.map((s: { id: string }) => s.id);
+    expect(await listed()).toEqual([stream.id, nextId]);
+    // Listed (with its reason) for streamRetainEndedMs, then gone.
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await listed()).toEqual([nextId]);
+    expect((await fetch(`${base}/v1/streams/${stream.id}`)).status).toBe(404);
   }, 30_000);
 });

@@ -7,10 +7,12 @@
  * Sources are guarded as remote media are (`media-source.ts`): `udp://` and `rtp://` only listen, so they are
  * allowed; `rtsp://`, `http(s)://` (HLS too), `srt://` and `tcp://` connect out, so they need
  * `allowRemoteMedia`, and a loopback, link-local or private host is refused unless allow-listed — checked before
- * every (re)connect, for IP literals and for every address a name resolves to. ffmpeg then resolves the name
- * again itself, and an HLS playlist names segment URLs ffmpeg fetches unchecked: enable remote streams only for
- * sources you trust. `file://` must be a named pipe or file under the media root, read as MPEG-TS over the file
- * protocol alone (a playlist there opens nothing); stdin and devices are refused.
+ * every (re)connect, for IP literals and for every address a name resolves to. ffmpeg then connects to the address
+ * checked, not to a fresh lookup of the name (DNS rebinding): RTSP, SRT and TCP sources are opened with the host
+ * replaced by that address, and every HTTP(S) request (an HLS playlist's segments and redirects too, whatever
+ * host they name) goes through the server's address-checking proxy (`guarded-proxy.ts`). `file://` must be a
+ * named pipe or file under the media root, read as MPEG-TS over the file protocol alone (a playlist there opens
+ * nothing); stdin and devices are refused.
  */
 import { randomUUID } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
@@ -21,6 +23,7 @@ import type { InferenceSession, LiveStream, LiveStreamStatus } from '@bvllm/pipe
 import { LiveStream as Live } from '@bvllm/pipeline';
 import type { FastifyInstance } from 'fastify';
 import { ApiError, invalidRequest } from './api-error.js';
+import { GuardedProxy } from './guarded-proxy.js';
 import { RemoteAddressPolicy } from './remote-address.js';
 import type { ServerConfig } from './server-config.js';
 
@@ -59,7 +62,11 @@ interface Entry {
   created: number;
   windowSec: number;
   fps: number;
+  /** When the registry first saw it failed or ended (ms since the epoch). */
+  endedAt?: number;
 }
+
+const isOver = (entry: Entry) => ['failed', 'ended', 'closed'].includes(entry.stream.status().state);
 
 const CONNECTING = new Set(['rtsp', 'rtsps', 'http', 'https', 'srt', 'tcp']);
 const LISTENING = new Set(['udp', 'rtp']);
@@ -73,42 +80,68 @@ const isInside = (root: string, path: string) => {
 export class StreamRegistry {
   private readonly streams = new Map<string, Entry>();
   private readonly addresses: RemoteAddressPolicy;
+  /** Started with the first HTTP(S) stream; every request of those streams' ffmpeg goes through it. */
+  private proxy?: Promise<GuardedProxy>;
   /** Ends each open `/events` response (a shutdown must not wait for them). */
   readonly eventClients = new Set<() => void>();
 
+  /** `onRefused`: hears each host the HTTP(S) proxy refused mid-stream (a playlist's segment host, a redirect). */
   constructor(
     private readonly session: InferenceSession,
     private readonly config: ServerConfig,
     private readonly mediaRoot: string | undefined,
+    private readonly onRefused: (host: string) => void = () => undefined,
   ) {
     this.addresses = new RemoteAddressPolicy(config.remoteMediaAllowedAddresses);
   }
 
+  /** Streams still live (or opening, or reconnecting): what `maxStreams` bounds. */
   get size(): number {
-    return this.streams.size;
+    this.prune();
+    return [...this.streams.values()].filter((e) => !isOver(e)).length;
   }
 
   /** The stream `id`, or 404 `stream_not_found` naming `param`. */
   get(id: string, param: string | null = null): Entry {
+    this.prune();
     const entry = this.streams.get(id);
     if (!entry) throw new ApiError(404, 'not_found_error', `No stream "${id}".`, 'stream_not_found', param);
     return entry;
   }
 
   list(): Entry[] {
+    this.prune();
     return [...this.streams.values()];
+  }
+
+  /**
+   * Removes streams that failed or ended `streamRetainEndedMs` ago (timed from when the registry first saw them
+   * so), freeing what they still hold; a failed source must not keep its slot and window forever.
+   */
+  private prune(): void {
+    const now = Date.now();
+    for (const entry of this.streams.values()) {
+      if (!isOver(entry)) continue;
+      entry.endedAt ??= now;
+      if (now - entry.endedAt < this.config.streamRetainEndedMs) continue;
+      this.streams.delete(entry.id);
+      void entry.stream.close();
+    }
   }
 
   async open(request: OpenStreamRequest): Promise<Entry> {
     const { config } = this;
-    if (this.streams.size >= config.maxStreams)
-      throw new ApiError(429, 'rate_limit_error', `This server holds ${this.streams.size} streams, its limit (--max-streams); close one first.`, 'too_many_streams');
+    const live = this.size;
+    if (live >= config.maxStreams)
+      throw new ApiError(429, 'rate_limit_error', `This server holds ${live} live streams, its limit (--max-streams); close one first.`, 'too_many_streams');
     const windowSec = request.window_sec ?? Math.min(600, config.maxStreamWindowSec);
     if (windowSec > config.maxStreamWindowSec)
       throw invalidRequest(`window_sec: ${windowSec} is over this server's limit of ${config.maxStreamWindowSec} s.`, 'window_too_large', 'window_sec');
     const fps = request.fps ?? 1;
     if (fps > config.maxStreamFps) throw invalidRequest(`fps: ${fps} is over this server's limit of ${config.maxStreamFps}.`, 'fps_too_high', 'fps');
     const { source, file } = await this.checkSource(request.source);
+    const http = /^https?:\/\//i.test(source);
+    const httpProxy = http ? (await (this.proxy ??= GuardedProxy.start(this.addresses, this.onRefused))).url : undefined;
     const id = `stream-${randomUUID()}`;
     const stream = Live.open(this.session, source, {
       windowSec,
@@ -118,6 +151,7 @@ export class StreamRegistry {
       openTimeoutMs: config.streamOpenTimeoutMs,
       stallTimeoutMs: config.streamStallTimeoutMs,
       checkSource: (url) => this.checkHost(url),
+      ...(httpProxy && { httpProxy }),
       // A pipe or file under the media root is MPEG-TS, read as such: a playlist there must not make ffmpeg open
       // the files it names.
       ...(file && { format: 'mpegts', protocols: ['file'] }),
@@ -142,6 +176,7 @@ export class StreamRegistry {
     const all = [...this.streams.values()];
     this.streams.clear();
     await Promise.all(all.map((e) => e.stream.close()));
+    await (await this.proxy)?.close();
   }
 
   /** The source as ffmpeg will open it (and whether it is a media-root file), or an ApiError on `source`. */
@@ -181,19 +216,30 @@ export class StreamRegistry {
     throw invalidRequest(`${param}: a stream source is udp://, rtp://, rtsp(s)://, http(s)://, srt://, tcp:// or a file:// named pipe under the media root.`, 'invalid_url', param);
   }
 
-  /** Refuses a host that is, or resolves to, a loopback, link-local or private address not allow-listed. */
-  private async checkHost(url: URL): Promise<void> {
+  /**
+   * Refuses a host that is, or resolves to, a loopback, link-local or private address not allow-listed. For a
+   * name on a non-HTTP scheme, returns the URL with the host replaced by the address checked, for ffmpeg to open
+   * (HTTP keeps its name, for the Host header and TLS; the proxy checks and pins each of its requests).
+   */
+  private async checkHost(url: URL): Promise<URL | undefined> {
     const forbidden = () =>
       new ApiError(403, 'permission_error', "source: the stream's host is a loopback, link-local or private address; this server does not connect to those.", 'remote_media_forbidden_address', 'source');
-    if (!CONNECTING.has(url.protocol.replace(/:$/, ''))) return;
+    const scheme = url.protocol.replace(/:$/, '');
+    if (!CONNECTING.has(scheme)) return undefined;
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     if (isIP(host)) {
       if (!this.addresses.permits(host)) throw forbidden();
-      return;
+      return undefined;
     }
-    await new Promise<void>((done, fail) =>
-      this.addresses.lookup(host, { all: true }, (error) => (error ? fail(error.name === 'RefusedAddressError' ? forbidden() : invalidRequest('source: the host does not resolve.', 'invalid_url', 'source')) : done())),
+    const address = await new Promise<string>((done, fail) =>
+      this.addresses.lookup(host, {}, (error, address) =>
+        error ? fail(error.name === 'RefusedAddressError' ? forbidden() : invalidRequest('source: the host does not resolve.', 'invalid_url', 'source')) : done(address as string),
+      ),
     );
+    if (scheme === 'http' || scheme === 'https') return undefined;
+    const pinned = new URL(url.href);
+    pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
+    return pinned;
   }
 }
 

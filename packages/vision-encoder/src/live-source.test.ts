@@ -85,6 +85,20 @@ describe('LiveSource', () => {
     expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['open', 'stalled', 'reconnecting', 'gap']));
   }, 40_000);
 
+  it("opens the URL its checkSource returns (the address a guard checked), not the source's own name", async () => {
+    const port = await freeUdpPort();
+    const checked: string[] = [];
+    // `.invalid` never resolves (RFC 6761): frames can only come if ffmpeg was given the pinned address instead.
+    const source = openLiveSource(`udp://camera.invalid:${port}`, {
+      openTimeoutMs: 8000,
+      checkSource: async (url) => (checked.push(url.href), new URL(`udp://127.0.0.1:${url.port}`)),
+    });
+    running.push(source);
+    running.push(sender(['-re', ...CLOCK_SOURCE, '-t', '6', '-f', 'mpegts', `udp://127.0.0.1:${port}?pkt_size=1316`]));
+    expect((await collect(source, 2)).length).toBe(2);
+    expect(checked).toEqual([`udp://camera.invalid:${port}`]);
+  }, 30_000);
+
   it('a source that never sends is a StreamOpenError after its attempts', async () => {
     const port = await freeUdpPort();
     const source = openLiveSource(`udp://127.0.0.1:${port}`, { openTimeoutMs: 600, openAttempts: 2, backoffMs: 50 });

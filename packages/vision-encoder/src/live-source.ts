@@ -87,8 +87,18 @@ export interface LiveSourceOptions {
    * udp, tcp, tls, srtp; …), unrestricted for files, pipes and devices.
    */
   protocols?: readonly string[];
-  /** Runs before every (re)connect; throwing refuses the source (e.g. the server's remote-address guard). */
-  checkSource?: (url: URL) => Promise<void>;
+  /**
+   * Runs before every (re)connect; throwing refuses the source (e.g. the server's remote-address guard). A URL it
+   * returns is what ffmpeg opens this time: the server returns the source with its host replaced by the address
+   * it checked, so ffmpeg's own lookup cannot be answered differently (DNS rebinding).
+   */
+  checkSource?: (url: URL) => Promise<URL | void>;
+  /**
+   * For `http(s)://` sources: an HTTP proxy every request of ffmpeg's goes through (redirects and an HLS
+   * playlist's segments included), e.g. the server's address-checking proxy. ffmpeg's `no_proxy` environment is
+   * cleared so that no host bypasses it.
+   */
+  httpProxy?: string;
   onEvent?: (event: LiveSourceEvent) => void;
 }
 
@@ -118,11 +128,13 @@ const PROTOCOLS: Record<string, string[]> = {
 };
 
 /** How ffmpeg opens `source`, and whether it is a URL the caller's guard should see. */
-function inputArgs(source: string, realtime: boolean, format?: string, protocols?: readonly string[]): { kind: InputKind; args: string[]; url?: URL } {
+function inputArgs(source: string, realtime: boolean, format?: string, protocols?: readonly string[], httpProxy?: string): { kind: InputKind; args: string[]; url?: URL } {
   const opened = inputKind(source, realtime);
   const scheme = opened.url?.protocol.replace(/:$/, '');
-  const allowed = protocols ?? (scheme ? PROTOCOLS[scheme] : undefined);
-  const pre = [...(format ? ['-f', format] : []), ...(allowed ? ['-protocol_whitelist', allowed.join(',')] : [])];
+  const proxied = httpProxy !== undefined && (scheme === 'http' || scheme === 'https');
+  // Through a proxy, HTTPS is a CONNECT tunnel: ffmpeg's `httpproxy` protocol.
+  const allowed = protocols ?? (scheme ? [...(PROTOCOLS[scheme] ?? []), ...(proxied ? ['httpproxy'] : [])] : undefined);
+  const pre = [...(format ? ['-f', format] : []), ...(allowed ? ['-protocol_whitelist', allowed.join(',')] : []), ...(proxied ? ['-http_proxy', httpProxy] : [])];
   // The options go right before `-i`, after `-re` / `-rtsp_transport`.
   const at = opened.args.lastIndexOf('-i');
   return { ...opened, args: [...opened.args.slice(0, at), ...pre, ...opened.args.slice(at)] };
@@ -141,6 +153,13 @@ function inputKind(source: string, realtime: boolean): { kind: InputKind; args: 
   // RTSP over TCP: UDP transport loses packets (and whole frames) on any busy link.
   const transport = scheme.startsWith('rtsp') ? ['-rtsp_transport', 'tcp'] : [];
   return { kind: 'network', args: [...transport, '-i', source], url: new URL(source) };
+}
+
+/** The environment less `no_proxy` / `NO_PROXY`, which would let ffmpeg bypass an explicit `-http_proxy`. */
+function withoutNoProxy(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of Object.keys(out)) if (name.toLowerCase() === 'no_proxy') delete out[name];
+  return out;
 }
 
 /** Bytes from stdout in arrival order, taken out a frame at a time. */
@@ -180,7 +199,7 @@ type Outcome = 'exit' | 'stall' | 'open-timeout' | 'no-video' | 'spawn-error' | 
 /** A live source; frames come by {@link next}. `close()` kills ffmpeg and frees the queue. */
 export class LiveSource {
   private readonly fps: number;
-  private readonly opts: Required<Omit<LiveSourceOptions, 'stdin' | 'checkSource' | 'onEvent' | 'fps' | 'format' | 'protocols'>>;
+  private readonly opts: Required<Omit<LiveSourceOptions, 'stdin' | 'checkSource' | 'onEvent' | 'fps' | 'format' | 'protocols' | 'httpProxy'>>;
   private readonly input: { kind: InputKind; args: string[]; url?: URL };
   private state: LiveSourceState = 'opening';
   private queue: LiveFrame[] = [];
@@ -205,7 +224,7 @@ export class LiveSource {
   ) {
     this.fps = options.fps ?? 1;
     if (!(this.fps > 0 && this.fps <= 60)) throw new InvalidArgumentError('fps', `must be in (0, 60], got ${this.fps}`);
-    this.input = inputArgs(source, options.realtime ?? false, options.format, options.protocols);
+    this.input = inputArgs(source, options.realtime ?? false, options.format, options.protocols, options.httpProxy);
     // Regular files and stdin end at EOF; a named pipe reopens for its next writer.
     const ends = this.input.kind === 'stdin' || (this.input.kind === 'file' && isRegularFile(source));
     this.opts = {
@@ -281,12 +300,15 @@ export class LiveSource {
     let lastReason = '';
     let lastStderr = '';
     for (let attempt = 1; !this.closed; attempt++) {
+      let args = this.input.args;
       try {
-        if (this.input.url && this.options.checkSource) await this.options.checkSource(this.input.url);
+        const pinned = this.input.url && this.options.checkSource ? await this.options.checkSource(this.input.url) : undefined;
+        // The URL is the argument after the last `-i`.
+        if (pinned) args = args.map((arg, i) => (i === args.lastIndexOf('-i') + 1 ? pinned.href : arg));
       } catch (error) {
         return this.fail(error as Error);
       }
-      const { outcome, frames, stderr, spawnError } = await this.connect();
+      const { outcome, frames, stderr, spawnError } = await this.connect(args);
       if (this.closed) return;
       lastStderr = stderr;
       if (outcome === 'no-video') return this.fail(new StreamNoVideoError(this.source, stderr));
@@ -314,15 +336,16 @@ export class LiveSource {
     }
   }
 
-  /** One ffmpeg run: resolves when it exits, with why and how many frames it gave. */
-  private connect(): Promise<{ outcome: Outcome; frames: number; stderr: string; spawnError?: Error }> {
+  /** One ffmpeg run on `input` (its arguments up to the URL): resolves when it exits, with why and how many frames it gave. */
+  private connect(input: readonly string[]): Promise<{ outcome: Outcome; frames: number; stderr: string; spawnError?: Error }> {
     const chain = [
       `select='isnan(prev_selected_t)+gte(t-prev_selected_t,${(PERIOD_TOLERANCE / this.fps).toFixed(6)})'`,
       `scale=w='if(gt(iw*ih,${LIVE_MAX_PIXELS}),2*trunc(iw*sqrt(${LIVE_MAX_PIXELS}/(iw*ih))/2),iw)':h='if(gt(iw*ih,${LIVE_MAX_PIXELS}),2*trunc(ih*sqrt(${LIVE_MAX_PIXELS}/(iw*ih))/2),ih)':flags=bicubic`,
       'showinfo',
     ].join(',');
-    const args = ['-hide_banner', '-nostdin', '-loglevel', 'info', '-probesize', '1000000', '-analyzeduration', '1000000', ...this.input.args, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', chain, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
-    const child = spawn(ffmpegPath(), args, { stdio: [this.input.kind === 'stdin' ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const args = ['-hide_banner', '-nostdin', '-loglevel', 'info', '-probesize', '1000000', '-analyzeduration', '1000000', ...input, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', chain, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+    const env = this.options.httpProxy === undefined ? process.env : withoutNoProxy(process.env);
+    const child = spawn(ffmpegPath(), args, { stdio: [this.input.kind === 'stdin' ? 'pipe' : 'ignore', 'pipe', 'pipe'], env });
     this.child = child;
     if (this.input.kind === 'stdin') {
       const stdin = this.options.stdin ?? process.stdin;

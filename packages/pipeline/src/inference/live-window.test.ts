@@ -1,4 +1,5 @@
 import { f16ToF32, f32ToF16 } from '@bvllm/core';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LiveWindow, type WindowFrame } from './live-window.js';
 
@@ -73,6 +74,23 @@ describe('LiveWindow', () => {
     window.close();
     expect(() => window.snapshot()).toThrow(/closed/);
     expect(() => window.push(frame(30))).toThrow(/closed/);
+  });
+
+  it('a snapshot open when the window closes still reads its frames; the temp file goes with the last snapshot', () => {
+    const window = new LiveWindow({ windowSec: 10, fps: 1, numPatches: N, width: C, selectionFeature: 'cls', patchMemoryBytes: 64 });
+    for (let i = 0; i < 12; i++) window.push(frame(i));
+    const first = window.snapshot();
+    const second = window.snapshot();
+    const file = window.status().file!;
+    window.close();
+    // A question in flight on a closed stream (DELETE mid-answer) reads the frames it was given, not another file's.
+    expect(Array.from(first.patches.read([0, 9]))).toEqual([...Array.from(frame(2).patches, f16), ...Array.from(frame(11).patches, f16)]);
+    first.close();
+    first.close(); // idempotent: one release per snapshot
+    expect(Array.from(second.patches.read([3]))).toEqual(Array.from(frame(5).patches, f16));
+    expect(existsSync(file)).toBe(true);
+    second.close();
+    expect(existsSync(file)).toBe(false);
   });
 
   it('refuses frames out of order or of the wrong shape', () => {

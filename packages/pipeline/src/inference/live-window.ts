@@ -64,6 +64,8 @@ export interface LiveWindowStatus {
   bytes: number;
   /** Where the patch ring is. */
   location: 'memory' | 'file';
+  /** The temp file of a `file` ring (deleted when the window and its last snapshot are closed). */
+  file?: string;
 }
 
 /** Where a ring's float16 patches live: a fixed array, or a fixed-size temp file. */
@@ -72,6 +74,7 @@ interface Backing {
   read(slot: number, out: Uint16Array): void;
   close(): void;
   readonly location: 'memory' | 'file';
+  readonly file?: string;
 }
 
 function memoryBacking(slots: number, per: number): Backing {
@@ -86,11 +89,13 @@ function memoryBacking(slots: number, per: number): Backing {
 
 function fileBacking(per: number): Backing {
   const dir = mkdtempSync(join(tmpdir(), 'bvllm-live-'));
-  const fd = openSync(join(dir, 'ring.f16'), 'w+');
+  const file = join(dir, 'ring.f16');
+  const fd = openSync(file, 'w+');
   const bytes = per * 2;
   let open = true;
   return {
     location: 'file',
+    file,
     write: (slot, values) => void writeSync(fd, values, 0, bytes, slot * bytes),
     read: (slot, out) => void readSync(fd, out, 0, bytes, slot * bytes),
     close: () => {
@@ -132,6 +137,10 @@ class FrameRing {
 
   get location(): 'memory' | 'file' {
     return this.patches.location;
+  }
+
+  get file(): string | undefined {
+    return this.patches.file;
   }
 
   get bytes(): number {
@@ -178,14 +187,21 @@ interface Entry {
   sequence: number;
 }
 
-/** A snapshot's patches, read from the rings on demand; appending is refused and closing frees nothing. */
+/**
+ * A snapshot's patches, read from the rings on demand; appending is refused. Closing releases the snapshot's hold
+ * on the rings (once), so a window closed meanwhile frees them when its last snapshot is done.
+ */
 class SnapshotPatches implements PatchStore {
   readonly location = 'memory';
+  private release?: () => void;
   constructor(
     private readonly entries: readonly Entry[],
     readonly numPatches: number,
     readonly width: number,
-  ) {}
+    release: () => void,
+  ) {
+    this.release = release;
+  }
 
   get numFrames(): number {
     return this.entries.length;
@@ -207,7 +223,10 @@ class SnapshotPatches implements PatchStore {
     return out;
   }
 
-  close(): void {}
+  close(): void {
+    this.release?.();
+    this.release = undefined;
+  }
 }
 
 /** Mean or max over a frame's N patches: `[N, Cv]` → `[Cv]` (as `encodeVideo` pools them, D10). */
@@ -231,6 +250,8 @@ export class LiveWindow {
   /** Float16 scratch for one frame's patches (the ring copies it). */
   private readonly half: Uint16Array;
   private closed = false;
+  /** Snapshots not yet closed: the rings outlive a `close()` until these are done (a question in flight). */
+  private openSnapshots = 0;
 
   constructor(readonly options: LiveWindowOptions) {
     const { windowSec, fps, numPatches: n, width: c } = options;
@@ -290,6 +311,7 @@ export class LiveWindow {
       longTermFrames: this.longTerm.length,
       bytes: this.ring.bytes + (this.longRing?.bytes ?? 0),
       location: this.ring.location,
+      ...(this.ring.file && { file: this.ring.file }),
     };
   }
 
@@ -309,22 +331,35 @@ export class LiveWindow {
       cls.set(e.ring.row(e.ring.cls, e.index), i * c);
       if (separate) feature.set(e.ring.row(e.ring.feature, e.index), i * c);
     });
+    this.openSnapshots++;
+    const release = () => {
+      this.openSnapshots--;
+      if (this.closed && this.openSnapshots === 0) this.freeRings();
+    };
     return new EncodedVideo(
       cls,
       feature,
-      new SnapshotPatches(entries, this.options.numPatches, c),
+      new SnapshotPatches(entries, this.options.numPatches, c, release),
       entries.map((e) => e.timestampSec),
       entries.map((e) => e.sequence),
       false,
     );
   }
 
-  /** Frees the rings (a file ring's temp file is deleted); idempotent. */
+  /**
+   * Takes no more frames or snapshots and frees the rings (a file ring's temp file is deleted), at once or, while
+   * snapshots are open, when the last one closes: a question in flight when its stream closes still reads its
+   * frames. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.window.length = 0;
     this.longTerm.length = 0;
+    if (this.openSnapshots === 0) this.freeRings();
+  }
+
+  private freeRings(): void {
     this.ring.close();
     this.longRing?.close();
   }
