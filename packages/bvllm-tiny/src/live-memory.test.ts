@@ -26,7 +26,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => session?.close());
 
-it('a simulated hour: RSS ends within 10% of its value after the first window, never 15% above it', async () => {
+it('a simulated hour: RSS stays within 10% of its value after the first window, sampled every 100 frames', async () => {
   const HOUR = 3600;
   // The issue's example window, 10 minutes: by its end the allocator has reached its steady state.
   const WINDOW = 600;
@@ -67,11 +67,10 @@ it('a simulated hour: RSS ends within 10% of its value after the first window, n
     expect(status.framesDropped).toBe(0);
     expect(status.window).toMatchObject({ frames: WINDOW, fromSec: HOUR - WINDOW, toSec: HOUR - 1, longTermFrames: 10, bytes: windowBytes });
     expect(asked).toBe(5);
-    // The hour's end against the first window, both after a full collection; and no sample on the way far above
-    // (worker threads' heaps, which a collection here does not reach, make single samples noisy under load).
+    // Every sample and the hour's end against the first window, each after a full collection (quiet machine: peak
+    // 1.03×, end 0.99×).
     const end = rss();
-    expect(end / afterWindow!).toBeLessThan(1.1);
-    expect(Math.max(peak, end) / afterWindow!).toBeLessThan(1.15);
+    expect(Math.max(peak, end) / afterWindow!).toBeLessThan(1.1);
   } finally {
     gen.kill('SIGKILL');
     await stream.close();
