@@ -45,6 +45,19 @@ describe('bvllm ask', () => {
     expect(answerOf(bvllm(args))).toBe(onnx);
   });
 
+  it('--show-frames without --json lists the kept frames and the sheet on stderr after the streamed answer', () => {
+    const png = join(dir, 'listed.png');
+    const { code, stdout, stderr } = bvllm(['ask', video, 'What colour is the square?', '--model', modelDir, '--show-frames', png, '--max-new-tokens', '3']);
+    expect(code).toBe(0);
+    expect(stdout.endsWith('\n')).toBe(true);
+    const lines = stderr.split('\n').filter((l) => l.startsWith('frames: ') || l.startsWith('contact sheet: '));
+    expect(lines[0]).toMatch(/^frames: 4 selection queries kept [1-4] of \d+ sampled: \d+\.5 s \(weight [01]\.\d\d/);
+    expect(lines[1]).toBe(`contact sheet: ${png}`);
+    // Its own --model: no note about the default model.
+    expect(stderr).not.toContain('bvllm-tiny');
+    expect(PNG.sync.read(readFileSync(png)).width).toBeGreaterThan(0);
+  });
+
   it('is deterministic for a seed and streams plain text by default', () => {
     const a = bvllm(['ask', video, 'What shape flashed briefly?', '--model', modelDir, '--seed', '7', '--max-new-tokens', '3']);
     const b = bvllm(['ask', video, 'What shape flashed briefly?', '--model', modelDir, '--seed', '7', '--max-new-tokens', '3']);

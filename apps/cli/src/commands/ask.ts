@@ -6,6 +6,7 @@ import { addAnswerFlags, encodeOptionsOf, generationOf, maxNewTokensOf, sessionO
 import { RUNTIME_FLAG_HELP, nonNegativeInt, runtimeName } from '../flags.js';
 import { openSessionOption } from './model-option.js';
 import { progressLine } from '../progress-line.js';
+import { DEFAULT_MODEL_NOTE, selectionLines } from '../selection-lines.js';
 
 interface AskFlags extends AnswerFlags {
   model?: string;
@@ -25,7 +26,7 @@ export function registerAsk(program: Command, output: CliOutput): void {
     .option('--model <dir>', 'a B-VLLM model folder (default: the shipped bvllm-tiny)')
     .option('--seed <n>', 'seed of the frame-selection noise and sampling', nonNegativeInt, 0)
     .option('--json', 'print one JSON object (answer, selected frames, timings) instead of streaming text')
-    .option('--show-frames <png>', 'write a contact sheet of the selected frames with their weights and timestamps')
+    .option('--show-frames <png>', 'write a contact sheet of the selected frames with their weights and timestamps (and list them on stderr)')
     .option('--cache <dir>', 'feature cache folder, so a second question never re-encodes the video')
     .option('--runtime <name>', RUNTIME_FLAG_HELP, runtimeName);
   addAnswerFlags(command).action(async (video: string, question: string, flags: AskFlags) => {
@@ -65,6 +66,7 @@ export function registerAsk(program: Command, output: CliOutput): void {
       output.out('\n');
       const note = tokenLimitNote(result.finishReason, maxNewTokens);
       if (note) output.err(note);
+      if (flags.showFrames) output.err(selectionLines(result.selection, flags.showFrames) + (flags.model === undefined ? DEFAULT_MODEL_NOTE : ''));
     }
   });
 }
