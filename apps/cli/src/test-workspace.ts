@@ -1,5 +1,5 @@
 /** Test-only: a scratch folder with a tiny synthetic benchmark and a real (untrained) model built from it. */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +12,20 @@ import { generateBenchmark } from '@bvllm/synth';
 /** The built bin, run as users run it (the package's test script builds it first). */
 const bin = fileURLToPath(new URL('../dist/bvllm.js', import.meta.url));
 
-export function bvllm(args: string[], timeoutMs = 120_000): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: timeoutMs });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+/**
+ * Runs the CLI to its end (killed after `timeoutMs`). Asynchronous: a synchronous spawn blocks vitest's worker for
+ * the whole run, and under load the worker then misses its own RPC ("Timeout calling onTaskUpdate").
+ */
+export function bvllm(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 export interface TestWorkspace {

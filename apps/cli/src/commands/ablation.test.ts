@@ -25,9 +25,9 @@ describe('ablation by kind on the default model', () => {
     ['spatialSample: pool', (c: Record<string, unknown>) => void (c.spatialSample = { kind: 'pool', outputGrid: [2, 2] }), /vlm_att_encoder_spatial\.\* \(\d+\).*vlm_att_query_spatial/],
   ] as const)
     for (const runtime of ['onnx', 'tfjs'])
-      it(`${label} on ${runtime} answers, and names the skipped weights in one warning line`, () => {
+      it(`${label} on ${runtime} answers, and names the skipped weights in one warning line`, async () => {
         const model = ablated(edit);
-        const run = bvllm(['ask', video, 'What shape flashed briefly?', '--model', model, '--runtime', runtime, '--json', '--max-new-tokens', '4']);
+        const run = await bvllm(['ask', video, 'What shape flashed briefly?', '--model', model, '--runtime', runtime, '--json', '--max-new-tokens', '4']);
         expect(run.code).toBe(0);
         const warnings = run.stderr.split('\n').filter((line) => line.startsWith('bvllm: warning:'));
         expect(warnings).toHaveLength(1);
@@ -38,8 +38,8 @@ describe('ablation by kind on the default model', () => {
         expect(out.selection.frames.length).toBeGreaterThan(0);
       });
 
-  it('the unchanged default model gives no warning', () => {
-    const run = bvllm(['ask', video, 'What shape flashed briefly?', '--json', '--max-new-tokens', '4']);
+  it('the unchanged default model gives no warning', async () => {
+    const run = await bvllm(['ask', video, 'What shape flashed briefly?', '--json', '--max-new-tokens', '4']);
     expect(run.code).toBe(0);
     expect(run.stderr).not.toMatch(/warning/);
   });

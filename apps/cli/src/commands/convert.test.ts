@@ -75,9 +75,9 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('bvllm convert', () => {
-  it('converts InstructBLIP + Qwen2 folders into a model folder that bvllm ask answers with', () => {
+  it('converts InstructBLIP + Qwen2 folders into a model folder that bvllm ask answers with', async () => {
     const out = join(dir, 'converted');
-    const run = bvllm(['convert', '--config', configPath, '--instructblip', instructblip, '--qwen2', qwen2, '--out', out, '--dtype', 'f16']);
+    const run = await bvllm(['convert', '--config', configPath, '--instructblip', instructblip, '--qwen2', qwen2, '--out', out, '--dtype', 'f16']);
     expect(run.stderr).toMatch(/weights \d+\/\d+/);
     expect(run.code).toBe(0);
     // The table: counts per source, and every weight the official init leaves random, by name.
@@ -87,7 +87,7 @@ describe('bvllm convert', () => {
     for (const key of ['vlm_att_projector_temporal.weight', 'vlm_att_projector_spatial.weight', 'vlm_att_val_projector_spatial.bias']) expect(run.stdout).toContain(key);
     expect(existsSync(join(out, 'onnx', 'manifest.json'))).toBe(true);
 
-    const ask = bvllm(['ask', video, 'What colour is the square?', '--model', out, '--json', '--max-new-tokens', '3']);
+    const ask = await bvllm(['ask', video, 'What colour is the square?', '--model', out, '--json', '--max-new-tokens', '3']);
     expect(ask.stderr).toBe('');
     expect(ask.code).toBe(0);
     const answer = JSON.parse(ask.stdout) as { answer: string; selection: { visualTokens: number; frames: unknown[] } };
@@ -95,12 +95,12 @@ describe('bvllm convert', () => {
     expect(answer.selection.visualTokens).toBe(answer.selection.frames.length * 8);
   }, 240_000);
 
-  it('fails with one line naming every missing key, and exit 1', () => {
+  it('fails with one line naming every missing key, and exit 1', async () => {
     const visionOnly = join(dir, 'hf-vision-only');
     writeRenamed(instructblip, visionOnly, (key) => (key.startsWith('vision_model.') ? key : undefined));
     cpSync(join(instructblip, 'config.json'), join(visionOnly, 'config.json'));
     cpSync(join(instructblip, 'qformer_tokenizer'), join(visionOnly, 'qformer_tokenizer'), { recursive: true });
-    const run = bvllm(['convert', '--config', configPath, '--instructblip', visionOnly, '--qwen2', qwen2, '--out', join(dir, 'never')]);
+    const run = await bvllm(['convert', '--config', configPath, '--instructblip', visionOnly, '--qwen2', qwen2, '--out', join(dir, 'never')]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(/^bvllm: error WEIGHTS_MISMATCH: .*missing \d+ weight/);

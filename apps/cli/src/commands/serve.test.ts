@@ -40,7 +40,7 @@ describe('bvllm serve', () => {
     const response = await chat(3);
     expect(response.status).toBe(200);
     const served = ((await response.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
-    const asked = bvllm(['ask', video, question, '--model', modelDir, '--json', '--max-new-tokens', '3']);
+    const asked = await bvllm(['ask', video, question, '--model', modelDir, '--json', '--max-new-tokens', '3']);
     expect(asked.code).toBe(0);
     expect(served).toBe((JSON.parse(asked.stdout) as { answer: string }).answer);
     const code = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -49,8 +49,8 @@ describe('bvllm serve', () => {
     expect(log).toMatch(/SIGTERM, draining/);
   });
 
-  it('an unknown flag is one typed error line, exit 1', () => {
-    const run = bvllm(['serve', '--frobnicate', '3']);
+  it('an unknown flag is one typed error line, exit 1', async () => {
+    const run = await bvllm(['serve', '--frobnicate', '3']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^bvllm: error INVALID_ARGUMENT: .*--frobnicate.*\n$/);
   });

@@ -12,17 +12,17 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('bvllm train and eval on a dataset in the official JSON format', () => {
-  it('runs stage 1 then stage 2 (LoRA attached), writes checkpoints, metrics, the loss curve and a loadable model, then evaluates it', () => {
+  it('runs stage 1 then stage 2 (LoRA attached), writes checkpoints, metrics, the loss curve and a loadable model, then evaluates it', async () => {
     const stage = (name: string, extra: string) => {
       const path = join(ws.dir, `${name}.yaml`);
       writeFileSync(path, `stage: ${name}\ndata: { annotations: ${join(ws.data, 'train.json')}, folder: ${ws.data} }\nmaxSteps: 2\nmicroBatchSize: 2\ngradientAccumulationSteps: 1\nnumFrames: 4\n${extra}`);
       return path;
     };
-    const s1 = bvllm(['train', '--config', stage('stage1', ''), '--model', ws.modelDir, '--out', join(ws.dir, 'run1')]);
+    const s1 = await bvllm(['train', '--config', stage('stage1', ''), '--model', ws.modelDir, '--out', join(ws.dir, 'run1')]);
     expect(s1.stderr).not.toMatch(/error/);
     expect(s1.code).toBe(0);
     expect(s1.stdout).toMatch(/^stage1: 2\/2 updates, 0 skipped, loss [\d.]+; model in /);
-    const s2 = bvllm(['train', '--config', stage('stage2', 'lora: { rank: 4, alpha: 8 }\n'), '--model', join(ws.dir, 'run1', 'model'), '--out', join(ws.dir, 'run2')]);
+    const s2 = await bvllm(['train', '--config', stage('stage2', 'lora: { rank: 4, alpha: 8 }\n'), '--model', join(ws.dir, 'run1', 'model'), '--out', join(ws.dir, 'run2')]);
     expect(s2.code).toBe(0);
     const trained = join(ws.dir, 'run2', 'model');
     const config = JSON.parse(readFileSync(join(trained, 'bvllm.json'), 'utf8')) as { lora?: { r: number } };
@@ -30,7 +30,7 @@ describe('bvllm train and eval on a dataset in the official JSON format', () => 
     const metrics = readFileSync(join(ws.dir, 'run2', 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(metrics).toHaveLength(2);
     expect(existsSync(join(ws.dir, 'run2', 'loss.png'))).toBe(true);
-    const evaluated = bvllm(['eval', '--data', join(ws.data, 'test.json'), '--model', trained, '--out', join(ws.dir, 'eval')]);
+    const evaluated = await bvllm(['eval', '--data', join(ws.data, 'test.json'), '--model', trained, '--out', join(ws.dir, 'eval')]);
     expect(evaluated.code).toBe(0);
     // One test video asked in both forms: an MCQA line and an open-ended line, each over one question.
     expect(evaluated.stdout).toMatch(/^mcqa: [\d.]+% of 1 \(/m);
@@ -38,14 +38,14 @@ describe('bvllm train and eval on a dataset in the official JSON format', () => 
     expect(existsSync(join(ws.dir, 'eval', 'perception-test.md'))).toBe(true);
   });
 
-  it('--resume latest passes over a damaged newest checkpoint and says so; metrics keep one line per update', () => {
+  it('--resume latest passes over a damaged newest checkpoint and says so; metrics keep one line per update', async () => {
     const path = join(ws.dir, 'resume.yaml');
     writeFileSync(path, `stage: stage1\ndata: { annotations: ${join(ws.data, 'train.json')}, folder: ${ws.data} }\nmaxSteps: 2\nmicroBatchSize: 2\ngradientAccumulationSteps: 1\nnumFrames: 4\ncheckpointEvery: 1\n`);
     const out = join(ws.dir, 'resumed');
-    expect(bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', out]).code).toBe(0);
+    expect((await bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', out])).code).toBe(0);
     truncateSync(join(out, 'step-00000002', 'trainable.safetensors'), 16);
     mkdirSync(join(out, '.step-00000003.tmp-999999999'));
-    const again = bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', out, '--resume', 'latest']);
+    const again = await bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', out, '--resume', 'latest']);
     expect(again.code).toBe(0);
     expect(again.stderr).toContain(`cannot resume from ${join(out, 'step-00000002')}: `);
     expect(again.stderr).toContain(`resuming from ${join(out, 'step-00000001')}, the newest readable checkpoint`);
@@ -55,10 +55,10 @@ describe('bvllm train and eval on a dataset in the official JSON format', () => 
     expect(steps).toEqual([1, 2]);
   });
 
-  it('refuses an invalid stage config with the field path, in one line', () => {
+  it('refuses an invalid stage config with the field path, in one line', async () => {
     const path = join(ws.dir, 'bad.yaml');
     writeFileSync(path, `stage: stage1\ndata: { annotations: x.json, folder: . }\nlr: -1\n`);
-    const out = bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', join(ws.dir, 'bad')]);
+    const out = await bvllm(['train', '--config', path, '--model', ws.modelDir, '--out', join(ws.dir, 'bad')]);
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/^bvllm: error CONFIG_INVALID: .*lr/);
   });
@@ -75,7 +75,7 @@ describe('bvllm train-tiny', () => {
   it('takes every phase budget from its flag, draws a progress bar with ETA for each phase, checkpoints on Ctrl-C and resumes bit for bit; --base refuses data with words its vocabulary lacks', async () => {
     const work = join(ws.dir, 'tiny-work');
     const flags = ['--vision-steps', '40', '--pretrain-videos', '1', '--sampler-steps', '2', '--align-steps', '4', '--lm-epochs', '1', '--label-epochs', '2', '--stage1-epochs', '1', '--stage2-epochs', '2'];
-    const run = bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags], 600_000);
+    const run = await bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags], 600_000);
     expect(run.stderr).not.toMatch(/bvllm: error/);
     expect(run.code).toBe(0);
     expect(bar(run.stderr, 'vision pre-training')).toEqual({ done: 40, total: 40, eta: true });
@@ -90,7 +90,7 @@ describe('bvllm train-tiny', () => {
     expect(bar(run.stderr, 'stage 2')).toEqual({ done: 2 * Math.ceil(samples / 8), total: 2 * Math.ceil(samples / 8), eta: true });
     expect(existsSync(join(ws.dir, 'tiny', 'model.safetensors'))).toBe(true);
     // Starting over a work folder that holds a run needs --resume.
-    expect(bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags]).stderr).toMatch(/^bvllm: error INVALID_ARGUMENT: .*--resume/m);
+    expect((await bvllm(['train-tiny', '--data', ws.data, '--out', join(ws.dir, 'tiny'), '--work', work, ...flags])).stderr).toMatch(/^bvllm: error INVALID_ARGUMENT: .*--resume/m);
 
     // Ctrl-C in the middle of the tower's pre-training checkpoints it; --resume then ends with the same weights.
     const interruptedWork = join(ws.dir, 'tiny-interrupted');
@@ -110,7 +110,7 @@ describe('bvllm train-tiny', () => {
     expect(stopped.stderr).toMatch(/^bvllm: error ABORTED: /m);
     expect(stopped.stderr).toContain(`stopped with checkpoints in ${interruptedWork}; run the same command with --resume to continue`);
     expect(stopped.stderr).not.toContain('vision pre-training [####################] 40/40');
-    const resumed = bvllm([...args, '--resume'], 600_000);
+    const resumed = await bvllm([...args, '--resume'], 600_000);
     expect(resumed.code).toBe(0);
     expect(readFileSync(join(ws.dir, 'tiny-resumed', 'model.safetensors')).equals(readFileSync(join(ws.dir, 'tiny', 'model.safetensors')))).toBe(true);
 
@@ -120,7 +120,7 @@ describe('bvllm train-tiny', () => {
     const train = JSON.parse(readFileSync(join(ws.data, 'train.json'), 'utf8')) as { conversations: { value: string }[] }[];
     train[0].conversations[0].value = '<video>\nWhich zebra crossed?';
     writeFileSync(join(data, 'train.json'), JSON.stringify(train));
-    const refused = bvllm(['train-tiny', '--data', data, '--out', join(ws.dir, 'refused'), '--work', join(ws.dir, 'refused-work'), '--base', join(work, 'base')]);
+    const refused = await bvllm(['train-tiny', '--data', data, '--out', join(ws.dir, 'refused'), '--work', join(ws.dir, 'refused-work'), '--base', join(work, 'base')]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^bvllm: error VOCABULARY_MISMATCH: .*"zebra", "crossed"/m);
   }, 600_000);

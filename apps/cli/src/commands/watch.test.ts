@@ -41,7 +41,7 @@ describe('bvllm watch', () => {
     }
   }, 90_000);
 
-  it('reads the video from stdin with --prompt, and prints the answer with its frame times', () => {
+  it('reads the video from stdin with --prompt, and prints the answer with its frame times', async () => {
     const clip = spawnSync(ffmpegPath(), ['-loglevel', 'error', ...SOURCE, '-t', '12', '-f', 'mpegts', 'pipe:1'], { maxBuffer: 64 * 1024 * 1024 });
     const run = spawnSync(process.execPath, [bin, 'watch', '-', '--prompt', 'What shape flashed briefly?', '--window-sec', '5', '--max-new-tokens', '4'], { input: clip.stdout, encoding: 'utf8', timeout: 60_000 });
     expect(run.status).toBe(0);
@@ -54,10 +54,10 @@ describe('bvllm watch', () => {
 
   it('fails with one typed line when the source never opens, or when stdin is both source and questions', async () => {
     const port = await freeUdpPort();
-    const never = bvllm(['watch', `udp://127.0.0.1:${port}`, '--open-timeout-sec', '0.5', '--prompt', 'Anything?']);
+    const never = await bvllm(['watch', `udp://127.0.0.1:${port}`, '--open-timeout-sec', '0.5', '--prompt', 'Anything?']);
     expect(never.code).toBe(1);
     expect(never.stderr).toMatch(/^bvllm: error STREAM_OPEN: udp:\/\/127\.0\.0\.1:\d+: cannot open the live source after 3 attempt\(s\)/);
-    const both = bvllm(['watch', '-']);
+    const both = await bvllm(['watch', '-']);
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/INVALID_ARGUMENT.*--prompt/);
   }, 60_000);

@@ -40,10 +40,10 @@ describe('bvllm eval --redis and bvllm worker', () => {
   const split = () => join(ws.data, 'test.json');
   const flags = () => ['--model', ws.modelDir, '--max-new-tokens', '3'];
 
-  it('prints and writes the report `bvllm eval` writes in process over a feature cache', { timeout: 120_000 }, () => {
-    const local = bvllm(['eval', '--data', split(), ...flags(), '--cache', mkdtempSync(join(ws.dir, 'c-')), '--out', join(ws.dir, 'local')]);
+  it('prints and writes the report `bvllm eval` writes in process over a feature cache', { timeout: 120_000 }, async () => {
+    const local = await bvllm(['eval', '--data', split(), ...flags(), '--cache', mkdtempSync(join(ws.dir, 'c-')), '--out', join(ws.dir, 'local')]);
     expect(local.code).toBe(0);
-    const queued = bvllm(['eval', '--data', split(), ...flags(), '--cache', mkdtempSync(join(ws.dir, 'c-')), '--out', join(ws.dir, 'queued'), '--redis', redis.url]);
+    const queued = await bvllm(['eval', '--data', split(), ...flags(), '--cache', mkdtempSync(join(ws.dir, 'c-')), '--out', join(ws.dir, 'queued'), '--redis', redis.url]);
     expect(queued.stderr).toMatch(/eval 4\/4 done, 0 running, 0 failed, completed/);
     expect(queued.code).toBe(0);
     expect(queued.stdout).toBe(local.stdout);
@@ -52,35 +52,35 @@ describe('bvllm eval --redis and bvllm worker', () => {
 
   it('--detach prints a run id that `bvllm jobs status` follows to the same result', { timeout: 120_000 }, async () => {
     const cache = mkdtempSync(join(ws.dir, 'c-'));
-    const detached = bvllm(['eval', '--data', split(), ...flags(), '--cache', cache, '--redis', redis.url, '--detach']);
+    const detached = await bvllm(['eval', '--data', split(), ...flags(), '--cache', cache, '--redis', redis.url, '--detach']);
     expect(detached.code).toBe(0);
     const id = detached.stdout.trim();
     expect(detached.stderr).toContain(`bvllm jobs status ${id} --redis ${redis.url}`);
-    let status = bvllm(['jobs', 'status', id, '--redis', redis.url]);
+    let status = await bvllm(['jobs', 'status', id, '--redis', redis.url]);
     while (status.code === 0 && !status.stdout.includes('completed')) {
       await new Promise((r) => setTimeout(r, 200));
-      status = bvllm(['jobs', 'status', id, '--redis', redis.url]);
+      status = await bvllm(['jobs', 'status', id, '--redis', redis.url]);
     }
-    const waited = bvllm(['eval', '--data', split(), ...flags(), '--cache', cache, '--redis', redis.url]);
+    const waited = await bvllm(['eval', '--data', split(), ...flags(), '--cache', cache, '--redis', redis.url]);
     expect(status.stdout.split('\n').slice(1).join('\n')).toBe(waited.stdout);
   });
 
-  it('extract --redis encodes every video of the folder into the shared cache; a second run encodes none', { timeout: 120_000 }, () => {
+  it('extract --redis encodes every video of the folder into the shared cache; a second run encodes none', { timeout: 120_000 }, async () => {
     const cache = mkdtempSync(join(ws.dir, 'c-'));
     const n = readdirSync(join(ws.data, 'videos')).length;
-    const extracted = bvllm(['extract', join(ws.data, 'videos'), '--cache', cache, '--model', ws.modelDir, '--redis', redis.url]);
+    const extracted = await bvllm(['extract', join(ws.data, 'videos'), '--cache', cache, '--model', ws.modelDir, '--redis', redis.url]);
     expect(extracted.code).toBe(0);
     expect(extracted.stdout).toBe(`${n} videos, ${n} newly encoded\n`);
-    expect(bvllm(['extract', join(ws.data, 'videos'), '--cache', cache, '--model', ws.modelDir, '--redis', redis.url]).stdout).toBe(`${n} videos, 0 newly encoded\n`);
+    expect((await bvllm(['extract', join(ws.data, 'videos'), '--cache', cache, '--model', ws.modelDir, '--redis', redis.url])).stdout).toBe(`${n} videos, 0 newly encoded\n`);
   });
 
-  it('a Redis that is down, and an unknown run id, are one-line typed errors', () => {
-    const down = bvllm(['eval', '--data', split(), '--cache', ws.dir, '--redis', 'redis://127.0.0.1:1']);
+  it('a Redis that is down, and an unknown run id, are one-line typed errors', async () => {
+    const down = await bvllm(['eval', '--data', split(), '--cache', ws.dir, '--redis', 'redis://127.0.0.1:1']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^bvllm: error REDIS_UNAVAILABLE: Redis at redis:\/\/127\.0\.0\.1:1 is unavailable/);
-    const noCache = bvllm(['eval', '--data', split(), '--redis', redis.url]);
+    const noCache = await bvllm(['eval', '--data', split(), '--redis', redis.url]);
     expect(noCache.stderr).toMatch(/^bvllm: error INVALID_ARGUMENT: --cache: needed with --redis/);
-    const unknown = bvllm(['jobs', 'status', 'no-such-run', '--redis', redis.url]);
+    const unknown = await bvllm(['jobs', 'status', 'no-such-run', '--redis', redis.url]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/^bvllm: error JOB_NOT_FOUND: no job no-such-run/);
   });
