@@ -6,7 +6,7 @@ import { initBackend, tf } from '@bvllm/core';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BvllmModel } from './bvllm-model.js';
-import { evaluateSplit } from './evaluate.js';
+import { evaluateSplit, readEvalSplit } from './evaluate.js';
 import { InferenceSession } from './inference-session.js';
 import { testAssets, testConfig } from './test-model.js';
 
@@ -82,5 +82,20 @@ describe.each(['tfjs', 'onnx'])('evaluateSplit on %s (spec §4.1)', (runtime) =>
     const before = tf.memory().numTensors;
     await evaluateSplit(session, join(dir, 'test.json'), { batchSize: 2, limit: 3 });
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('readEvalSplit', () => {
+  it('refuses a missing file, a non-JSON file, a non-array and an entry without its fields, naming the file', () => {
+    const bad = (name: string, text?: string) => {
+      const path = join(dir, name);
+      if (text !== undefined) writeFileSync(path, text);
+      return () => readEvalSplit(path);
+    };
+    expect(bad('none.json')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/none\.json: no such file$/) }));
+    expect(bad('text.json', 'not json')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('text.json: not JSON') }));
+    expect(bad('object.json', '{"a": 1}')).toThrow(/object\.json: expected a JSON array/);
+    expect(bad('entry.json', '[{"id": "q0", "video": "a.mp4"}]')).toThrow(/entry\.json: entry 0 needs "id", "video" and "conversations"/);
+    expect(readEvalSplit(join(dir, 'test.json')).map((v) => [v.video, v.questions.length])).toEqual([['a.mp4', 3], ['b.mp4', 2]]);
   });
 });

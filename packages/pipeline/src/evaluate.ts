@@ -5,6 +5,7 @@
  * Answers are generated `batchSize` questions at a time (`generateBatch`), which equals answering one by one.
  */
 import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from '@bvllm/core';
 import { dirname, join } from 'node:path';
 import { scoreMcqa, scoreOpenQa, type EvalReport, type McqaBenchmark, type McqaItem, type McqaPrediction, type OpenQaItem } from '@bvllm/trainer';
 import { generateBatch, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
@@ -43,7 +44,7 @@ export interface EvalVideo {
  * and reports them in, so a distributed run that follows it reports the same (`@bvllm/queue`).
  */
 export function readEvalSplit(annotationsPath: string, limit?: number): EvalVideo[] {
-  const entries = (JSON.parse(readFileSync(annotationsPath, 'utf8')) as EvalEntry[]).slice(0, limit);
+  const entries = readEntries(annotationsPath).slice(0, limit);
   const byVideo = new Map<string, EvalQuestion[]>();
   for (const e of entries) {
     const human = e.conversations.find((c) => c.from === 'human')?.value ?? '';
@@ -52,6 +53,29 @@ export function readEvalSplit(annotationsPath: string, limit?: number): EvalVide
     byVideo.set(e.video, [...(byVideo.get(e.video) ?? []), question]);
   }
   return [...byVideo].map(([video, questions]) => ({ video, questions }));
+}
+
+/** The split's entries; an unreadable file, one that is not JSON, or an entry without its fields is INVALID_ARGUMENT. */
+function readEntries(path: string): EvalEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new InvalidArgumentError('annotations', `${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a folder, not a JSON file' : `cannot be read (${code ?? String(error)})`}`);
+  }
+  let entries: unknown;
+  try {
+    entries = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError('annotations', `${path}: not JSON (${(error as Error).message})`);
+  }
+  if (!Array.isArray(entries)) throw new InvalidArgumentError('annotations', `${path}: expected a JSON array of entries`);
+  entries.forEach((e: Partial<EvalEntry> | null, i) => {
+    if (!e || typeof e.id !== 'string' || typeof e.video !== 'string' || !Array.isArray(e.conversations))
+      throw new InvalidArgumentError('annotations', `${path}: entry ${i} needs "id", "video" and "conversations" (the VideoLLaMA2 format)`);
+  });
+  return entries as EvalEntry[];
 }
 
 /** A model's answer to one question. */
