@@ -47,7 +47,7 @@ export {
 } from './generate.js';
 export { LoraAdapter, loraConfig, peftKey, type LoraConfig, type LoraConfigInput } from './lora.js';
 export { loadLoraAdapter, saveLoraAdapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './lora-peft.js';
-export { loraMergedSource } from './lora-merge-source.js';
+export { inFolderLoraMergedSource, loraMergedSource } from './lora-merge-source.js';
 export { positionIdsFromMask, leftPad, type CausalDecoder, type DecoderCache, type DecoderStepResult, type DecoderRuntimeName, type PrefillInput } from './decoder-runtime.js';
 export { TfjsDecoder } from './decoder-runtime-tfjs.js';
 export { OrtDecoder, ORT_EMBED_FILE, ORT_DECODER_FILE, type OrtDecoderOptions } from './ort/ort-decoder.js';

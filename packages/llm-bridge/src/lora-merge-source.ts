@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointFormatError, SafetensorsFile, WeightsError, configErrorFrom, tf, type WeightInfo, type WeightSource } from '@bvllm/core';
 import { z } from 'zod';
-import { peftKey } from './lora.js';
+import { peftKey, type LoraConfig } from './lora.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, peftLoraConfig } from './lora-peft.js';
 
 // The tfjs adapter refuses rsLoRA and fan-in-fan-out because its LoraLinear does not implement them; a merge is
@@ -51,9 +51,49 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
   const scaling = config.use_rslora ? config.lora_alpha / Math.sqrt(config.r) : config.lora_alpha / config.r;
   // PEFT matches a target against the end of the module path, on a dot boundary.
   const targeted = (module: string) => config.target_modules.some((t) => module === t || module.endsWith(`.${t}`));
+  const file = SafetensorsFile.open(join(adapterDir, ADAPTER_WEIGHTS_FILE));
+  const adapter: AdapterTensors = { keys: () => file.keys(), has: (key) => file.tensors.has(key), shape: (key) => file.info(key).shape, read: (key) => file.readFloat32(key), close: () => file.close() };
+  return mergedSource(base, adapter, { r: config.r, scaling, fanInFanOut: config.fan_in_fan_out, targeted, keyPrefix, label: adapterDir });
+}
 
-  const adapter = SafetensorsFile.open(join(adapterDir, ADAPTER_WEIGHTS_FILE));
-  const name = `lora-merged(${adapterDir})`;
+/**
+ * A bvllm model folder's own LoRA folded in: the folder keeps the adapter unmerged beside its base weights (PEFT
+ * key names, `base_model.model.model.layers.N.….lora_{A,B}.weight`; r, α and the target modules in `bvllm.json`'s
+ * `lora`), and an ONNX export must read the merged weights, as the tfjs model computes them (`LoraAdapter`). The
+ * adapter keys are hidden from the result; a folder without them is returned as it is.
+ */
+export function inFolderLoraMergedSource(source: WeightSource, lora: Pick<LoraConfig, 'r' | 'alpha' | 'targetModules'>): WeightSource {
+  const isAdapter = (key: string) => /\.lora_[AB]\.weight$/.test(key);
+  if (!source.keys().some(isAdapter)) return source;
+  const base: WeightSource = { ...source, keys: () => source.keys().filter((k) => !isAdapter(k)), has: (key) => !isAdapter(key) && source.has(key) };
+  const adapter: AdapterTensors = { keys: () => source.keys().filter(isAdapter), has: (key) => source.has(key), shape: (key) => source.info(key).shape, read: (key) => source.read(key), close: () => undefined };
+  const targeted = (module: string) => lora.targetModules.some((t) => module.endsWith(`.${t}`));
+  return mergedSource(base, adapter, { r: lora.r, scaling: lora.alpha / lora.r, fanInFanOut: false, targeted, keyPrefix: '', label: 'the folder\'s adapter' });
+}
+
+/** Where the adapter's A and B matrices are read from. */
+interface AdapterTensors {
+  keys(): string[];
+  has(key: string): boolean;
+  shape(key: string): number[];
+  read(key: string): Float32Array;
+  close(): void;
+}
+
+interface MergeSpec {
+  r: number;
+  scaling: number;
+  fanInFanOut: boolean;
+  targeted(module: string): boolean;
+  keyPrefix: string;
+  /** Names the adapter in `origin` and errors. */
+  label: string;
+}
+
+/** `base` with `adapter` merged in at `read`, every pair checked up front from shapes alone (see {@link loraMergedSource}). */
+function mergedSource(base: WeightSource, adapter: AdapterTensors, spec: MergeSpec): WeightSource {
+  const { keyPrefix, r } = spec;
+  const name = `lora-merged(${spec.label})`;
   const adapted = new Map<string, AdaptedWeight>();
   try {
     const left = new Set(adapter.keys());
@@ -65,24 +105,24 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
       const a = peftKey(module, 'A');
       const b = peftKey(module, 'B');
       if (!left.has(a) && !left.has(b)) continue;
-      if (!targeted(module)) continue; // left in `left`: reported as unexpected, PEFT would not load it
+      if (!spec.targeted(module)) continue; // left in `left`: reported as unexpected, PEFT would not load it
       left.delete(a);
       left.delete(b);
-      if (!adapter.tensors.has(a) || !adapter.tensors.has(b)) {
-        missing.push(adapter.tensors.has(a) ? b : a);
+      if (!adapter.has(a) || !adapter.has(b)) {
+        missing.push(adapter.has(a) ? b : a);
         continue;
       }
       const w = base.info(key).shape;
-      const shapeA = adapter.info(a).shape;
-      const shapeB = adapter.info(b).shape;
+      const shapeA = adapter.shape(a);
+      const shapeB = adapter.shape(b);
       if (w.length !== 2) {
         // The shape the adapter implies, [out, in] (or [in, out] with fan_in_fan_out).
-        misshaped.push({ key, expected: config.fan_in_fan_out ? [shapeA[1], shapeB[0]] : [shapeB[0], shapeA[1]], actual: w });
+        misshaped.push({ key, expected: spec.fanInFanOut ? [shapeA[1], shapeB[0]] : [shapeB[0], shapeA[1]], actual: w });
         continue;
       }
-      const [out, inFeatures] = config.fan_in_fan_out ? [w[1], w[0]] : [w[0], w[1]];
-      const expectA = [config.r, inFeatures];
-      const expectB = [out, config.r];
+      const [out, inFeatures] = spec.fanInFanOut ? [w[1], w[0]] : [w[0], w[1]];
+      const expectA = [r, inFeatures];
+      const expectB = [out, r];
       if (shapeA.join() !== expectA.join()) misshaped.push({ key: a, expected: expectA, actual: shapeA });
       else if (shapeB.join() !== expectB.join()) misshaped.push({ key: b, expected: expectB, actual: shapeB });
       else adapted.set(key, { a, b });
@@ -103,10 +143,10 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
       const pair = adapted.get(key);
       const w = base.read(key);
       if (!pair) return w;
-      addScaledProduct(w, adapter.readFloat32(pair.b), adapter.readFloat32(pair.a), config.r, scaling, config.fan_in_fan_out);
+      addScaledProduct(w, adapter.read(pair.b), adapter.read(pair.a), r, spec.scaling, spec.fanInFanOut);
       return w;
     },
-    origin: (key) => (adapted.has(key) ? `lora-merged(${base.origin(key)} + ${adapterDir})` : base.origin(key)),
+    origin: (key) => (adapted.has(key) ? `lora-merged(${base.origin(key)} + ${spec.label})` : base.origin(key)),
     close: () => {
       adapter.close();
       base.close();

@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { ConfigError, Rng, TensorSource, finiteSource, storeSource, tf, type FiniteCheckOptions, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
 import { frameSelectRegistry, frameWeightsFromScores, uniformFrameIndices, type FrameSelectStage, type QFormerGumbelConfig, type QFormerGumbelSelect } from '@bvllm/frame-select';
-import { ChatTemplate, asCausalDecoder, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
+import { ChatTemplate, asCausalDecoder, inFolderLoraMergedSource, loraConfig, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
@@ -208,12 +208,19 @@ export class InferenceSession {
     // As loadModel reads them, so a session and the tfjs model tokenize a question alike.
     const assets = loadAssets(modelDir, typeof raw.questionMaxLength === 'number' ? raw.questionMaxLength : undefined);
     let source: WeightSource | undefined;
-    // Every tensor the export or the small stages read is checked for NaN / Infinity as it is read.
-    const weights = (): WeightSource => (source ??= finiteSource(TensorSource.fromDir(modelDir, WEIGHTS_FILE), options));
+    // Every tensor the export or the small stages read is checked for NaN / Infinity as it is read. A folder that
+    // keeps its stage-2 LoRA unmerged (as training saves it) is read merged, as the tfjs model runs it.
+    const lora = config.lora ? loraConfig.parse(config.lora) : undefined;
+    const read = (): WeightSource => {
+      const checked = finiteSource(TensorSource.fromDir(modelDir, WEIGHTS_FILE), options);
+      return lora ? inFolderLoraMergedSource(checked, lora) : checked;
+    };
+    const weights = (): WeightSource => (source ??= read());
     try {
-      const { dir, manifest } = await exportedModules(() => finiteSource(TensorSource.fromDir(modelDir, WEIGHTS_FILE), options), config, exportCacheDir(options.cacheDir), {
+      const { dir, manifest } = await exportedModules(read, config, exportCacheDir(options.cacheDir), {
         ...options.export,
-        fingerprint: folderFingerprint(modelDir, WEIGHTS_FILE),
+        // Exports cached before adapters were merged on this path must not be reused for a LoRA folder.
+        fingerprint: `${folderFingerprint(modelDir, WEIGHTS_FILE)}${lora ? ':lora-merged' : ''}`,
         preferred: join(modelDir, MODULES_DIR),
       });
       const parts = await onnxParts(config, assets, chosen, dir, manifest, weights, options);

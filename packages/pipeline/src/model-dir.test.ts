@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointFormatError, QuestionTokenizer, WeightsError, initBackend, tf } from '@bvllm/core';
+import { CheckpointFormatError, QuestionTokenizer, Rng, WeightsError, initBackend, tf } from '@bvllm/core';
 import { ffmpegPath } from '@bvllm/vision-encoder';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BvllmModel } from './bvllm-model.js';
@@ -61,6 +61,32 @@ describe('model folders', () => {
     await fromFolder.close();
     model.dispose();
     loaded.dispose();
+  });
+
+  it('a folder with a trained (unmerged) LoRA answers on onnx as the model does: the adapter is merged on the direct path', async () => {
+    buildAssetsDir(assetsDir);
+    const model = BvllmModel.create(testConfig({ lora: { r: 2, alpha: 4, dropout: 0 }, generation: { maxNewTokens: 6 } }), testAssets(), 9);
+    // A trained adapter: B is no longer zero (a fresh one changes nothing, so it would not show a dropped adapter).
+    const rng = Rng.fromSeed(11);
+    for (const [key, v] of model.lora!.variables()) if (key.includes('lora_B')) v.assign(tf.tensor(rng.uniformArray(v.size).map((x: number) => x - 0.5), v.shape));
+    const path = join(dir, 'model-lora-trained');
+    saveModel(model, path, assetsDir);
+    const questions = ['What colour is the square?', 'What shape flashed briefly?', 'red or blue?'];
+    const answers = async (session: InferenceSession) => {
+      const video_ = await session.encode(video);
+      const out: string[] = [];
+      for (const q of questions) out.push((await session.answer(video_, [{ role: 'user', content: q }], { seed: 2 })).text);
+      video_.close();
+      await session.close();
+      return out;
+    };
+    // The model in memory (its onnx export merges the adapter first) against the folder opened straight to onnx.
+    const reference = await answers(await InferenceSession.fromModel(model, { runtime: 'onnx' }));
+    expect(await answers(await InferenceSession.open(path, { runtime: 'onnx' }))).toEqual(reference);
+    // And the adapter matters to these answers: without it (B zero again) the model answers otherwise.
+    for (const [key, v] of model.lora!.variables()) if (key.includes('lora_B')) v.assign(tf.zerosLike(v));
+    expect(await answers(await InferenceSession.fromModel(model, { runtime: 'onnx' }))).not.toEqual(reference);
+    model.dispose();
   });
 
   it('refuses a folder that is not a model, a newer format, and mismatched weights', async () => {
