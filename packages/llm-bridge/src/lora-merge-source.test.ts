@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, Rng, SafetensorsFile, TensorSource, WeightsError, initBackend, readHfConfig, tf, writeSafetensors, type WeightSource } from '@bvllm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loraMergedSource } from './lora-merge-source.js';
+import { inFolderLoraMergedSource, loraMergedSource } from './lora-merge-source.js';
 import { loadLoraAdapter } from './lora-peft.js';
 import { qwen2ConfigFromHf } from './qwen2-config.js';
 import { Qwen2Model } from './qwen2-model.js';
@@ -231,5 +231,33 @@ describe('loraMergedSource folders', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lora-merge-empty-'));
     copyFileSync(join(loraDir, 'adapter_model.safetensors'), join(dir, 'adapter_model.safetensors'));
     expect(() => loraMergedSource(TensorSource.fromDir(baseDir), dir)).toThrow('cannot read the adapter config');
+  });
+});
+
+describe('inFolderLoraMergedSource (a bvllm folder that keeps its adapter unmerged)', () => {
+  it('reads the base weights merged exactly as loraMergedSource does from the PEFT folder, with the adapter keys hidden', () => {
+    // One safetensors holding the fixture's base weights and its adapter's tensors side by side, as training saves a model.
+    const dir = mkdtempSync(join(tmpdir(), 'lora-in-folder-'));
+    const tensors = new Map<string, { values: Float32Array; shape: number[] }>();
+    for (const path of [join(baseDir, 'model.safetensors'), join(loraDir, 'adapter_model.safetensors')]) {
+      const file = SafetensorsFile.open(path);
+      for (const k of file.keys()) tensors.set(k, { values: file.readFloat32(k), shape: file.info(k).shape });
+      file.close();
+    }
+    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    const lora = { r: expected.r, alpha: expected.lora_alpha, targetModules: adapterConfig.target_modules };
+    const inFolder = inFolderLoraMergedSource(TensorSource.fromDir(dir), lora);
+    const reference = loraMergedSource(TensorSource.fromDir(baseDir), loraDir);
+    expect(inFolder.keys().sort()).toEqual(reference.keys().sort());
+    expect(inFolder.keys().some((k) => k.includes('lora_'))).toBe(false);
+    expect(inFolder.has(expected.adapter_tensors[0].name)).toBe(false);
+    for (const key of reference.keys()) expect([key, maxAbsDiff(inFolder.read(key), reference.read(key))]).toEqual([key, 0]);
+    expect(adaptedKeys.every((k) => inFolder.origin(k).startsWith('lora-merged('))).toBe(true);
+    inFolder.close();
+    reference.close();
+    // A folder without adapter keys is returned as it is.
+    const plain = TensorSource.fromDir(baseDir);
+    expect(inFolderLoraMergedSource(plain, lora)).toBe(plain);
+    plain.close();
   });
 });

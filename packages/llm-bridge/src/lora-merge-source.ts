@@ -65,7 +65,15 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
 export function inFolderLoraMergedSource(source: WeightSource, lora: Pick<LoraConfig, 'r' | 'alpha' | 'targetModules'>): WeightSource {
   const isAdapter = (key: string) => /\.lora_[AB]\.weight$/.test(key);
   if (!source.keys().some(isAdapter)) return source;
-  const base: WeightSource = { ...source, keys: () => source.keys().filter((k) => !isAdapter(k)), has: (key) => !isAdapter(key) && source.has(key) };
+  // Methods, not a spread: a source may be a class instance whose methods live on its prototype.
+  const base: WeightSource = {
+    keys: () => source.keys().filter((k) => !isAdapter(k)),
+    has: (key) => !isAdapter(key) && source.has(key),
+    info: (key) => source.info(key),
+    read: (key) => source.read(key),
+    origin: (key) => source.origin(key),
+    close: () => source.close(),
+  };
   const adapter: AdapterTensors = { keys: () => source.keys().filter(isAdapter), has: (key) => source.has(key), shape: (key) => source.info(key).shape, read: (key) => source.read(key), close: () => undefined };
   const targeted = (module: string) => lora.targetModules.some((t) => module.endsWith(`.${t}`));
   return mergedSource(base, adapter, { r: lora.r, scaling: lora.alpha / lora.r, fanInFanOut: false, targeted, keyPrefix: '', label: 'the folder\'s adapter' });

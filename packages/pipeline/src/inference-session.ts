@@ -13,9 +13,9 @@
  * server, `VideoChat` and eval all answer through one session.
  */
 import { join } from 'node:path';
-import { ConfigError, Rng, TensorSource, finiteSource, storeSource, tf, type FiniteCheckOptions, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
+import { ConfigError, Rng, finiteSource, storeSource, tf, type FiniteCheckOptions, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
 import { frameSelectRegistry, frameWeightsFromScores, uniformFrameIndices, type FrameSelectStage, type QFormerGumbelConfig, type QFormerGumbelSelect } from '@bvllm/frame-select';
-import { ChatTemplate, asCausalDecoder, inFolderLoraMergedSource, loraConfig, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
+import { ChatTemplate, asCausalDecoder, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
@@ -23,7 +23,7 @@ import type { BvllmAssets, BvllmModel, VisualPath } from './bvllm-model.js';
 import { chatMessages, spliceEmbeddings, type ChatTurn } from './inference/chat-prompt.js';
 import { EncodedVideo, encodeVideo, type SelectionFeature } from './inference/encoded-video.js';
 import { OrtSample, OrtSelect, OrtVision, TfjsSample, TfjsSelect, TfjsVision, openOrtDecoder } from './inference/engines.js';
-import { MODULES_DIR, exportedModules, fillFromSource, folderFingerprint, frameSelectSpecOf, hasExporter, projectorFrom, storeFingerprint, type ExportModulesOptions, type ModulesManifest } from './inference/export-modules.js';
+import { MODULES_DIR, exportedModules, fillFromSource, folderExportSource, frameSelectSpecOf, hasExporter, projectorFrom, storeFingerprint, type ExportModulesOptions, type ModulesManifest } from './inference/export-modules.js';
 import { TfjsFrameMix, type FrameMix, type SampleModule, type SelectModule, type VisionModule } from './inference/modules.js';
 import { exportCacheDir, resolveOrtOptions, type OrtOptions } from './inference/ort-options.js';
 import { readSelection } from './inference/selection-read.js';
@@ -210,17 +210,12 @@ export class InferenceSession {
     let source: WeightSource | undefined;
     // Every tensor the export or the small stages read is checked for NaN / Infinity as it is read. A folder that
     // keeps its stage-2 LoRA unmerged (as training saves it) is read merged, as the tfjs model runs it.
-    const lora = config.lora ? loraConfig.parse(config.lora) : undefined;
-    const read = (): WeightSource => {
-      const checked = finiteSource(TensorSource.fromDir(modelDir, WEIGHTS_FILE), options);
-      return lora ? inFolderLoraMergedSource(checked, lora) : checked;
-    };
+    const { read, fingerprint } = folderExportSource(modelDir, config, WEIGHTS_FILE, (s) => finiteSource(s, options));
     const weights = (): WeightSource => (source ??= read());
     try {
       const { dir, manifest } = await exportedModules(read, config, exportCacheDir(options.cacheDir), {
         ...options.export,
-        // Exports cached before adapters were merged on this path must not be reused for a LoRA folder.
-        fingerprint: `${folderFingerprint(modelDir, WEIGHTS_FILE)}${lora ? ':lora-merged' : ''}`,
+        fingerprint,
         preferred: join(modelDir, MODULES_DIR),
       });
       const parts = await onnxParts(config, assets, chosen, dir, manifest, weights, options);

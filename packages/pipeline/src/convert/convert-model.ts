@@ -6,8 +6,8 @@
  */
 import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TensorSource, dtypeBytes, writeSafetensorsStreamed } from '@bvllm/core';
-import { MODULES_DIR, exportModules, folderFingerprint } from '../inference/export-modules.js';
+import { dtypeBytes, writeSafetensorsStreamed } from '@bvllm/core';
+import { MODULES_DIR, exportModules, folderExportSource } from '../inference/export-modules.js';
 import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE } from '../model-dir.js';
 import type { PipelineConfig, QuantizeSetting } from '../pipeline-config.js';
 import type { SourceName } from './conversion-error.js';
@@ -102,10 +102,11 @@ export async function convertModel(plan: ConversionPlan, outDir: string, options
     throw error;
   }
   if (options.exportOnnx) {
-    const weights = TensorSource.fromDir(outDir, WEIGHTS_FILE);
+    const { read, fingerprint } = folderExportSource(outDir, config, WEIGHTS_FILE);
+    const weights = read();
     try {
       await exportModules(weights, config, join(outDir, MODULES_DIR), {
-        fingerprint: folderFingerprint(outDir, WEIGHTS_FILE),
+        fingerprint,
         onModule: (module, index, total) => options.onProgress?.({ done: index, total, key: module, bytes: 0, phase: 'onnx' }),
       });
     } finally {

@@ -11,7 +11,7 @@ import { parsePipelineConfig } from '../pipeline-config.js';
 import { testAssets, testConfig, shippedModelDir } from '../test-model.js';
 import { disposeFeatures } from '../video-features.js';
 import { EncodedVideo } from './encoded-video.js';
-import { MODULES_DIR, MODULES_MANIFEST, exportModules, exportedModules, folderFingerprint, modulesKey, readModulesManifest, storeFingerprint } from './export-modules.js';
+import { MODULES_DIR, MODULES_MANIFEST, exportModules, exportedModules, folderExportSource, folderFingerprint, modulesKey, readModulesManifest, storeFingerprint } from './export-modules.js';
 
 // issue #18: the four modules exported from a WeightSource (one tensor at a time), keyed by a cheap fingerprint.
 const llmDir = fileURLToPath(new URL('../../../../../shared/fixtures/qwen2-tiny-s2/', import.meta.url));
@@ -80,10 +80,20 @@ describe('exportModules', () => {
     utimesSync(join(folder, 'model.safetensors'), new Date(), new Date(Date.now() + 5000));
     const after = folderFingerprint(folder);
     expect(after).not.toBe(before);
-    // As `bvllm convert` leaves it: the export inside the model folder, for its current weights.
+    // As `bvllm convert` leaves it: the export inside the model folder, for its current weights (the shipped model
+    // keeps its LoRA unmerged: read merged, and fingerprinted as such).
     const config = parsePipelineConfig((await import('../model-dir.js')).readModelConfig(folder));
-    const source = TensorSource.fromDir(folder);
-    await exportModules(source, config, join(folder, MODULES_DIR), { fingerprint: after });
+    const bare = TensorSource.fromDir(folder);
+    await exportModules(bare, config, join(folder, MODULES_DIR), { fingerprint: after });
+    bare.close();
+    // An export of the bare base weights is not the folder's: open() passes it over for a fresh, merged one.
+    const passedOver = await InferenceSession.open(folder, { cacheDir: join(dir, 'bare-cache') });
+    expect(passedOver.exportDir!.startsWith(join(dir, 'bare-cache'))).toBe(true);
+    await passedOver.close();
+    const { read, fingerprint } = folderExportSource(folder, config);
+    expect(fingerprint).toBe(`${after}:lora-merged`);
+    const source = read();
+    await exportModules(source, config, join(folder, MODULES_DIR), { fingerprint });
     source.close();
     const cacheDir = join(dir, 'empty-cache');
     const session = await InferenceSession.open(folder, { cacheDir });

@@ -11,13 +11,14 @@
  * Inside a model folder the export lives in `<model>/onnx/` (`bvllm convert` writes it there); otherwise in the
  * export cache under `modules-<key>`, where the key hashes a cheap fingerprint of the weights (see
  * {@link folderFingerprint}, {@link storeFingerprint}), the exporter versions, the config and the options. A LoRA
- * must already be merged into the source (`loraMergedSource`, or `lora.merge()` before `storeSource`): adapter keys
- * are never read.
+ * must already be merged into the source (`loraMergedSource`, {@link folderExportSource} for a folder's own, or
+ * `lora.merge()` before `storeSource`): adapter keys are never read.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BvllmError, ConfigError, Rng, WeightsError, tf, type ParameterStore, type WeightSource } from '@bvllm/core';
+import { BvllmError, ConfigError, Rng, TensorSource, WeightsError, tf, type ParameterStore, type WeightSource } from '@bvllm/core';
+import { inFolderLoraMergedSource, loraConfig } from '@bvllm/llm-bridge';
 import { FRAME_SELECT_EXPORTER_VERSION, FRAME_SELECT_ONNX_FILE, exportFrameSelectOnnx, qformerGumbelConfig, type FrameSelectSpec } from '@bvllm/frame-select';
 import { PROJECTOR_KEYS, QWEN2_ONNX_EXPORTER_VERSION, exportQwen2Onnx, parseQwen2Config, projectorRegistry, type Projector } from '@bvllm/llm-bridge';
 import { exportCached, sourceWeights } from '@bvllm/onnx';
@@ -105,6 +106,26 @@ export function modulesKey(fingerprint: string, configInput: PipelineConfigInput
   // Only what the graphs depend on: the name, generation defaults and system prompt do not change an export.
   const shape = { vision: config.vision.vit, frameSelect: config.frameSelect, tokenMerge: config.tokenMerge, spatialSample: config.spatialSample, projector: config.projector, llm: config.llm };
   return createHash('sha256').update(canonical({ fingerprint, exporters: EXPORTERS, shape, options: resolvedOptions(config, options) })).digest('hex').slice(0, 32);
+}
+
+/**
+ * A model folder's weights as an export must read them, and the fingerprint of that reading: a folder that keeps
+ * its LoRA unmerged beside the base weights (as training saves it; `config.lora`) is read with the adapter merged
+ * in (`inFolderLoraMergedSource`), and its fingerprint says so, so an export of the bare base weights is never
+ * taken for it. `wrap` sits under the merge (the NaN / Infinity check).
+ */
+export function folderExportSource(dir: string, config: Pick<PipelineConfig, 'lora'>, weightsFile = 'model.safetensors', wrap: (source: WeightSource) => WeightSource = (source) => source): { read: () => WeightSource; fingerprint: string } {
+  const lora = config.lora ? loraConfig.parse(config.lora) : undefined;
+  const probe = TensorSource.fromDir(dir, weightsFile);
+  const adapted = lora !== undefined && probe.keys().some((key) => /\.lora_[AB]\.weight$/.test(key));
+  probe.close();
+  return {
+    read: () => {
+      const source = wrap(TensorSource.fromDir(dir, weightsFile));
+      return adapted ? inFolderLoraMergedSource(source, lora) : source;
+    },
+    fingerprint: `${folderFingerprint(dir, weightsFile)}${adapted ? ':lora-merged' : ''}`,
+  };
 }
 
 /**
