@@ -8,7 +8,7 @@
  * HTTPS arrives as `CONNECT host:port` and is tunnelled (its TLS stays end to end).
  */
 import { request as httpRequest, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RemoteAddressPolicy } from './remote-address.js';
 
@@ -25,13 +25,12 @@ export class GuardedProxy {
 
   /** Listens on an ephemeral loopback port; `onRefused` hears each refused host (for the server's log). */
   static async start(policy: RemoteAddressPolicy, onRefused: (host: string) => void = () => undefined): Promise<GuardedProxy> {
-    const refuse = onRefused;
     const tunnels = new Set<Duplex>();
-    const server = createServer((request, response) => forward(policy, request, response, refuse));
+    const server = createServer((request, response) => forward(policy, request, response, onRefused));
     server.on('connect', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       tunnels.add(socket);
       socket.on('close', () => tunnels.delete(socket));
-      tunnel(policy, request, socket, head, refuse);
+      tunnel(policy, request, socket, head, onRefused);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
@@ -45,26 +44,13 @@ export class GuardedProxy {
   }
 }
 
-/** The address to connect to for `host`: itself when it is a permitted IP literal, else a checked lookup's answer. */
-function checkedAddress(policy: RemoteAddressPolicy, host: string): Promise<string> {
-  const bare = host.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(bare)) return policy.permits(bare) ? Promise.resolve(bare) : Promise.reject(new Error('refused'));
-  return new Promise((resolve, reject) => policy.lookup(bare, {}, (error, address) => (error ? reject(error) : resolve(address as string))));
-}
-
 function forward(policy: RemoteAddressPolicy, request: IncomingMessage, response: ServerResponse, refuse: (host: string) => void): void {
-  let target: URL;
-  try {
-    target = new URL(request.url ?? '');
-  } catch {
+  const target = URL.canParse(request.url ?? '') ? new URL(request.url!) : undefined;
+  if (target?.protocol !== 'http:') {
     response.writeHead(400).end('absolute http:// URLs only');
     return;
   }
-  if (target.protocol !== 'http:') {
-    response.writeHead(400).end('absolute http:// URLs only');
-    return;
-  }
-  checkedAddress(policy, target.hostname).then(
+  policy.resolve(target.hostname).then(
     (address) => {
       const headers: Record<string, string | string[] | undefined> = { ...request.headers, host: target.host };
       for (const name of HOP_BY_HOP) delete headers[name];
@@ -94,7 +80,7 @@ function tunnel(policy: RemoteAddressPolicy, request: IncomingMessage, client: D
   }
   const [, host, port] = match;
   client.on('error', () => undefined);
-  checkedAddress(policy, host).then(
+  policy.resolve(host).then(
     (address) => {
       const upstream: Socket = connect({ host: address, port: Number(port) }, () => {
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');

@@ -70,6 +70,17 @@ export class RemoteAddressPolicy {
   }
 
   /**
+   * The address to connect to for `host` (an IP literal, bracketed or not, or a name): the literal itself when
+   * permitted, else the first of a name's addresses when every one is. Rejects with {@link RefusedAddressError},
+   * or with the lookup's own error for a name that does not resolve.
+   */
+  resolve(host: string): Promise<string> {
+    const bare = host.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(bare)) return this.permits(bare) ? Promise.resolve(bare) : Promise.reject(new RefusedAddressError(bare));
+    return new Promise((done, fail) => this.lookup(bare, {}, (error, address) => (error ? fail(error) : done(address as string))));
+  }
+
+  /**
    * A `lookup` for http(s).request: resolves every address of the host and fails unless all are permitted.
    * IP literals never reach a lookup function, so callers check those with {@link permits} first.
    */

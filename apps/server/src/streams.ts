@@ -24,7 +24,7 @@ import { LiveStream as Live } from '@bvllm/pipeline';
 import type { FastifyInstance } from 'fastify';
 import { ApiError, invalidRequest } from './api-error.js';
 import { GuardedProxy } from './guarded-proxy.js';
-import { RemoteAddressPolicy } from './remote-address.js';
+import { RefusedAddressError, RemoteAddressPolicy } from './remote-address.js';
 import type { ServerConfig } from './server-config.js';
 
 /** What `POST /v1/streams` takes. */
@@ -95,11 +95,6 @@ export class StreamRegistry {
     this.addresses = new RemoteAddressPolicy(config.remoteMediaAllowedAddresses);
   }
 
-  /** Streams still live (or opening, or reconnecting): what `maxStreams` bounds. */
-  get size(): number {
-    this.prune();
-    return [...this.streams.values()].filter((e) => !isOver(e)).length;
-  }
 
   /** The stream `id`, or 404 `stream_not_found` naming `param`. */
   get(id: string, param: string | null = null): Entry {
@@ -131,7 +126,8 @@ export class StreamRegistry {
 
   async open(request: OpenStreamRequest): Promise<Entry> {
     const { config } = this;
-    const live = this.size;
+    // Only streams still live (or opening, or reconnecting) count against maxStreams.
+    const live = this.list().filter((e) => !isOver(e)).length;
     if (live >= config.maxStreams)
       throw new ApiError(429, 'rate_limit_error', `This server holds ${live} live streams, its limit (--max-streams); close one first.`, 'too_many_streams');
     const windowSec = request.window_sec ?? Math.min(600, config.maxStreamWindowSec);
@@ -226,17 +222,10 @@ export class StreamRegistry {
       new ApiError(403, 'permission_error', "source: the stream's host is a loopback, link-local or private address; this server does not connect to those.", 'remote_media_forbidden_address', 'source');
     const scheme = url.protocol.replace(/:$/, '');
     if (!CONNECTING.has(scheme)) return undefined;
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(host)) {
-      if (!this.addresses.permits(host)) throw forbidden();
-      return undefined;
-    }
-    const address = await new Promise<string>((done, fail) =>
-      this.addresses.lookup(host, {}, (error, address) =>
-        error ? fail(error.name === 'RefusedAddressError' ? forbidden() : invalidRequest('source: the host does not resolve.', 'invalid_url', 'source')) : done(address as string),
-      ),
-    );
-    if (scheme === 'http' || scheme === 'https') return undefined;
+    const address = await this.addresses.resolve(url.hostname).catch((error: Error) => {
+      throw error instanceof RefusedAddressError ? forbidden() : invalidRequest('source: the host does not resolve.', 'invalid_url', 'source');
+    });
+    if (isIP(url.hostname.replace(/^\[(.*)\]$/, '$1')) || scheme === 'http' || scheme === 'https') return undefined;
     const pinned = new URL(url.href);
     pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
     return pinned;

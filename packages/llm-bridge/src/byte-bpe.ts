@@ -80,6 +80,25 @@ export function trainByteBpe(corpus: readonly string[], options: ByteBpeOptions)
   return { vocab, merges };
 }
 
+/**
+ * The `model` object of a Hugging Face `tokenizer.json` for a plain byte-level BPE: `vocab` token → id, `merges` in
+ * rank order (pairs, or "left right" strings as older files write them).
+ */
+export function bpeModelJson(vocab: Readonly<Record<string, number>>, merges: readonly (readonly [string, string])[] | readonly string[]): Record<string, unknown> {
+  return {
+    type: 'BPE',
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: '',
+    end_of_word_suffix: '',
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: false,
+    vocab,
+    merges: merges.map((m) => (typeof m === 'string' ? m : [m[0], m[1]])),
+  };
+}
+
 /** A Hugging Face `tokenizer.json` object with Qwen2's normaliser, pre-tokeniser and decoder around the given BPE. */
 export function byteBpeTokenizerJson(vocab: ReadonlyMap<string, number>, merges: readonly [string, string][], specialTokens: readonly string[]): Record<string, unknown> {
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
@@ -95,17 +114,6 @@ export function byteBpeTokenizerJson(vocab: ReadonlyMap<string, number>, merges:
     },
     post_processor: byteLevel,
     decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab: Object.fromEntries(vocab),
-      merges: merges.map(([a, b]) => [a, b]),
-    },
+    model: bpeModelJson(Object.fromEntries(vocab), merges),
   };
 }

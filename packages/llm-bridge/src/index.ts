@@ -45,7 +45,7 @@ export {
   type GenerationRuntime,
   type FinishReason,
 } from './generate.js';
-export { LoraAdapter, loraConfig, peftKey, type LoraConfig, type LoraConfigInput } from './lora.js';
+export { LoraAdapter, isLoraKey, loraConfig, peftKey, type LoraConfig, type LoraConfigInput } from './lora.js';
 export { loadLoraAdapter, saveLoraAdapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './lora-peft.js';
 export { inFolderLoraMergedSource, loraMergedSource } from './lora-merge-source.js';
 export { positionIdsFromMask, leftPad, type CausalDecoder, type DecoderCache, type DecoderStepResult, type DecoderRuntimeName, type PrefillInput } from './decoder-runtime.js';
@@ -54,4 +54,4 @@ export { OrtDecoder, ORT_EMBED_FILE, ORT_DECODER_FILE, type OrtDecoderOptions } 
 export { generateBatch, type BatchGenerationRuntime, type BatchGenerationResult } from './generate-batch.js';
 export { exportQwen2Onnx, buildQwen2DecoderGraph, buildQwen2EmbedGraph, qwen2HfConfig, qwen2Weights, QWEN2_ONNX_EXPORTER_VERSION, type Qwen2OnnxExportOptions, type Qwen2OnnxExport } from './onnx-export/qwen2-onnx.js';
 export { qwen2ParameterShapes, loraParameterShapes, projectorParameterShapes } from './parameter-shapes.js';
-export { trainByteBpe, byteBpeTokenizerJson, bytesToUnicode, QWEN2_CHAT_SPECIAL_TOKENS, type ByteBpeOptions } from './byte-bpe.js';
+export { trainByteBpe, bpeModelJson, byteBpeTokenizerJson, bytesToUnicode, QWEN2_CHAT_SPECIAL_TOKENS, type ByteBpeOptions } from './byte-bpe.js';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointFormatError, SafetensorsFile, WeightsError, configErrorFrom, tf, type WeightInfo, type WeightSource } from '@bvllm/core';
 import { z } from 'zod';
-import { peftKey, type LoraConfig } from './lora.js';
+import { isLoraKey, peftKey, type LoraConfig } from './lora.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, peftLoraConfig } from './lora-peft.js';
 
 // The tfjs adapter refuses rsLoRA and fan-in-fan-out because its LoraLinear does not implement them; a merge is
@@ -63,18 +63,17 @@ export function loraMergedSource(base: WeightSource, adapterDir: string, options
  * adapter keys are hidden from the result; a folder without them is returned as it is.
  */
 export function inFolderLoraMergedSource(source: WeightSource, lora: Pick<LoraConfig, 'r' | 'alpha' | 'targetModules'>): WeightSource {
-  const isAdapter = (key: string) => /\.lora_[AB]\.weight$/.test(key);
-  if (!source.keys().some(isAdapter)) return source;
+  if (!source.keys().some(isLoraKey)) return source;
   // Methods, not a spread: a source may be a class instance whose methods live on its prototype.
   const base: WeightSource = {
-    keys: () => source.keys().filter((k) => !isAdapter(k)),
-    has: (key) => !isAdapter(key) && source.has(key),
+    keys: () => source.keys().filter((k) => !isLoraKey(k)),
+    has: (key) => !isLoraKey(key) && source.has(key),
     info: (key) => source.info(key),
     read: (key) => source.read(key),
     origin: (key) => source.origin(key),
     close: () => source.close(),
   };
-  const adapter: AdapterTensors = { keys: () => source.keys().filter(isAdapter), has: (key) => source.has(key), shape: (key) => source.info(key).shape, read: (key) => source.read(key), close: () => undefined };
+  const adapter: AdapterTensors = { keys: () => source.keys().filter(isLoraKey), has: (key) => source.has(key), shape: (key) => source.info(key).shape, read: (key) => source.read(key), close: () => undefined };
   const targeted = (module: string) => lora.targetModules.some((t) => module.endsWith(`.${t}`));
   return mergedSource(base, adapter, { r: lora.r, scaling: lora.alpha / lora.r, fanInFanOut: false, targeted, keyPrefix: '', label: 'the folder\'s adapter' });
 }

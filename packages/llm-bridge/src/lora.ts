@@ -26,6 +26,9 @@ export const loraConfig = z
 export type LoraConfig = z.output<typeof loraConfig>;
 export type LoraConfigInput = z.input<typeof loraConfig>;
 
+/** Is `key` a LoRA matrix (PEFT's `….lora_A.weight` / `….lora_B.weight`), not a base weight? */
+export const isLoraKey = (key: string): boolean => /\.lora_[AB]\.weight$/.test(key);
+
 /** PEFT's key of a LoRA matrix for the base Linear at `prefix` (e.g. `model.layers.0.self_attn.q_proj`). */
 export function peftKey(prefix: string, matrix: 'A' | 'B'): string {
   return `base_model.model.${prefix}.lora_${matrix}.weight`;

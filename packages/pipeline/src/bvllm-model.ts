@@ -19,6 +19,7 @@ import {
   PROJECTOR_KEYS,
   Qwen2Model,
   causalLmLoss,
+  isLoraKey,
   projectorRegistry,
   spliceVisual,
   type ChatMessage,
@@ -69,7 +70,7 @@ export interface BvllmSample {
 function trainableFilter(stage: 'stage1' | 'stage2', projectorKeys: readonly string[]): (key: string) => boolean {
   const isProjector = (key: string) => projectorKeys.some((p) => key.startsWith(`${p}.`));
   if (stage === 'stage1') return (key) => /^vlm_att_(query|encoder|ln|projector)_temporal/.test(key) || isProjector(key);
-  return (key) => key.startsWith('vlm_att_') || isProjector(key) || /\.lora_[AB]\.weight$/.test(key);
+  return (key) => key.startsWith('vlm_att_') || isProjector(key) || isLoraKey(key);
 }
 
 export class BvllmModel {

@@ -5,8 +5,8 @@
  * Answers are generated `batchSize` questions at a time (`generateBatch`), which equals answering one by one.
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError } from '@bvllm/core';
 import { dirname, join } from 'node:path';
+import { InvalidArgumentError } from '@bvllm/core';
 import { scoreMcqa, scoreOpenQa, type EvalReport, type McqaBenchmark, type McqaItem, type McqaPrediction, type OpenQaItem } from '@bvllm/trainer';
 import { generateBatch, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import type { SamplingInput } from '@bvllm/vision-encoder';

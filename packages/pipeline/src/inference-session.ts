@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { ConfigError, Rng, finiteSource, storeSource, tf, type FiniteCheckOptions, type FrameSelection, type QuestionTokens, type StageContext, type WeightSource } from '@bvllm/core';
 import { frameSelectRegistry, frameWeightsFromScores, uniformFrameIndices, type FrameSelectStage, type QFormerGumbelConfig, type QFormerGumbelSelect } from '@bvllm/frame-select';
-import { ChatTemplate, asCausalDecoder, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
+import { ChatTemplate, asCausalDecoder, isLoraKey, streamText, tokenizeChat, type CausalDecoder, type FinishReason, type GenerationConfigInput, type GenerationPrompt } from '@bvllm/llm-bridge';
 import { spatialSampleRegistry } from '@bvllm/spatial-sample';
 import { tokenMergeRegistry, type TokenMergeStage } from '@bvllm/token-merge';
 import { samplingOptionsSchema, type SamplingInput } from '@bvllm/vision-encoder';
@@ -250,10 +250,9 @@ export class InferenceSession {
       // The exporters read base weights: the adapter's update must be in them (the fingerprint hashes them too).
       if (mergeHere) lora.merge();
       try {
-        const isAdapter = (key: string) => /\.lora_[AB]\.weight$/.test(key);
         ({ dir: exportDir, manifest } = await exportedModules(() => storeSource(model.store), config, exportCacheDir(options.cacheDir), {
           ...options.export,
-          fingerprint: storeFingerprint(model.store, (key) => !isAdapter(key)),
+          fingerprint: storeFingerprint(model.store, (key) => !isLoraKey(key)),
         }));
       } finally {
         // Unmerging restores the adapter's training form (to float32 rounding), as the caller left it.

@@ -304,7 +304,8 @@ export class LiveSource {
       try {
         const pinned = this.input.url && this.options.checkSource ? await this.options.checkSource(this.input.url) : undefined;
         // The URL is the argument after the last `-i`.
-        if (pinned) args = args.map((arg, i) => (i === args.lastIndexOf('-i') + 1 ? pinned.href : arg));
+        const at = args.lastIndexOf('-i') + 1;
+        if (pinned) args = [...args.slice(0, at), pinned.href, ...args.slice(at + 1)];
       } catch (error) {
         return this.fail(error as Error);
       }

@@ -36,6 +36,7 @@ import {
   weightValues,
   writeModel,
 } from '@bvllm/onnx';
+import { bpeModelJson } from '../../dist/index.js';
 import { byteLevelVocab } from './byte-level-vocab.mjs';
 
 export const TJS_FILES = { fp32: 'model.onnx', q8: 'model_quantized.onnx', q4: 'model_q4.onnx' };
@@ -221,18 +222,7 @@ export function writeTransformersJsModel(config, weights, dir, dtypes) {
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab: Object.fromEntries(vocab.tokens.flatMap((t, id) => (special.has(id) ? [] : [[t, id]]))),
-      merges: vocab.merges,
-    },
+    model: bpeModelJson(Object.fromEntries(vocab.tokens.flatMap((t, id) => (special.has(id) ? [] : [[t, id]]))), vocab.merges),
   });
   json('tokenizer_config.json', {
     tokenizer_class: 'Qwen2Tokenizer',

@@ -27,7 +27,7 @@ import {
   type WeightSource,
 } from '@bvllm/core';
 import { instructBlipTemporalKeys } from '@bvllm/frame-select';
-import { PROJECTOR_KEYS, loraMergedSource, qwen2ConfigFromHf, qwen2KeyRules } from '@bvllm/llm-bridge';
+import { PROJECTOR_KEYS, isLoraKey, loraMergedSource, qwen2ConfigFromHf, qwen2KeyRules } from '@bvllm/llm-bridge';
 import { instructBlipSpatialKeys } from '@bvllm/spatial-sample';
 import { familyOf, interpolatePositions, keyTables, vitConfigFromHf, type VitLayout } from '@bvllm/vision-encoder';
 import { CONFIG_FILE, QUESTION_TOKENIZER_DIR, WEIGHTS_FILE } from '../model-dir.js';
@@ -167,7 +167,7 @@ export function planConversion(configInput: unknown, sources: ConversionSources)
     // LoRA: merged at conversion, or kept as PEFT keys when the B-VLLM folder has them; a fresh adapter (B = 0)
     // changes nothing, so a config asking for one without any adapter weights gets none.
     const skipped: SkippedKey[] = [];
-    const bvllmHasLora = folders.bvllm?.keys().some((k) => /\.lora_[AB]\.weight$/.test(k)) ?? false;
+    const bvllmHasLora = folders.bvllm?.keys().some(isLoraKey) ?? false;
     if (config.lora && (sources.lora || !bvllmHasLora)) delete config.lora;
 
     const targets = modelParameterShapes(config);

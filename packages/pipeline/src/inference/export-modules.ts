@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BvllmError, ConfigError, Rng, TensorSource, WeightsError, tf, type ParameterStore, type WeightSource } from '@bvllm/core';
-import { inFolderLoraMergedSource, loraConfig } from '@bvllm/llm-bridge';
+import { inFolderLoraMergedSource, isLoraKey, loraConfig } from '@bvllm/llm-bridge';
 import { FRAME_SELECT_EXPORTER_VERSION, FRAME_SELECT_ONNX_FILE, exportFrameSelectOnnx, qformerGumbelConfig, type FrameSelectSpec } from '@bvllm/frame-select';
 import { PROJECTOR_KEYS, QWEN2_ONNX_EXPORTER_VERSION, exportQwen2Onnx, parseQwen2Config, projectorRegistry, type Projector } from '@bvllm/llm-bridge';
 import { exportCached, sourceWeights } from '@bvllm/onnx';
@@ -117,7 +117,7 @@ export function modulesKey(fingerprint: string, configInput: PipelineConfigInput
 export function folderExportSource(dir: string, config: Pick<PipelineConfig, 'lora'>, weightsFile = 'model.safetensors', wrap: (source: WeightSource) => WeightSource = (source) => source): { read: () => WeightSource; fingerprint: string } {
   const lora = config.lora ? loraConfig.parse(config.lora) : undefined;
   const probe = TensorSource.fromDir(dir, weightsFile);
-  const adapted = lora !== undefined && probe.keys().some((key) => /\.lora_[AB]\.weight$/.test(key));
+  const adapted = lora !== undefined && probe.keys().some(isLoraKey);
   probe.close();
   return {
     read: () => {

@@ -193,15 +193,12 @@ interface Entry {
  */
 class SnapshotPatches implements PatchStore {
   readonly location = 'memory';
-  private release?: () => void;
   constructor(
     private readonly entries: readonly Entry[],
     readonly numPatches: number,
     readonly width: number,
-    release: () => void,
-  ) {
-    this.release = release;
-  }
+    private release: (() => void) | undefined,
+  ) {}
 
   get numFrames(): number {
     return this.entries.length;
